@@ -1,0 +1,121 @@
+import { z } from 'zod';
+
+/** Placeholders people paste from examples; refused as secrets in production. */
+const PLACEHOLDER_SECRET = /^(change[-_ ]?me|changeme|secret|password|placeholder|your[-_]?secret.*|x+|0+|test|example.*|dev.*)$/i;
+
+const MIN_SECRET_BYTES = 32;
+
+const durationSeconds = z.coerce
+  .number({ error: 'must be a whole number of seconds' })
+  .int('must be a whole number of seconds')
+  .min(30, 'must be at least 30 seconds')
+  .max(24 * 3600, 'must be at most 86400 seconds (24 hours)');
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test'], { error: 'must be development, production or test' }).default('development'),
+  PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535, 'must be a port number (0-65535)').default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATABASE_URL: optionalString.pipe(
+    z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
+  ),
+  DATA_DIR: z.string().min(1).default('./.data'),
+  JWT_ACCESS_SECRET: optionalString,
+  JWT_ACCESS_SECRET_PREVIOUS: optionalString,
+  JWT_ISSUER: z.string().min(1).default('http://127.0.0.1:3000'),
+  JWT_AUDIENCE: z.string().min(1).default('auth-platform'),
+  SERVICE_TOKEN_TTL: durationSeconds.default(900),
+  USER_TOKEN_TTL: durationSeconds.default(900),
+  BCRYPT_COST: z.coerce.number({ error: 'must be a number' }).int().min(4, 'must be between 4 and 15').max(15, 'must be between 4 and 15').default(10),
+  ADMIN_EMAIL: optionalString.pipe(z.email('must be an email address').optional()),
+  ADMIN_PASSWORD: optionalString.pipe(z.string().min(12, 'must be at least 12 characters').max(72, 'must be at most 72 bytes').optional()),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+/** Validated server configuration. Built once, at start, from the environment. */
+export interface Config {
+  env: Env['NODE_ENV'];
+  port: number;
+  host: string;
+  /** Unset: the embedded PGlite database under `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  jwt: {
+    /** Signs new tokens. */
+    secret: string;
+    /** Still accepted by verifiers during a key rotation. */
+    previousSecret: string | undefined;
+    issuer: string;
+    audience: string;
+  };
+  serviceTokenTtlSec: number;
+  userTokenTtlSec: number;
+  bcryptCost: number;
+  admin: { email: string | undefined; password: string | undefined };
+  logLevel: Env['LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Why a JWT secret is too weak to sign with, or undefined when it is strong enough. */
+export function weakSecretReason(secret: string): string | undefined {
+  if (Buffer.byteLength(secret, 'utf8') < MIN_SECRET_BYTES) return `must be at least ${MIN_SECRET_BYTES} bytes`;
+  if (PLACEHOLDER_SECRET.test(secret) || new Set(secret).size < 8) return 'looks like a placeholder; generate one with `openssl rand -base64 48`';
+  return undefined;
+}
+
+/**
+ * Parses and checks the environment. Throws one {@link ConfigError} listing
+ * every bad value (one line each). `JWT_ACCESS_SECRET` may be missing outside
+ * production; the caller then supplies a generated one (see `dev-secret.ts`).
+ */
+export function loadConfig(env: Record<string, string | undefined>, fallbackSecret?: () => string): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  const production = e.NODE_ENV === 'production';
+
+  if (production && !e.DATABASE_URL) problems.push('DATABASE_URL: is required when NODE_ENV=production (the embedded database is for development)');
+
+  let secret = e.JWT_ACCESS_SECRET;
+  if (!secret) {
+    if (production || !fallbackSecret) problems.push('JWT_ACCESS_SECRET: is required (at least 32 bytes; generate one with `openssl rand -base64 48`)');
+    else secret = fallbackSecret();
+  }
+  for (const [name, value] of [['JWT_ACCESS_SECRET', secret], ['JWT_ACCESS_SECRET_PREVIOUS', e.JWT_ACCESS_SECRET_PREVIOUS]] as const) {
+    const reason = value === undefined ? undefined : weakSecretReason(value);
+    if (reason && (production || name === 'JWT_ACCESS_SECRET')) problems.push(`${name}: ${reason}`);
+  }
+  if (e.JWT_ACCESS_SECRET_PREVIOUS && e.JWT_ACCESS_SECRET_PREVIOUS === secret) problems.push('JWT_ACCESS_SECRET_PREVIOUS: must differ from JWT_ACCESS_SECRET');
+  if (Boolean(e.ADMIN_EMAIL) !== Boolean(e.ADMIN_PASSWORD) && e.ADMIN_PASSWORD) problems.push('ADMIN_EMAIL: is required when ADMIN_PASSWORD is set');
+  if (production && e.BCRYPT_COST < 10) problems.push('BCRYPT_COST: must be at least 10 when NODE_ENV=production');
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    env: e.NODE_ENV,
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.DATA_DIR,
+    jwt: { secret: secret!, previousSecret: e.JWT_ACCESS_SECRET_PREVIOUS, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
+    serviceTokenTtlSec: e.SERVICE_TOKEN_TTL,
+    userTokenTtlSec: e.USER_TOKEN_TTL,
+    bcryptCost: e.BCRYPT_COST,
+    admin: { email: e.ADMIN_EMAIL?.toLowerCase(), password: e.ADMIN_PASSWORD },
+    logLevel: e.LOG_LEVEL,
+  };
+}

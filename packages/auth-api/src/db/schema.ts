@@ -1,0 +1,58 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+type CreatedAt = ColumnType<Date, Date | undefined, never>;
+type Timestamp = ColumnType<Date, Date, Date>;
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  password_hash: string;
+  roles: string[];
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export type M2MClientStatus = 'active' | 'disabled';
+
+export interface M2MClientsTable {
+  id: string;
+  client_id: string;
+  client_secret_hash: string;
+  name: string;
+  description: string | null;
+  scopes: string[];
+  allowed_audiences: string[];
+  status: M2MClientStatus;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+  last_used_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+  created_by: string | null;
+}
+
+export interface AuditLogTable {
+  id: Generated<string>;
+  at: CreatedAt;
+  /** users.id of the actor, or null (failed login, CLI without a user). */
+  actor_id: string | null;
+  /** Who acted, readable: an email, or `cli`. */
+  actor: string;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  ip: string | null;
+  details: ColumnType<Record<string, unknown> | null, string | null, string | null>;
+}
+
+/** Every table, as kysely sees it. */
+export interface Database {
+  users: UsersTable;
+  m2m_clients: M2MClientsTable;
+  audit_log: AuditLogTable;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type M2MClientRow = Selectable<M2MClientsTable>;
+export type NewM2MClientRow = Insertable<M2MClientsTable>;
+export type M2MClientUpdate = Updateable<M2MClientsTable>;
+export type NewAuditEntry = Insertable<AuditLogTable>;

@@ -1,0 +1,70 @@
+/** Stable error codes of the management API (DESIGN.md). Callers switch on these, never on messages. */
+export type ApiErrorCode =
+  | 'validation_failed'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'rate_limited'
+  | 'service_unavailable'
+  | 'internal_error';
+
+export const STATUS_BY_CODE: Record<ApiErrorCode, number> = {
+  validation_failed: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  service_unavailable: 503,
+  internal_error: 500,
+};
+
+export interface ErrorDetail {
+  path: string;
+  message: string;
+}
+
+/** The one error type the server's own code throws. The error handler turns it into `{error, message, details?}`. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  readonly status: number;
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+    readonly details?: ErrorDetail[],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.status = STATUS_BY_CODE[code];
+  }
+}
+
+/** RFC 6749 §5.2 error codes of the token endpoint, plus 503 `temporarily_unavailable`. */
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type'
+  | 'invalid_scope'
+  | 'temporarily_unavailable'
+  | 'server_error'
+  | 'slow_down';
+
+/** An error of the token endpoint, answered as `{error, error_description}`. */
+export class OAuthError extends Error {
+  override name = 'OAuthError';
+  constructor(
+    readonly code: OAuthErrorCode,
+    readonly description: string,
+    readonly status: number = code === 'invalid_client' ? 401 : code === 'temporarily_unavailable' ? 503 : code === 'server_error' ? 500 : 400,
+    options?: { cause?: unknown },
+  ) {
+    super(description, options);
+  }
+}

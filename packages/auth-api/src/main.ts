@@ -1,0 +1,68 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import { bootstrapAdmin } from './bootstrap.js';
+import { type Config, loadConfig } from './config.js';
+import { connectDatabase, type DatabaseHandle } from './db/connect.js';
+import { migrateToLatest } from './db/migrations.js';
+import { devSecretFrom } from './dev-secret.js';
+import { createBcryptHasher } from './lib/password.js';
+
+const warn = (message: string) => process.stderr.write(`warning: ${message}\n`);
+
+/** Reads and validates the environment; in development, supplies a generated JWT secret kept in DATA_DIR. */
+export function configFromEnvironment(env: NodeJS.ProcessEnv = process.env): Config {
+  return loadConfig(env, () => devSecretFrom(env.DATA_DIR || './.data', warn));
+}
+
+export async function openDatabase(config: Config): Promise<DatabaseHandle> {
+  const database = await connectDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  try {
+    await migrateToLatest(database.db);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  return database;
+}
+
+/**
+ * `auth-api serve`: migrate, create the first admin if needed, listen, and on
+ * SIGTERM/SIGINT stop accepting, finish in-flight requests, close the database, exit 0.
+ */
+export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<FastifyInstance> {
+  const config = configFromEnvironment(env);
+  const database = await openDatabase(config);
+  const hasher = createBcryptHasher(config.bcryptCost);
+  const app = await buildApp({ config, database, hasher });
+  await bootstrapAdmin(config, database.db, hasher, {
+    info: (m) => app.log.info(m),
+    warn: (m) => app.log.warn(m),
+    showOnce: (m) => process.stderr.write(m),
+  });
+
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down: finishing in-flight requests');
+    const force = setTimeout(() => {
+      app.log.error('shutdown took longer than 25 s; exiting');
+      process.exit(1);
+    }, 25_000);
+    force.unref();
+    app
+      .close()
+      .then(() => database.close())
+      .then(() => process.exit(0))
+      .catch((err) => {
+        app.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+
+  await app.listen({ port: config.port, host: config.host });
+  app.log.info({ database: database.kind, docs: '/docs' }, 'auth-api ready');
+  return app;
+}

@@ -1,0 +1,27 @@
+import { z } from 'zod';
+
+export const SYSTEM_ADMIN = 'system_admin';
+
+export const emailSchema = z.string().trim().toLowerCase().max(254).pipe(z.email('must be an email address'));
+
+export const loginBodySchema = z.strictObject({
+  email: emailSchema,
+  password: z.string().min(1, 'is required').max(1024),
+});
+
+export const userSchema = z.object({
+  id: z.string(),
+  email: z.string(),
+  roles: z.array(z.string()),
+  created_at: z.string(),
+});
+
+export const loginResponseSchema = z.object({
+  user: userSchema,
+  tokens: z.object({ access_token: z.string(), token_type: z.literal('Bearer'), expires_in: z.number() }),
+  roles: z.array(z.string()),
+});
+
+export const meResponseSchema = z.object({ user: userSchema, roles: z.array(z.string()) });
+
+export type PublicUser = z.infer<typeof userSchema>;

@@ -1,0 +1,38 @@
+import type { Kysely } from 'kysely';
+import type { Database, NewAuditEntry } from '../../db/schema.js';
+
+export type AuditAction =
+  | 'login.success'
+  | 'login.failure'
+  | 'm2m_client.create'
+  | 'm2m_client.update'
+  | 'm2m_client.revoke'
+  | 'user.create';
+
+/** Who did something and from where: the audit trail's subject. */
+export interface Actor {
+  id: string | null;
+  /** Readable: the admin's email, or `cli`. */
+  label: string;
+  ip: string | null;
+}
+
+export interface AuditEvent {
+  action: AuditAction;
+  targetType?: 'm2m_client' | 'user';
+  targetId?: string;
+  details?: Record<string, unknown>;
+}
+
+export async function insertAuditEntry(db: Kysely<Database>, actor: Actor, event: AuditEvent): Promise<void> {
+  const row: NewAuditEntry = {
+    actor_id: actor.id,
+    actor: actor.label,
+    ip: actor.ip,
+    action: event.action,
+    target_type: event.targetType ?? null,
+    target_id: event.targetId ?? null,
+    details: event.details ? JSON.stringify(event.details) : null,
+  };
+  await db.insertInto('audit_log').values(row).execute();
+}

@@ -1,0 +1,39 @@
+import type { Kysely } from 'kysely';
+import type { Database, M2MClientRow, M2MClientUpdate, NewM2MClientRow } from '../../db/schema.js';
+
+export function insertClient(db: Kysely<Database>, row: NewM2MClientRow): Promise<M2MClientRow> {
+  return db.insertInto('m2m_clients').values(row).returningAll().executeTakeFirstOrThrow();
+}
+
+/** Every credential not revoked, newest first. */
+export function listActiveClients(db: Kysely<Database>): Promise<M2MClientRow[]> {
+  return db.selectFrom('m2m_clients').selectAll().where('revoked_at', 'is', null).orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
+}
+
+export function findClientById(db: Kysely<Database>, id: string): Promise<M2MClientRow | undefined> {
+  return db.selectFrom('m2m_clients').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export function findClientByClientId(db: Kysely<Database>, clientId: string): Promise<M2MClientRow | undefined> {
+  return db.selectFrom('m2m_clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+}
+
+/** Updates a credential that is not revoked; undefined when there is none. */
+export function updateClient(db: Kysely<Database>, id: string, changes: M2MClientUpdate): Promise<M2MClientRow | undefined> {
+  return db.updateTable('m2m_clients').set(changes).where('id', '=', id).where('revoked_at', 'is', null).returningAll().executeTakeFirst();
+}
+
+/** Marks a credential revoked; undefined when it is unknown or already revoked. */
+export function revokeClient(db: Kysely<Database>, id: string, at: Date): Promise<M2MClientRow | undefined> {
+  return db
+    .updateTable('m2m_clients')
+    .set({ revoked_at: at, updated_at: at })
+    .where('id', '=', id)
+    .where('revoked_at', 'is', null)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+export async function touchLastUsed(db: Kysely<Database>, id: string, at: Date): Promise<void> {
+  await db.updateTable('m2m_clients').set({ last_used_at: at }).where('id', '=', id).execute();
+}

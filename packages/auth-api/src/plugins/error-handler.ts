@@ -1,0 +1,87 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { isDatabaseUnavailable } from '../db/errors.js';
+import { ApiError, type ApiErrorCode, type ErrorDetail, STATUS_BY_CODE } from '../errors.js';
+
+/** Fastify's own client errors (body parsing, content type, limits) → our codes. */
+const FASTIFY_CODES: Record<string, ApiErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'validation_failed',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'validation_failed',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'validation_failed',
+  FST_ERR_VALIDATION: 'validation_failed',
+};
+
+const STATUS_CODES: Partial<Record<number, ApiErrorCode>> = {
+  400: 'validation_failed',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'not_found',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+};
+
+const DEFAULT_MESSAGES: Record<ApiErrorCode, string> = {
+  validation_failed: 'The request is invalid',
+  unauthorized: 'Authentication is required',
+  forbidden: 'Not allowed',
+  not_found: 'Not found',
+  conflict: 'Conflict',
+  payload_too_large: 'The request body is too large',
+  unsupported_media_type: 'Unsupported Content-Type; send application/json',
+  rate_limited: 'Too many requests; retry later',
+  service_unavailable: 'The service is temporarily unavailable; retry later',
+  internal_error: 'Internal error',
+};
+
+export interface ErrorBody {
+  error: ApiErrorCode;
+  message: string;
+  details?: ErrorDetail[];
+}
+
+/**
+ * Maps any error to `{error, message, details?}` with a stable code. Client
+ * mistakes never become 5xx; 5xx bodies carry no internals (the log does).
+ */
+export function toErrorBody(err: FastifyError | Error): { status: number; body: ErrorBody } {
+  if (err instanceof ApiError) {
+    return { status: err.status, body: { error: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
+  }
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = (err as FastifyError).validationContext ?? 'body';
+    const details = err.validation.map((v) => ({
+      path: [where, ...v.instancePath.split('/').filter(Boolean)].join('.'),
+      message: v.message ?? 'is invalid',
+    }));
+    return { status: 400, body: { error: 'validation_failed', message: 'The request is invalid', details } };
+  }
+  if (isDatabaseUnavailable(err)) {
+    return { status: 503, body: { error: 'service_unavailable', message: DEFAULT_MESSAGES.service_unavailable } };
+  }
+  const fe = err as FastifyError;
+  const statusCode = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
+  const code = (fe.code && FASTIFY_CODES[fe.code]) || (statusCode < 500 ? (STATUS_CODES[statusCode] ?? 'validation_failed') : undefined);
+  if (code) {
+    // Fastify's client-error messages are safe and useful ("Body is not valid JSON…").
+    return { status: STATUS_BY_CODE[code], body: { error: code, message: fe.message || DEFAULT_MESSAGES[code] } };
+  }
+  return { status: 500, body: { error: 'internal_error', message: DEFAULT_MESSAGES.internal_error } };
+}
+
+export function registerErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const { status, body } = toErrorBody(err);
+    if (status === 503) request.log.warn({ code: (err as FastifyError).code, message: err.message }, 'database unavailable');
+    else if (status >= 500) request.log.error({ err }, 'request failed');
+    if (status === 429 && err instanceof Error && 'retryAfter' in err) reply.header('retry-after', String(err.retryAfter));
+    return reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({ error: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}` } satisfies ErrorBody),
+  );
+}

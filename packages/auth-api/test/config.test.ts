@@ -1,0 +1,66 @@
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+import { devSecretFrom } from '../src/dev-secret.js';
+
+const strong = 'kR2v9Qm4Zx7Lp1Wn8Ty3Bc6Hd0Fg5Js2Ua9Ve4Xi7Ok';
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('has working defaults for development', () => {
+    const config = loadConfig({ JWT_ACCESS_SECRET: strong });
+    expect(config).toMatchObject({ env: 'development', port: 3000, host: '127.0.0.1', databaseUrl: undefined, dataDir: './.data', serviceTokenTtlSec: 900, bcryptCost: 10 });
+  });
+
+  it('production refuses a missing DATABASE_URL and a weak or placeholder secret, one line each', () => {
+    expect(problems({ NODE_ENV: 'production', JWT_ACCESS_SECRET: strong })).toEqual([expect.stringMatching(/^DATABASE_URL: is required when NODE_ENV=production/)]);
+    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ACCESS_SECRET: 'short' })).toEqual([
+      expect.stringMatching(/^JWT_ACCESS_SECRET: must be at least 32 bytes/),
+    ]);
+    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ACCESS_SECRET: 'x'.repeat(40) })).toEqual([
+      expect.stringMatching(/^JWT_ACCESS_SECRET: looks like a placeholder/),
+    ]);
+    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth' })).toEqual([expect.stringMatching(/^JWT_ACCESS_SECRET: is required/)]);
+    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ACCESS_SECRET: strong, BCRYPT_COST: '8' })).toEqual([
+      expect.stringMatching(/^BCRYPT_COST: must be at least 10/),
+    ]);
+    expect(loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ACCESS_SECRET: strong }).databaseUrl).toBe('postgres://db/auth');
+  });
+
+  it('names every bad value', () => {
+    const list = problems({ PORT: 'eighty', BCRYPT_COST: '40', SERVICE_TOKEN_TTL: '5', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud', JWT_ACCESS_SECRET: strong });
+    expect(list.map((p) => p.split(':')[0]).sort()).toEqual(['BCRYPT_COST', 'DATABASE_URL', 'LOG_LEVEL', 'PORT', 'SERVICE_TOKEN_TTL']);
+    expect(list.every((p) => !p.includes('\n'))).toBe(true);
+  });
+
+  it('development: a missing secret comes from the fallback; a weak one is refused', () => {
+    expect(loadConfig({}, () => strong).jwt.secret).toBe(strong);
+    expect(problems({ JWT_ACCESS_SECRET: 'short' })).toEqual([expect.stringMatching(/^JWT_ACCESS_SECRET: must be at least 32 bytes/)]);
+  });
+});
+
+describe('devSecretFrom', () => {
+  it('generates a secret once, keeps it private in the data folder, and reuses it', () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'authapi-')), 'data');
+    const warnings: string[] = [];
+    const first = devSecretFrom(dir, (m) => warnings.push(m));
+    expect(first.length).toBeGreaterThanOrEqual(64);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).not.toContain(first);
+    expect(statSync(join(dir, 'jwt-access-secret')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dir, 'jwt-access-secret'), 'utf8').trim()).toBe(first);
+    expect(devSecretFrom(dir, (m) => warnings.push(m))).toBe(first);
+    expect(warnings).toHaveLength(1);
+  });
+});
