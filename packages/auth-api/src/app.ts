@@ -13,6 +13,10 @@ import { createAdminAuthService } from './modules/admin-auth/admin-auth.service.
 import { healthRoutes } from './modules/health/health.routes.js';
 import { m2mClientsRoutes } from './modules/m2m-clients/m2m-clients.routes.js';
 import { createM2MClientsService } from './modules/m2m-clients/m2m-clients.service.js';
+import { metadataRoutes } from './modules/oauth/metadata.routes.js';
+import { oauthRoutes } from './modules/oauth/oauth.routes.js';
+import { createOAuthService } from './modules/oauth/oauth.service.js';
+import { createVerifiedSecretCache, type VerifiedSecretCache } from './lib/secret-cache.js';
 import { createUserGuards } from './plugins/admin-guard.js';
 import { registerErrorHandlers } from './plugins/error-handler.js';
 
@@ -25,6 +29,8 @@ export interface BuildAppOptions {
   database: DatabaseHandle;
   clock?: Clock;
   hasher?: PasswordHasher;
+  /** Verified client secrets, so repeat grants skip bcrypt. Default: in memory, 10 minutes. */
+  secretCache?: VerifiedSecretCache;
   /** A pino logger, `false` to log nothing, or fastify logger options. Default: JSON at `config.logLevel`. */
   logger?: FastifyBaseLogger | FastifyServerOptions['logger'];
 }
@@ -102,14 +108,27 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const tokens = createTokenIssuer(tokenKeys, clock);
   const verifyAccessToken = createAccessTokenVerifier(tokenKeys, clock);
   const auth = createAdminAuthService({ db: database.db, hasher, tokens, userTokenTtlSec: config.userTokenTtlSec });
-  const clients = createM2MClientsService({ db: database.db, hasher, clock });
+  const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
+  const clients = createM2MClientsService({ db: database.db, hasher, clock, onChange: (id) => secretCache.delete(id) });
+  const oauth = createOAuthService({
+    db: database.db,
+    hasher,
+    tokens,
+    secretCache,
+    clock,
+    serviceTokenTtlSec: config.serviceTokenTtlSec,
+    defaultAudience: config.jwt.audience,
+    onStampError: (err) => app.log.warn({ code: (err as { code?: string }).code }, 'could not record last_used_at'),
+  });
   const guards = createUserGuards({ verifyAccessToken, findUser: auth.findUser });
 
   await app.register(healthRoutes, { database });
+  await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
   await app.register(
     async (api) => {
       await api.register(adminAuthRoutes, { auth, guards });
       await api.register(m2mClientsRoutes, { clients, guards });
+      await api.register(oauthRoutes, { oauth });
     },
     { prefix: API_PREFIX },
   );

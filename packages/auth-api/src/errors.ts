@@ -54,6 +54,7 @@ export type OAuthErrorCode =
   | 'invalid_scope'
   | 'temporarily_unavailable'
   | 'server_error'
+  | 'invalid_target'
   | 'slow_down';
 
 /** An error of the token endpoint, answered as `{error, error_description}`. */

@@ -37,3 +37,12 @@ export function revokeClient(db: Kysely<Database>, id: string, at: Date): Promis
 export async function touchLastUsed(db: Kysely<Database>, id: string, at: Date): Promise<void> {
   await db.updateTable('m2m_clients').set({ last_used_at: at }).where('id', '=', id).execute();
 }
+
+/** The columns a grant needs, by client_id. */
+export function findClientForGrant(db: Kysely<Database>, clientId: string) {
+  return db
+    .selectFrom('m2m_clients')
+    .select(['id', 'client_id', 'client_secret_hash', 'name', 'scopes', 'allowed_audiences', 'status', 'revoked_at', 'last_used_at'])
+    .where('client_id', '=', clientId)
+    .executeTakeFirst();
+}

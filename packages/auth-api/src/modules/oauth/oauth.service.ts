@@ -1,0 +1,94 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/schema.js';
+import { OAuthError } from '../../errors.js';
+import type { Clock } from '../../lib/clock.js';
+import type { PasswordHasher } from '../../lib/password.js';
+import type { VerifiedSecretCache } from '../../lib/secret-cache.js';
+import type { TokenIssuer } from '../../lib/tokens.js';
+import { clientIdSchema } from '../m2m-clients/m2m-clients.schemas.js';
+import { findClientForGrant, touchLastUsed } from '../m2m-clients/m2m-clients.repository.js';
+import type { ClientCredentials } from './client-auth.js';
+
+/** RFC 6749 §3.3 scope-token characters. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+/** last_used_at is kept to this resolution, so a busy client does not write on every grant. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export interface OAuthDeps {
+  db: Kysely<Database>;
+  hasher: PasswordHasher;
+  tokens: TokenIssuer;
+  secretCache: VerifiedSecretCache;
+  clock: Clock;
+  serviceTokenTtlSec: number;
+  defaultAudience: string;
+  /** Told when stamping last_used_at fails; the grant succeeds regardless. */
+  onStampError?: (err: unknown) => void;
+}
+
+export interface GrantResult {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope: string;
+}
+
+const invalidClient = () => new OAuthError('invalid_client', 'Client authentication failed');
+
+/** The client_credentials grant (RFC 6749 §4.4). */
+export function createOAuthService(deps: OAuthDeps) {
+  const { db, hasher, tokens, secretCache, clock, serviceTokenTtlSec, defaultAudience } = deps;
+
+  /**
+   * The credential if the secret is right and it is active. Every failure is
+   * the same `invalid_client` after the same bcrypt work: unknown ids compare
+   * against a dummy hash; revoked and disabled credentials still compare theirs.
+   */
+  async function authenticate({ clientId, clientSecret }: ClientCredentials) {
+    // Ids that cannot exist (wrong characters, control bytes) never reach the database.
+    const row = clientIdSchema.safeParse(clientId).data === clientId ? await findClientForGrant(db, clientId) : undefined;
+    if (!row) {
+      await hasher.burn(clientSecret);
+      throw invalidClient();
+    }
+    const usable = row.status === 'active' && row.revoked_at === null;
+    const verified =
+      (usable && secretCache.has(row.id, clientSecret, row.client_secret_hash)) || (await hasher.verify(clientSecret, row.client_secret_hash));
+    if (!verified || !usable) throw invalidClient();
+    secretCache.add(row.id, clientSecret, row.client_secret_hash);
+    return row;
+  }
+
+  function grantedScopes(requested: string | undefined, held: string[]): string[] {
+    if (requested === undefined || requested.trim() === '') return held;
+    const wanted = [...new Set(requested.split(' ').filter(Boolean))];
+    if (!wanted.every((s) => SCOPE_TOKEN.test(s))) throw new OAuthError('invalid_scope', 'scope is malformed: space-delimited scope tokens expected');
+    const refused = wanted.filter((s) => !held.includes(s));
+    if (refused.length > 0) throw new OAuthError('invalid_scope', `The client may not request: ${refused.join(' ')}`);
+    return wanted;
+  }
+
+  function audienceFor(requested: string | undefined, allowed: string[]): string {
+    if (requested === undefined || requested === defaultAudience) return defaultAudience;
+    if (allowed.includes(requested)) return requested;
+    throw new OAuthError('invalid_target', 'The client may not request tokens for that audience');
+  }
+
+  function stampLastUsed(id: string, last: Date | null, now: number) {
+    if (last && now - last.getTime() < LAST_USED_RESOLUTION_MS) return;
+    touchLastUsed(db, id, new Date(now)).catch((err) => deps.onStampError?.(err));
+  }
+
+  return {
+    async clientCredentialsGrant(credentials: ClientCredentials, params: { scope?: string | undefined; audience?: string | undefined }): Promise<GrantResult> {
+      const client = await authenticate(credentials);
+      const scopes = grantedScopes(params.scope, client.scopes);
+      const aud = audienceFor(params.audience, client.allowed_audiences);
+      const { token } = tokens.serviceToken({ sub: client.client_id, client_id: client.client_id, service_name: client.name, scopes, aud }, serviceTokenTtlSec);
+      stampLastUsed(client.id, client.last_used_at, clock());
+      return { access_token: token, token_type: 'Bearer', expires_in: serviceTokenTtlSec, scope: scopes.join(' ') };
+    },
+  };
+}
+
+export type OAuthService = ReturnType<typeof createOAuthService>;
