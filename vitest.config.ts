@@ -30,6 +30,16 @@ export default defineConfig({
           maxWorkers: 2,
         },
       },
+      {
+        resolve: { alias: { '@rw3iss/auth-server-ts': sdkSource } },
+        test: {
+          name: 'auth-client',
+          root: './packages/auth-client',
+          include: ['test/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
     ],
   },
 });
