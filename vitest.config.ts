@@ -18,7 +18,7 @@ export default defineConfig({
       {
         // The server imports the SDK by its package name; tests run it from source
         // so `pnpm test` needs no build step.
-        resolve: { alias: { '@rw3iss/auth-server-ts': sdkSource } },
+        resolve: { alias: [{ find: /^@rw3iss\/auth-server-ts$/, replacement: sdkSource }] },
         test: {
           name: 'auth-api',
           root: './packages/auth-api',
@@ -31,7 +31,7 @@ export default defineConfig({
         },
       },
       {
-        resolve: { alias: { '@rw3iss/auth-server-ts': sdkSource } },
+        resolve: { alias: [{ find: /^@rw3iss\/auth-server-ts$/, replacement: sdkSource }] },
         test: {
           name: 'auth-client',
           root: './packages/auth-client',

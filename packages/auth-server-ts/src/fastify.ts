@@ -1,0 +1,77 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { AuthServerError } from './errors.js';
+import { authenticate, toRequirement } from './lib/guard.js';
+import {
+  createServiceTokenVerifier,
+  type ScopeRequirement,
+  type ServicePrincipal,
+  type ServiceTokenVerifier,
+  type ServiceTokenVerifierOptions,
+} from './verifier.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Set by `serviceTokenPlugin`. */
+    serviceTokenVerifier: ServiceTokenVerifier;
+  }
+  interface FastifyRequest {
+    /** The verified service; set by `requireServiceToken`, `null` on routes without it. */
+    servicePrincipal: ServicePrincipal | null;
+  }
+}
+
+/** Options of {@link serviceTokenPlugin}: a verifier, or the options to create one. */
+export type ServiceTokenPluginOptions = { verifier: ServiceTokenVerifier } | ServiceTokenVerifierOptions;
+
+const plugin: FastifyPluginAsync<ServiceTokenPluginOptions> = async (app, options) => {
+  const verifier = 'verifier' in options ? options.verifier : createServiceTokenVerifier(options);
+  app.decorate('serviceTokenVerifier', verifier);
+  app.decorateRequest('servicePrincipal', null);
+};
+
+/**
+ * Fastify plugin that makes a service-token verifier available to
+ * {@link requireServiceToken} (as `app.serviceTokenVerifier`) and declares
+ * `request.servicePrincipal`. Not encapsulated: register it once at the root.
+ *
+ * @example
+ * await app.register(serviceTokenPlugin, { secret, issuer: 'https://auth.example.com', audience: 'billing-api' });
+ * // or with a verifier you already have:
+ * await app.register(serviceTokenPlugin, { verifier });
+ */
+export const serviceTokenPlugin = fp(plugin, { name: '@rw3iss/auth-server-ts', fastify: '5.x' });
+
+/** A Fastify `preHandler` that only lets a service token with the given scopes through. */
+export type ServiceTokenPreHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+
+/**
+ * Per-route guard: verifies the `Authorization: Bearer` service token and the
+ * scopes, sets `request.servicePrincipal`, or answers 401/403 per RFC 6750 §3
+ * with a `WWW-Authenticate` header and a JSON body. Needs {@link serviceTokenPlugin}.
+ *
+ * @example
+ * app.post('/publish', { preHandler: requireServiceToken('gsku:publish') }, async (request) => {
+ *   return { by: request.servicePrincipal!.clientId };
+ * });
+ * // one of several scopes:
+ * requireServiceToken({ scopes: ['gsku:publish', 'gsku:admin'], mode: 'any' });
+ */
+export function requireServiceToken(...scopes: string[]): ServiceTokenPreHandler;
+export function requireServiceToken(requirement: ScopeRequirement): ServiceTokenPreHandler;
+export function requireServiceToken(...args: Array<string | ScopeRequirement>): ServiceTokenPreHandler {
+  const requirement = toRequirement(args, 'requireServiceToken');
+  return async function serviceTokenGuard(request, reply) {
+    const verifier = request.server.serviceTokenVerifier;
+    if (verifier === undefined) {
+      throw new AuthServerError('invalid_options', 'requireServiceToken needs serviceTokenPlugin to be registered first');
+    }
+    const outcome = await authenticate(verifier, request.headers.authorization, requirement);
+    if ('response' in outcome) {
+      const { status, headers, body } = outcome.response;
+      return reply.code(status).headers(headers).send(body);
+    }
+    request.servicePrincipal = outcome.principal;
+    return undefined;
+  };
+}

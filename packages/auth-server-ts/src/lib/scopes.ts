@@ -1,0 +1,19 @@
+import { AuthServerError } from '../errors.js';
+
+// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). Keeping to it
+// also makes scopes safe inside RFC 6750's quoted `scope="…"` attribute.
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+/** Checks each scope is an RFC 6749 scope-token; returns them sorted and de-duplicated. */
+export function normalizeScopes(scopes: readonly string[], label: string): string[] {
+  if (!Array.isArray(scopes)) throw new AuthServerError('invalid_options', `${label} must be an array of strings`);
+  for (const scope of scopes) {
+    if (typeof scope !== 'string' || !SCOPE_TOKEN.test(scope)) {
+      throw new AuthServerError(
+        'invalid_options',
+        `${label} contains ${JSON.stringify(scope)}: a scope is a non-empty string without spaces, quotes or backslashes (RFC 6749 §3.3)`,
+      );
+    }
+  }
+  return [...new Set(scopes)].sort();
+}

@@ -1,0 +1,358 @@
+import type { webcrypto } from 'node:crypto';
+import { errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTVerifyOptions } from 'jose';
+import { ACCESS_TOKEN_TYP, type ServiceTokenClaims } from './claims.js';
+import type { Clock } from './clock.js';
+import { AuthServerError, TokenVerificationError, type TokenVerificationReason } from './errors.js';
+import { keyIdForSecret } from './keys.js';
+
+/** HMAC algorithms a service-token verifier can allow (RFC 7518 §3.2). */
+export type ServiceTokenAlgorithm = 'HS256' | 'HS384' | 'HS512';
+
+/** A signing secret: a string (used as its UTF-8 bytes) or raw bytes. */
+export type Secret = string | Uint8Array;
+
+/** Options of {@link createServiceTokenVerifier}. */
+export interface ServiceTokenVerifierOptions {
+  /** The current `JWT_ACCESS_SECRET` (at least 32 bytes, RFC 7518 §3.2). */
+  secret: Secret;
+  /** Older secrets still accepted during a key rotation (`JWT_ACCESS_SECRET_PREVIOUS`). */
+  previousSecrets?: readonly Secret[];
+  /** Accepted `iss` value(s). Required; pass `false` to skip the check on purpose. */
+  issuer: string | readonly string[] | false;
+  /** Accepted `aud` value(s): the token must name one of them. Required; pass `false` to skip the check on purpose. */
+  audience: string | readonly string[] | false;
+  /** Allowed `alg` header values. Default `['HS256']`. `none` and asymmetric algorithms are never accepted. */
+  algorithms?: readonly ServiceTokenAlgorithm[];
+  /** Leeway for `exp`, `nbf` and `iat`, in seconds. Default 5. */
+  clockToleranceSec?: number;
+  /** Reject tokens whose `iat` is older than this many seconds (requires `iat`). Default: no limit. */
+  maxTokenAgeSec?: number;
+  /**
+   * Cache of verified tokens, keyed by the whole token, so a token seen again
+   * skips the signature check (expiry and scopes are still checked on every
+   * call). Default `{ maxEntries: 1000 }`; `false` turns it off.
+   */
+  cache?: { maxEntries?: number } | false;
+  /** Time source. Default: the system clock. */
+  clock?: Pick<Clock, 'now'>;
+}
+
+/** Scopes a call to {@link ServiceTokenVerifier.verify} requires. */
+export interface ScopeRequirement {
+  /** Required scopes. Default: none. */
+  scopes?: readonly string[];
+  /** `'all'` (default): every scope is required; `'any'`: one of them is enough. */
+  mode?: 'all' | 'any';
+}
+
+/** The verified caller of a service token. Frozen. */
+export interface ServicePrincipal {
+  /** The credential's `client_id`. */
+  readonly clientId: string;
+  /** The credential's display name (`service_name`). */
+  readonly serviceName: string;
+  /** The granted scopes. */
+  readonly scopes: readonly string[];
+  /** Every claim of the token. */
+  readonly claims: Readonly<ServiceTokenClaims>;
+}
+
+/** Verifies service tokens locally. Created by {@link createServiceTokenVerifier}. */
+export interface ServiceTokenVerifier {
+  /**
+   * Verifies `token` (the bare JWT, without `Bearer `) and the required scopes.
+   * Rejects with a {@link TokenVerificationError}.
+   *
+   * @example const principal = await verifier.verify(token, { scopes: ['gsku:publish'] });
+   */
+  verify(token: string | null | undefined, requirement?: ScopeRequirement): Promise<ServicePrincipal>;
+  /** Replaces the secrets (e.g. after a rotation) and clears the cache. */
+  setSecrets(secrets: { secret: Secret; previousSecrets?: readonly Secret[] }): void;
+  /** Empties the cache of verified tokens. */
+  clearCache(): void;
+}
+
+/**
+ * Creates a local verifier for service tokens: HS256 JWTs with header
+ * `typ: at+jwt` (RFC 9068) and claim `token_type: "service"`, signed with the
+ * platform's `JWT_ACCESS_SECRET` (or a previous one during a rotation).
+ *
+ * Issuer and audience are required; `issuer: false` / `audience: false` skips
+ * that check explicitly. `exp` is always required.
+ *
+ * @example
+ * const verifier = createServiceTokenVerifier({
+ *   secret: process.env.JWT_ACCESS_SECRET!,
+ *   previousSecrets: process.env.JWT_ACCESS_SECRET_PREVIOUS ? [process.env.JWT_ACCESS_SECRET_PREVIOUS] : [],
+ *   issuer: 'https://auth.example.com',
+ *   audience: 'billing-api',
+ * });
+ * const principal = await verifier.verify(token, { scopes: ['gsku:publish'] });
+ */
+export function createServiceTokenVerifier(options: ServiceTokenVerifierOptions): ServiceTokenVerifier {
+  return new Verifier(options);
+}
+
+const ALGORITHMS: ReadonlySet<string> = new Set<ServiceTokenAlgorithm>(['HS256', 'HS384', 'HS512']);
+type CryptoKey = webcrypto.CryptoKey;
+
+const HASH: Record<ServiceTokenAlgorithm, string> = { HS256: 'SHA-256', HS384: 'SHA-384', HS512: 'SHA-512' };
+const MIN_SECRET_BYTES = 32;
+const DEFAULT_CACHE_ENTRIES = 1000;
+
+/** One secret, imported once per allowed algorithm (jose would re-import raw bytes on every call). */
+interface KeyEntry {
+  kid: string;
+  keys: Partial<Record<string, CryptoKey>>;
+}
+
+interface KeySet {
+  /** Current first: the order kid-less tokens are tried in. */
+  list: KeyEntry[];
+  byKid: Map<string, KeyEntry>;
+}
+
+interface CacheEntry {
+  principal: ServicePrincipal;
+  granted: ReadonlySet<string>;
+  validUntilMs: number;
+}
+
+class Verifier implements ServiceTokenVerifier {
+  readonly #algorithms: ServiceTokenAlgorithm[];
+  readonly #joseOptions: JWTVerifyOptions;
+  readonly #clock: Pick<Clock, 'now'> | undefined;
+  readonly #maxTokenAgeSec: number | undefined;
+  readonly #cache: Map<string, CacheEntry> | undefined;
+  readonly #maxEntries: number;
+  #keys!: Promise<KeySet>;
+  #readyKeys: KeySet | undefined;
+  // Bumped on every key change so a verification that started with old keys
+  // does not put its result into the freshly cleared cache.
+  #generation = 0;
+
+  constructor(options: ServiceTokenVerifierOptions) {
+    if (typeof options !== 'object' || options === null) invalid('options must be an object');
+    const issuer = checkExpected(options.issuer, 'issuer');
+    const audience = checkExpected(options.audience, 'audience');
+    const algorithms = options.algorithms ?? ['HS256'];
+    if (!Array.isArray(algorithms) || algorithms.length === 0 || !algorithms.every((alg) => ALGORITHMS.has(alg))) {
+      invalid(`algorithms must be a non-empty list of ${[...ALGORITHMS].join(', ')}`);
+    }
+    const clockToleranceSec = options.clockToleranceSec ?? 5;
+    if (!Number.isFinite(clockToleranceSec) || clockToleranceSec < 0) invalid('clockToleranceSec must be a number ≥ 0');
+    const maxTokenAgeSec = options.maxTokenAgeSec;
+    if (maxTokenAgeSec !== undefined && !(Number.isFinite(maxTokenAgeSec) && maxTokenAgeSec > 0)) {
+      invalid('maxTokenAgeSec must be a number > 0 when given');
+    }
+    const cache = options.cache ?? {};
+    const maxEntries = cache === false ? 0 : (cache.maxEntries ?? DEFAULT_CACHE_ENTRIES);
+    if (cache !== false && !(Number.isInteger(maxEntries) && maxEntries > 0)) {
+      invalid('cache.maxEntries must be an integer > 0 (use cache: false to turn the cache off)');
+    }
+
+    this.#algorithms = [...new Set(algorithms)];
+    this.#clock = options.clock;
+    this.#maxTokenAgeSec = maxTokenAgeSec;
+    this.#maxEntries = maxEntries;
+    this.#cache = cache === false ? undefined : new Map();
+    this.#joseOptions = {
+      algorithms: this.#algorithms,
+      typ: ACCESS_TOKEN_TYP,
+      clockTolerance: clockToleranceSec,
+      requiredClaims: ['exp'],
+      ...(issuer === false ? {} : { issuer }),
+      ...(audience === false ? {} : { audience }),
+      ...(maxTokenAgeSec === undefined ? {} : { maxTokenAge: maxTokenAgeSec }),
+    };
+    this.setSecrets(options);
+  }
+
+  setSecrets(secrets: { secret: Secret; previousSecrets?: readonly Secret[] }): void {
+    const all = [secrets.secret, ...(secrets.previousSecrets ?? [])];
+    all.forEach((secret, i) => checkSecret(secret, i === 0 ? 'secret' : `previousSecrets[${i - 1}]`));
+    this.#generation++;
+    this.#readyKeys = undefined;
+    this.#cache?.clear();
+    const keys = importKeys(all, this.#algorithms);
+    this.#keys = keys;
+    // Swallow here so an unobserved failure is not an unhandled rejection;
+    // verify() awaits #keys and sees it.
+    keys.then(
+      (ready) => {
+        if (this.#keys === keys) this.#readyKeys = ready;
+      },
+      () => {},
+    );
+  }
+
+  clearCache(): void {
+    this.#cache?.clear();
+  }
+
+  async verify(token: string | null | undefined, requirement?: ScopeRequirement): Promise<ServicePrincipal> {
+    if (typeof token !== 'string' || token === '') {
+      throw new TokenVerificationError('missing_token', 'No bearer token was presented');
+    }
+    const now = this.#clock ? this.#clock.now() : Date.now();
+    const hit = this.#cache?.get(token);
+    if (hit !== undefined) {
+      if (now < hit.validUntilMs) {
+        checkScopes(hit.granted, requirement);
+        return hit.principal;
+      }
+      this.#cache!.delete(token);
+    }
+
+    const generation = this.#generation;
+    const entry = await this.#verifyFresh(token, now);
+    if (this.#cache !== undefined && generation === this.#generation && now < entry.validUntilMs) {
+      if (this.#cache.size >= this.#maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
+      this.#cache.set(token, entry);
+    }
+    checkScopes(entry.granted, requirement);
+    return entry.principal;
+  }
+
+  async #verifyFresh(token: string, now: number): Promise<CacheEntry> {
+    const keys = this.#readyKeys ?? (await this.#keys);
+    const options = this.#clock ? { ...this.#joseOptions, currentDate: new Date(now) } : this.#joseOptions;
+    let payload: Record<string, unknown>;
+    // Tokens carry a kid (keyIdForSecret) that names the key; a token without
+    // one is tried against each configured secret in turn.
+    for (let index = 0; ; index++) {
+      let kidless = false;
+      const resolveKey = (header: JWTHeaderParameters): CryptoKey => {
+        let entry: KeyEntry | undefined;
+        if (header.kid === undefined) {
+          kidless = true;
+          entry = keys.list[index];
+        } else {
+          entry = keys.byKid.get(header.kid);
+        }
+        const key = entry?.keys[header.alg];
+        if (key === undefined) {
+          throw new TokenVerificationError('invalid_token', 'The token was signed with an unknown key', { reason: 'unknown_key' });
+        }
+        return key;
+      };
+      try {
+        ({ payload } = await jwtVerify(token, resolveKey, options));
+        break;
+      } catch (err) {
+        const retry = kidless && err instanceof joseErrors.JWSSignatureVerificationFailed && index + 1 < keys.list.length;
+        if (!retry) throw toVerificationError(err);
+      }
+    }
+    return this.#toEntry(payload);
+  }
+
+  #toEntry(payload: Record<string, unknown>): CacheEntry {
+    if (payload.token_type !== 'service') {
+      throw new TokenVerificationError('invalid_token', 'Not a service token (token_type must be "service")', { reason: 'token_type' });
+    }
+    const clientId = payload.client_id ?? payload.sub;
+    if (typeof clientId !== 'string' || clientId === '') {
+      throw new TokenVerificationError('invalid_token', 'The token has no client_id', { reason: 'claims' });
+    }
+    const scopes = readScopes(payload);
+    if (scopes === undefined) {
+      throw new TokenVerificationError('invalid_token', 'The scopes / scope claim is malformed', { reason: 'claims' });
+    }
+    const serviceName = typeof payload.service_name === 'string' ? payload.service_name : clientId;
+    if (Array.isArray(payload.scopes)) Object.freeze(payload.scopes);
+    const claims = Object.freeze(payload) as unknown as ServiceTokenClaims;
+    const principal: ServicePrincipal = Object.freeze({ clientId, serviceName, scopes: Object.freeze(scopes), claims });
+
+    let validUntilMs = (payload.exp as number) * 1000;
+    if (this.#maxTokenAgeSec !== undefined) {
+      validUntilMs = Math.min(validUntilMs, ((payload.iat as number) + this.#maxTokenAgeSec) * 1000);
+    }
+    return { principal, granted: new Set(scopes), validUntilMs };
+  }
+}
+
+function invalid(message: string): never {
+  throw new AuthServerError('invalid_options', `createServiceTokenVerifier: ${message}`);
+}
+
+function checkExpected(value: unknown, name: 'issuer' | 'audience'): string | string[] | false {
+  if (value === false) return false;
+  if (typeof value === 'string' && value !== '') return value;
+  if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' && v !== '')) return [...value];
+  return invalid(`${name} is required: a non-empty string or list of strings, or false to skip the ${name} check on purpose`);
+}
+
+function checkSecret(secret: unknown, name: string): void {
+  const bytes = typeof secret === 'string' ? Buffer.byteLength(secret) : secret instanceof Uint8Array ? secret.byteLength : -1;
+  if (bytes < 0) invalid(`${name} must be a string or a Uint8Array`);
+  // RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
+  if (bytes < MIN_SECRET_BYTES) invalid(`${name} is too short: at least ${MIN_SECRET_BYTES} bytes are required (RFC 7518 §3.2)`);
+}
+
+async function importKeys(secrets: readonly Secret[], algorithms: readonly ServiceTokenAlgorithm[]): Promise<KeySet> {
+  const list = await Promise.all(
+    secrets.map(async (secret): Promise<KeyEntry> => {
+      const bytes = typeof secret === 'string' ? new TextEncoder().encode(secret) : secret;
+      const keys: Partial<Record<string, CryptoKey>> = {};
+      for (const alg of algorithms) {
+        keys[alg] = await crypto.subtle.importKey('raw', bytes, { name: 'HMAC', hash: HASH[alg] }, false, ['verify']);
+      }
+      return { kid: keyIdForSecret(secret), keys };
+    }),
+  );
+  const byKid = new Map<string, KeyEntry>();
+  // The current secret wins if an old one is configured again by mistake.
+  for (const entry of [...list].reverse()) byKid.set(entry.kid, entry);
+  return { list, byKid };
+}
+
+function readScopes(payload: Record<string, unknown>): string[] | undefined {
+  const { scopes, scope } = payload;
+  if (Array.isArray(scopes)) return scopes.every((s) => typeof s === 'string') ? [...(scopes as string[])] : undefined;
+  if (typeof scope === 'string') return scope.split(' ').filter((s) => s !== '');
+  if (scopes === undefined && scope === undefined) return [];
+  return undefined;
+}
+
+function checkScopes(granted: ReadonlySet<string>, requirement: ScopeRequirement | undefined): void {
+  const required = requirement?.scopes;
+  if (required === undefined || required.length === 0) return;
+  const any = requirement?.mode === 'any';
+  const ok = any ? required.some((s) => granted.has(s)) : required.every((s) => granted.has(s));
+  if (!ok) {
+    throw new TokenVerificationError(
+      'insufficient_scope',
+      `The token lacks ${any ? 'any' : 'all'} of the required scopes: ${required.join(' ')}`,
+      { requiredScopes: [...required] },
+    );
+  }
+}
+
+const CLAIM_REASONS: Partial<Record<string, TokenVerificationReason>> = {
+  iss: 'issuer',
+  aud: 'audience',
+  typ: 'type',
+  nbf: 'not_yet_valid',
+};
+
+function toVerificationError(err: unknown): TokenVerificationError {
+  if (err instanceof TokenVerificationError) return err;
+  if (err instanceof joseErrors.JWTExpired) {
+    return err.claim === 'iat'
+      ? new TokenVerificationError('token_expired', 'The token is older than maxTokenAgeSec', { reason: 'too_old', cause: err })
+      : new TokenVerificationError('token_expired', 'The token expired', { cause: err });
+  }
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    const reason = CLAIM_REASONS[err.claim] ?? 'claims';
+    return new TokenVerificationError('invalid_token', `Claim check failed (${err.claim}: ${err.reason})`, { reason, cause: err });
+  }
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
+    return new TokenVerificationError('invalid_token', 'The token signature is invalid', { reason: 'signature', cause: err });
+  }
+  if (err instanceof joseErrors.JOSEAlgNotAllowed || err instanceof joseErrors.JOSENotSupported) {
+    return new TokenVerificationError('invalid_token', 'The token algorithm is not allowed', { reason: 'algorithm', cause: err });
+  }
+  // JWSInvalid, JWTInvalid and anything unexpected: refuse (fail closed).
+  return new TokenVerificationError('invalid_token', 'The token is malformed', { reason: 'malformed', cause: err });
+}

@@ -1,0 +1,159 @@
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireServiceToken as expressGuard } from '../src/express.js';
+import { requireServiceToken, serviceTokenPlugin } from '../src/fastify.js';
+import { createServiceTokenVerifier } from '../src/index.js';
+import { AUDIENCE, ISSUER, OTHER_SECRET, SECRET, signToken } from './helpers.js';
+
+interface Answer {
+  status: number;
+  challenge: string | null;
+  body: unknown;
+}
+
+/** The same checks against both frameworks: `call(path, authorization?)` makes one request. */
+function guardContract(name: string, setup: () => Promise<(path: string, authorization?: string) => Promise<Answer>>) {
+  describe(name, () => {
+    let call: (path: string, authorization?: string) => Promise<Answer>;
+    beforeAll(async () => {
+      call = await setup();
+    });
+
+    it('accepts a valid token with the right scope and exposes the principal', async () => {
+      const answer = await call('/publish', `Bearer ${await signToken()}`);
+      expect(answer).toEqual({ status: 200, challenge: null, body: { clientId: 'billing-svc', scopes: ['gsku:publish', 'gsku:read'] } });
+    });
+
+    it('answers 403 insufficient_scope without the scope', async () => {
+      const answer = await call('/publish', `Bearer ${await signToken({ claims: { scopes: ['gsku:read'], scope: 'gsku:read' } })}`);
+      expect(answer.status).toBe(403);
+      expect(answer.challenge).toBe(
+        'Bearer error="insufficient_scope", error_description="The access token lacks the required scope", scope="gsku:publish"',
+      );
+      expect(answer.body).toEqual({
+        error: 'insufficient_scope',
+        error_description: 'The access token lacks the required scope',
+        scope: 'gsku:publish',
+      });
+    });
+
+    it('accepts any one of the scopes in mode any', async () => {
+      const answer = await call('/any', `Bearer ${await signToken({ claims: { scopes: ['gsku:read'], scope: 'gsku:read' } })}`);
+      expect(answer.status).toBe(200);
+    });
+
+    it('answers 401 with a bare Bearer challenge without a token', async () => {
+      for (const authorization of [undefined, 'Basic dXNlcjpwYXNz', 'Bearer ', 'Bearer']) {
+        const answer = await call('/publish', authorization);
+        expect(answer).toEqual({
+          status: 401,
+          challenge: 'Bearer',
+          body: { error: 'missing_token', error_description: 'A bearer token is required' },
+        });
+      }
+    });
+
+    it('answers 401 invalid_token for an invalid token', async () => {
+      for (const token of ['garbage', 'two parts', await signToken({ secret: OTHER_SECRET }), await signToken({ claims: { token_type: 'user' } })]) {
+        const answer = await call('/publish', `Bearer ${token}`);
+        expect(answer).toEqual({
+          status: 401,
+          challenge: 'Bearer error="invalid_token", error_description="The access token is invalid"',
+          body: { error: 'invalid_token', error_description: 'The access token is invalid' },
+        });
+      }
+    });
+
+    it('answers 401 invalid_token (body: token_expired) for an expired token', async () => {
+      const iat = Math.floor(Date.now() / 1000) - 2000;
+      const answer = await call('/publish', `bearer ${await signToken({ claims: { iat, nbf: iat, exp: iat + 900 } })}`);
+      expect(answer.status).toBe(401);
+      expect(answer.challenge).toBe('Bearer error="invalid_token", error_description="The access token expired"');
+      expect(answer.body).toEqual({ error: 'token_expired', error_description: 'The access token expired' });
+    });
+  });
+}
+
+const verifier = createServiceTokenVerifier({ secret: SECRET, issuer: ISSUER, audience: AUDIENCE });
+
+let fastify: FastifyInstance;
+afterAll(async () => {
+  await fastify?.close();
+});
+
+guardContract('Fastify guard (inject)', async () => {
+  fastify = Fastify();
+  await fastify.register(serviceTokenPlugin, { verifier });
+  fastify.post('/publish', { preHandler: requireServiceToken('gsku:publish') }, async (request) => ({
+    clientId: request.servicePrincipal!.clientId,
+    scopes: request.servicePrincipal!.scopes,
+  }));
+  fastify.get('/any', { preHandler: requireServiceToken({ scopes: ['gsku:admin', 'gsku:read'], mode: 'any' }) }, async () => ({}));
+  fastify.get('/open', async (request) => ({ principal: request.servicePrincipal }));
+  await fastify.ready();
+  return async (path, authorization) => {
+    const res = await fastify.inject({
+      method: path === '/publish' ? 'POST' : 'GET',
+      url: path,
+      headers: authorization === undefined ? {} : { authorization },
+    });
+    return { status: res.statusCode, challenge: (res.headers['www-authenticate'] as string | undefined) ?? null, body: res.json() };
+  };
+});
+
+let closeExpress: () => void;
+afterAll(() => closeExpress?.());
+
+guardContract('Express guard (real socket)', async () => {
+  const app = express();
+  app.post('/publish', expressGuard(verifier, 'gsku:publish'), (req, res) => {
+    res.json({ clientId: req.servicePrincipal!.clientId, scopes: req.servicePrincipal!.scopes });
+  });
+  app.get('/any', expressGuard(verifier, { scopes: ['gsku:admin', 'gsku:read'], mode: 'any' }), (_req, res) => {
+    res.json({});
+  });
+  const server = await new Promise<import('node:http').Server>((resolve) => {
+    const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
+  });
+  closeExpress = () => server.close();
+  const { port } = server.address() as AddressInfo;
+  return async (path, authorization) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+      method: path === '/publish' ? 'POST' : 'GET',
+      headers: authorization === undefined ? {} : { authorization },
+    });
+    return { status: res.status, challenge: res.headers.get('www-authenticate'), body: await res.json() };
+  };
+});
+
+describe('Fastify plugin', () => {
+  it('leaves servicePrincipal null on routes without the guard', async () => {
+    const res = await fastify.inject({ url: '/open', headers: { authorization: `Bearer ${await signToken()}` } });
+    expect(res.json()).toEqual({ principal: null });
+  });
+
+  it('builds its own verifier from options', async () => {
+    const app = Fastify();
+    await app.register(serviceTokenPlugin, { secret: SECRET, issuer: ISSUER, audience: AUDIENCE });
+    app.get('/', { preHandler: requireServiceToken('gsku:read') }, async (request) => ({ id: request.servicePrincipal?.clientId }));
+    const res = await app.inject({ url: '/', headers: { authorization: `Bearer ${await signToken()}` } });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ id: 'billing-svc' });
+    await app.close();
+  });
+
+  it('fails the request (500) when the plugin is not registered', async () => {
+    const app = Fastify();
+    app.get('/', { preHandler: requireServiceToken('gsku:read') }, async () => ({}));
+    const res = await app.inject({ url: '/', headers: { authorization: `Bearer ${await signToken()}` } });
+    expect(res.statusCode).toBe(500);
+    await app.close();
+  });
+
+  it('refuses malformed scopes when the route is defined', () => {
+    expect(() => requireServiceToken('bad scope')).toThrowError(expect.objectContaining({ code: 'invalid_options' }));
+    expect(() => expressGuard(verifier, 'bad"scope')).toThrowError(expect.objectContaining({ code: 'invalid_options' }));
+  });
+});
