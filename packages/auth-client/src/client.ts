@@ -1,0 +1,189 @@
+import { AuthClientError } from './errors.js';
+import { createRequest } from './lib/http.js';
+import { createMemoryStorage, type TokenStorage } from './storage.js';
+import type {
+  CreateM2MClientRequest,
+  CreateM2MClientResponse,
+  FetchLike,
+  LoginRequest,
+  LoginResponse,
+  M2MClientRecord,
+  MeResponse,
+  ServerMetadata,
+  UpdateM2MClientRequest,
+} from './types.js';
+
+/** Options of {@link createAuthClient}. */
+export interface AuthClientOptions {
+  /** The API root including its version prefix, e.g. `https://auth.example.com/api/v1`. */
+  apiBaseUrl: string;
+  /**
+   * Identifies the calling application; sent as the `X-App-Code` header on
+   * every request. Informational: the server does not require or check it.
+   */
+  appCode: string;
+  /** The `fetch` to use. Default: the platform's `globalThis.fetch` (browsers, Node ≥ 18). */
+  fetch?: FetchLike;
+  /** Where the access token is kept. Default: in memory ({@link createMemoryStorage}). */
+  storage?: TokenStorage;
+}
+
+/** Sign-in of the admin user whose token the client sends. */
+export interface AuthApi {
+  /**
+   * Signs in with email and password (`POST /auth/login`) and stores the
+   * access token, which every later call sends as `Authorization: Bearer`.
+   * Wrong credentials reject with `unauthorized` and leave the stored token alone.
+   */
+  login(credentials: LoginRequest): Promise<LoginResponse>;
+  /**
+   * Forgets the stored token. Client-side only: the server has no logout
+   * route and user tokens are short-lived, so a copied token stays valid
+   * until it expires.
+   */
+  logout(): Promise<void>;
+  /** The signed-in user and roles (`GET /auth/me`); `unauthorized` if signed out. */
+  me(): Promise<MeResponse>;
+}
+
+/**
+ * The service-credential registry (`/admin/m2m-clients`). Every call needs a
+ * signed-in user with the `system_admin` role: others get `forbidden` (403),
+ * no or an expired token `unauthorized` (401).
+ *
+ * There is deliberately no client_credentials grant here: it needs the
+ * client secret, which never belongs in a browser. Services obtain their
+ * tokens from their own backend with `@rw3iss/auth-server-ts`
+ * (`ServiceTokenManager`) or `POST /oauth/token` (RFC 6749 §4.4).
+ */
+export interface ServicesApi {
+  /**
+   * Creates a credential (`POST /admin/m2m-clients`). The `client_secret` in
+   * the answer is shown exactly once; store it in a secret manager now.
+   * A taken `client_id` rejects with `conflict`, a malformed body with
+   * `validation_failed` and field `details`.
+   */
+  create(request: CreateM2MClientRequest): Promise<CreateM2MClientResponse>;
+  /** Every credential that is not revoked, newest first (`GET /admin/m2m-clients`, unwrapped from `{clients}`). */
+  list(): Promise<M2MClientRecord[]>;
+  /** One credential by its record `id` (a UUID, not the `client_id`), revoked ones included; `not_found` if unknown. */
+  get(id: string): Promise<M2MClientRecord>;
+  /** Changes name, description, scopes, allowed_audiences or status (`PATCH /admin/m2m-clients/:id`); returns the new record. */
+  update(id: string, changes: UpdateM2MClientRequest): Promise<M2MClientRecord>;
+  /**
+   * Revokes a credential (`DELETE /admin/m2m-clients/:id`): soft and
+   * idempotent. It stops obtaining tokens at once, leaves `list()`, and
+   * `get()` still shows it with `revoked_at` set. Tokens already issued stay
+   * valid until they expire.
+   */
+  revoke(id: string): Promise<void>;
+}
+
+/** The client {@link createAuthClient} returns. */
+export interface AuthClient {
+  /**
+   * Checks that an auth server compatible with this SDK answers: reads the
+   * RFC 8414 metadata at `<server root>/.well-known/oauth-authorization-server`
+   * and checks it offers the client_credentials grant with its token endpoint
+   * under `apiBaseUrl` (same API version). The server root is `apiBaseUrl`
+   * without its trailing `/api/v<n>`, or its origin when there is none.
+   * Resolves to the metadata; rejects with `incompatible_server`,
+   * `network_error` or the server's error. Optional, but a cheap early failure.
+   */
+  ready(): Promise<ServerMetadata>;
+  auth: AuthApi;
+  services: ServicesApi;
+}
+
+/** Header-safe: printable ASCII, no leading or trailing space. */
+const APP_CODE = /^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/;
+
+/**
+ * Creates an admin client for the auth platform: sign in, then manage
+ * service (machine-to-machine) credentials. Dependency-free, on the
+ * platform's `fetch`, so it runs in browsers and Node 20.
+ *
+ * Throws a `TypeError` for an `apiBaseUrl` that is not an http(s) URL or an
+ * empty `appCode`.
+ *
+ * @example
+ * const client = createAuthClient({ apiBaseUrl: 'https://auth.example.com/api/v1', appCode: 'my-admin-ui' });
+ * await client.ready();
+ * await client.auth.login({ email, password });
+ * const { client: svc, client_secret } = await client.services.create({ client_id: 'billing-svc', name: 'Billing backend', scopes: ['gsku:publish'] });
+ */
+export function createAuthClient(options: AuthClientOptions): AuthClient {
+  let base: URL;
+  try {
+    base = new URL(options.apiBaseUrl);
+  } catch {
+    throw new TypeError(`apiBaseUrl must be an absolute URL, got ${JSON.stringify(options.apiBaseUrl)}`);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError('apiBaseUrl must be an http or https URL');
+  if (typeof options.appCode !== 'string' || !APP_CODE.test(options.appCode)) {
+    throw new TypeError('appCode must be a non-empty string of printable ASCII characters');
+  }
+
+  const apiPath = base.pathname.replace(/\/+$/, '');
+  const api = `${base.origin}${apiPath}`;
+  const root = /\/api\/v\d+$/.test(apiPath) ? `${base.origin}${apiPath.replace(/\/api\/v\d+$/, '')}` : base.origin;
+  const storage = options.storage ?? createMemoryStorage();
+  // Looked up per call, unbound: a browser's window.fetch throws "Illegal invocation" when called as a method of another object.
+  const fetch: FetchLike = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const request = createRequest(fetch, storage, options.appCode);
+  const clientUrl = (id: string) => `${api}/admin/m2m-clients/${encodeURIComponent(id)}`;
+
+  return {
+    async ready() {
+      const url = `${root}/.well-known/oauth-authorization-server`;
+      let metadata: Partial<ServerMetadata>;
+      try {
+        metadata = await request<Partial<ServerMetadata>>('GET', url, { auth: false });
+      } catch (err) {
+        if (err instanceof AuthClientError && (err.code === 'not_found' || err.code === 'invalid_response')) {
+          throw new AuthClientError('incompatible_server', `No authorization server metadata at ${url}`, { status: err.status, cause: err });
+        }
+        throw err;
+      }
+      const grants = Array.isArray(metadata.grant_types_supported) ? metadata.grant_types_supported : [];
+      if (typeof metadata.issuer !== 'string' || !grants.includes('client_credentials')) {
+        throw new AuthClientError('incompatible_server', `${url} does not describe an authorization server with the client_credentials grant`, { status: 200 });
+      }
+      if (typeof metadata.token_endpoint !== 'string' || !metadata.token_endpoint.endsWith(`${apiPath}/oauth/token`)) {
+        throw new AuthClientError('incompatible_server', `The server's token endpoint (${String(metadata.token_endpoint)}) is not under ${api}: wrong apiBaseUrl or API version`, {
+          status: 200,
+        });
+      }
+      return metadata as ServerMetadata;
+    },
+
+    auth: {
+      async login(credentials) {
+        const answer = await request<LoginResponse>('POST', `${api}/auth/login`, { body: credentials, auth: false });
+        if (typeof answer.tokens?.access_token !== 'string') {
+          throw new AuthClientError('invalid_response', `POST ${api}/auth/login answered without an access token`, { status: 200 });
+        }
+        await storage.set(answer.tokens.access_token);
+        return answer;
+      },
+      async logout() {
+        await storage.remove();
+      },
+      me: () => request<MeResponse>('GET', `${api}/auth/me`),
+    },
+
+    services: {
+      create: (body) => request<CreateM2MClientResponse>('POST', `${api}/admin/m2m-clients`, { body }),
+      async list() {
+        const answer = await request<{ clients?: unknown }>('GET', `${api}/admin/m2m-clients`);
+        if (!Array.isArray(answer.clients)) {
+          throw new AuthClientError('invalid_response', `GET ${api}/admin/m2m-clients answered without a clients array`, { status: 200 });
+        }
+        return answer.clients as M2MClientRecord[];
+      },
+      get: (id) => request<M2MClientRecord>('GET', clientUrl(id)),
+      update: (id, body) => request<M2MClientRecord>('PATCH', clientUrl(id), { body }),
+      revoke: (id) => request<void>('DELETE', clientUrl(id)),
+    },
+  };
+}

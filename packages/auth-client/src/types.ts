@@ -1,0 +1,102 @@
+/** Whether a credential may obtain tokens. Revocation is separate (`revoked_at`). */
+export type M2MClientStatus = 'active' | 'disabled';
+
+/**
+ * A service (machine-to-machine) credential as the server shows it: never the
+ * secret or its hash. Timestamps are ISO 8601 strings.
+ */
+export interface M2MClientRecord {
+  /** The record's UUID: the `id` every other `services` method takes. */
+  id: string;
+  /** The operator-chosen OAuth `client_id`, e.g. `billing-svc`. */
+  client_id: string;
+  name: string;
+  description: string | null;
+  /** Scopes the credential may assert, e.g. `['gsku:publish']`. */
+  scopes: string[];
+  allowed_audiences: string[];
+  status: M2MClientStatus;
+  created_at: string;
+  updated_at: string;
+  last_used_at: string | null;
+  /** Set once the credential is revoked; revoked records leave `services.list()`. */
+  revoked_at: string | null;
+  created_by: string | null;
+}
+
+/** Body of `services.create()` (`POST /admin/m2m-clients`). */
+export interface CreateM2MClientRequest {
+  /** 3–100 chars of `[a-z0-9._-]`, starting with a letter or digit; unique. */
+  client_id: string;
+  name: string;
+  description?: string | null;
+  /** `service:permission` strings, e.g. `gsku:publish`. */
+  scopes?: string[];
+  allowed_audiences?: string[];
+}
+
+/** Answer of `services.create()`: the record and its secret, shown exactly once. */
+export interface CreateM2MClientResponse {
+  client: M2MClientRecord;
+  /** Shown exactly once: store it in a secret manager now. The server keeps only a bcrypt hash. */
+  client_secret: string;
+}
+
+/** Body of `services.update()` (`PATCH /admin/m2m-clients/:id`): at least one field. */
+export interface UpdateM2MClientRequest {
+  name?: string;
+  description?: string | null;
+  scopes?: string[];
+  allowed_audiences?: string[];
+  status?: M2MClientStatus;
+}
+
+/** Body of `auth.login()`. */
+export interface LoginRequest {
+  email: string;
+  password: string;
+}
+
+/** A signed-in user as the server shows it. */
+export interface AuthUser {
+  id: string;
+  email: string;
+  roles: string[];
+  created_at: string;
+}
+
+/** Answer of `auth.login()` (`POST /auth/login`). */
+export interface LoginResponse {
+  user: AuthUser;
+  tokens: { access_token: string; token_type: 'Bearer'; expires_in: number };
+  roles: string[];
+}
+
+/** Answer of `auth.me()` (`GET /auth/me`). */
+export interface MeResponse {
+  user: AuthUser;
+  roles: string[];
+}
+
+/** The RFC 8414 authorization server metadata `ready()` reads (the fields it relies on). */
+export interface ServerMetadata {
+  issuer: string;
+  token_endpoint: string;
+  grant_types_supported: string[];
+  [field: string]: unknown;
+}
+
+/** What the client reads of an answer: a subset of the Fetch API `Response`. */
+export interface FetchResponse {
+  readonly status: number;
+  readonly ok: boolean;
+  readonly headers: { get(name: string): string | null };
+  text(): Promise<string>;
+}
+
+/**
+ * The `fetch` the client calls: the platform's `fetch` fits, and so does any
+ * wrapper or test double. Declared structurally, so the published types need
+ * neither the DOM lib nor `@types/node`.
+ */
+export type FetchLike = (input: string, init: { method: string; headers: Record<string, string>; body?: string }) => Promise<FetchResponse>;

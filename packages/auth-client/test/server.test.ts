@@ -1,0 +1,245 @@
+// The SDK against a real auth-api over a real socket (PGlite in memory).
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, PLAIN_USER, createTestContext, type TestContext } from '../../auth-api/test/helpers.js';
+import { AuthClientError, createAuthClient, createMemoryStorage, type AuthClient, type TokenStorage } from '../src/index.js';
+
+let ctx: TestContext;
+let origin: string;
+let apiBaseUrl: string;
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  await ctx.app.listen({ port: 0, host: '127.0.0.1' });
+  origin = `http://127.0.0.1:${(ctx.app.server.address() as AddressInfo).port}`;
+  apiBaseUrl = `${origin}/api/v1`;
+});
+afterAll(() => ctx?.close());
+
+/** Rejects with an AuthClientError: returns it so the test can assert code, status and details. */
+async function failure(promise: Promise<unknown>): Promise<AuthClientError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(AuthClientError);
+  return err as AuthClientError;
+}
+
+async function tokenFor(clientId: string, clientSecret: string) {
+  const res = await fetch(`${apiBaseUrl}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }).toString(),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function signedIn(who: { email: string; password: string }, storage: TokenStorage = createMemoryStorage()): Promise<AuthClient> {
+  const client = createAuthClient({ apiBaseUrl, appCode: 'auth-client-test', storage });
+  await client.auth.login(who);
+  return client;
+}
+
+describe('the documented example, as written', () => {
+  it('creates, lists, gets and revokes a credential whose secret obtains a token', async () => {
+    const client = createAuthClient({ apiBaseUrl, appCode: 'auth-client-demo' });
+    await client.ready();
+    await client.auth.login({ email: 'admin@example.com', password: ADMIN.password });
+    const { client: svc, client_secret } = await client.services.create({
+      client_id: 'billing-svc',
+      name: 'Billing backend',
+      description: 'Issues invoices; needs publish scope on gsku',
+      scopes: ['gsku:publish'],
+    });
+    const services = await client.services.list(); // every non-revoked credential
+    const one = await client.services.get(svc.id);
+    await client.services.revoke(svc.id); // soft-revoke
+
+    expect(svc).toMatchObject({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      client_id: 'billing-svc',
+      name: 'Billing backend',
+      description: 'Issues invoices; needs publish scope on gsku',
+      scopes: ['gsku:publish'],
+      status: 'active',
+      revoked_at: null,
+    });
+    expect(svc).not.toHaveProperty('client_secret_hash');
+    expect(client_secret).toEqual(expect.any(String));
+    expect(client_secret.length).toBeGreaterThanOrEqual(40);
+
+    expect(Array.isArray(services)).toBe(true);
+    expect(services.find((s) => s.id === svc.id)).toEqual(svc);
+    expect(one).toEqual(svc);
+
+    // Revoked: gone from the list, still readable, and its secret no longer works.
+    expect((await client.services.list()).some((s) => s.id === svc.id)).toBe(false);
+    const revoked = await client.services.get(svc.id);
+    expect(revoked.revoked_at).toEqual(expect.any(String));
+    expect(Number.isNaN(Date.parse(revoked.revoked_at!))).toBe(false);
+    await expect(client.services.revoke(svc.id)).resolves.toBeUndefined(); // idempotent
+    expect((await tokenFor('billing-svc', client_secret)).body).toMatchObject({ error: 'invalid_client' });
+  });
+
+  it('the secret from create() obtains a service token at POST /oauth/token', async () => {
+    const client = await signedIn(ADMIN);
+    const { client: svc, client_secret } = await client.services.create({ client_id: 'grant-svc', name: 'Grant', scopes: ['gsku:publish'] });
+    const { status, body } = await tokenFor(svc.client_id, client_secret);
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ token_type: 'Bearer', scope: 'gsku:publish', access_token: expect.any(String), expires_in: expect.any(Number) });
+    expect((await tokenFor(svc.client_id, `${client_secret}x`)).status).toBe(401);
+  });
+});
+
+describe('ready()', () => {
+  it('resolves to the RFC 8414 metadata of the server root', async () => {
+    const metadata = await createAuthClient({ apiBaseUrl, appCode: 'x' }).ready();
+    expect(metadata.grant_types_supported).toEqual(['client_credentials']);
+    expect(metadata.token_endpoint).toMatch(/\/api\/v1\/oauth\/token$/);
+  });
+
+  it('tolerates a trailing slash in apiBaseUrl', async () => {
+    const client = createAuthClient({ apiBaseUrl: `${apiBaseUrl}/`, appCode: 'x' });
+    await expect(client.ready()).resolves.toMatchObject({ issuer: expect.any(String) });
+    await client.auth.login(ADMIN);
+    expect((await client.auth.me()).user.email).toBe(ADMIN.email);
+  });
+
+  it('rejects another API version as incompatible_server', async () => {
+    const err = await failure(createAuthClient({ apiBaseUrl: `${origin}/api/v2`, appCode: 'x' }).ready());
+    expect(err.code).toBe('incompatible_server');
+  });
+
+  it('rejects a server without the metadata as incompatible_server', async () => {
+    const err = await failure(createAuthClient({ apiBaseUrl: `${origin}/elsewhere/api/v1`, appCode: 'x' }).ready());
+    expect(err.code).toBe('incompatible_server');
+    expect(err.status).toBe(404);
+  });
+
+  it('reports an unreachable server as network_error', async () => {
+    // A port that was just free: nothing listens there.
+    const { createServer } = await import('node:net');
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const err = await failure(createAuthClient({ apiBaseUrl: `http://127.0.0.1:${port}/api/v1`, appCode: 'x' }).ready());
+    expect(err.code).toBe('network_error');
+    expect(err.status).toBe(0);
+    expect(err.cause).toBeInstanceOf(Error);
+  });
+});
+
+describe('auth', () => {
+  it('login returns the user and token; me() answers with the stored token; logout forgets it', async () => {
+    const storage = createMemoryStorage();
+    const client = createAuthClient({ apiBaseUrl, appCode: 'x', storage });
+    const login = await client.auth.login(ADMIN);
+    expect(login.tokens.token_type).toBe('Bearer');
+    expect(login.roles).toContain('system_admin');
+    expect(storage.get()).toBe(login.tokens.access_token);
+
+    const me = await client.auth.me();
+    expect(me.user).toMatchObject({ email: ADMIN.email, roles: ['system_admin'] });
+
+    await client.auth.logout();
+    expect(storage.get()).toBeUndefined();
+    const err = await failure(client.auth.me());
+    expect([err.code, err.status]).toEqual(['unauthorized', 401]);
+  });
+
+  it('a wrong password is unauthorized and keeps the current session', async () => {
+    const storage = createMemoryStorage();
+    const client = await signedIn(ADMIN, storage);
+    const before = storage.get();
+    const err = await failure(client.auth.login({ email: ADMIN.email, password: 'wrong password' }));
+    expect([err.code, err.status]).toEqual(['unauthorized', 401]);
+    expect(storage.get()).toBe(before);
+    expect((await client.auth.me()).user.email).toBe(ADMIN.email);
+  });
+
+  it('a 401 clears the stored token', async () => {
+    const storage = createMemoryStorage();
+    storage.set('expired.or.forged');
+    const client = createAuthClient({ apiBaseUrl, appCode: 'x', storage });
+    const err = await failure(client.services.list());
+    expect([err.code, err.status]).toEqual(['unauthorized', 401]);
+    expect(storage.get()).toBeUndefined();
+  });
+
+  it('without a token every services call is unauthorized', async () => {
+    const client = createAuthClient({ apiBaseUrl, appCode: 'x' });
+    const err = await failure(client.services.list());
+    expect([err.code, err.status]).toEqual(['unauthorized', 401]);
+  });
+});
+
+describe('services errors', () => {
+  it('a non-admin gets forbidden (403) from every services call and keeps its token', async () => {
+    const storage = createMemoryStorage();
+    const viewer = await signedIn(PLAIN_USER, storage);
+    const admin = await signedIn(ADMIN);
+    const { client: target } = await admin.services.create({ client_id: 'forbidden-target', name: 'Target' });
+
+    const calls = {
+      create: () => viewer.services.create({ client_id: 'viewer-made', name: 'Nope' }),
+      list: () => viewer.services.list(),
+      get: () => viewer.services.get(target.id),
+      update: () => viewer.services.update(target.id, { name: 'Renamed' }),
+      revoke: () => viewer.services.revoke(target.id),
+    };
+    for (const [name, call] of Object.entries(calls)) {
+      const err = await failure(call());
+      expect({ name, code: err.code, status: err.status }).toEqual({ name, code: 'forbidden', status: 403 });
+    }
+    expect(storage.get()).toEqual(expect.any(String));
+    // Nothing changed.
+    expect(await admin.services.get(target.id)).toMatchObject({ name: 'Target', revoked_at: null });
+    expect((await admin.services.list()).some((s) => s.client_id === 'viewer-made')).toBe(false);
+  });
+
+  it('validation errors carry field details', async () => {
+    const admin = await signedIn(ADMIN);
+    const err = await failure(admin.services.create({ client_id: 'Not Valid!', name: 'Bad', scopes: ['no-colon'] }));
+    expect([err.code, err.status]).toEqual(['validation_failed', 400]);
+    expect(err.details).toEqual(
+      expect.arrayContaining([
+        { path: 'body.client_id', message: expect.any(String) },
+        { path: 'body.scopes.0', message: expect.any(String) },
+      ]),
+    );
+
+    const badId = await failure(admin.services.get('not-a-uuid'));
+    expect([badId.code, badId.status]).toEqual(['validation_failed', 400]);
+    expect(badId.details?.[0]?.path).toBe('params.id');
+  });
+
+  it('a duplicate client_id is a conflict (409)', async () => {
+    const admin = await signedIn(ADMIN);
+    await admin.services.create({ client_id: 'dup-svc', name: 'First' });
+    const err = await failure(admin.services.create({ client_id: 'dup-svc', name: 'Second' }));
+    expect([err.code, err.status]).toEqual(['conflict', 409]);
+    expect((await admin.services.list()).filter((s) => s.client_id === 'dup-svc')).toHaveLength(1);
+  });
+
+  it('an unknown id is not_found (404)', async () => {
+    const admin = await signedIn(ADMIN);
+    const err = await failure(admin.services.get('7d444840-9dc0-41a4-8ee0-8a1b5c1ee6a4'));
+    expect([err.code, err.status]).toEqual(['not_found', 404]);
+  });
+});
+
+describe('services.update()', () => {
+  it('changes fields, returns the record, and a disabled credential gets no token', async () => {
+    const admin = await signedIn(ADMIN);
+    const { client: svc, client_secret } = await admin.services.create({ client_id: 'update-svc', name: 'Before', scopes: ['a:read'] });
+    const updated = await admin.services.update(svc.id, { name: 'After', description: 'now described', scopes: ['a:read', 'a:write'], status: 'disabled' });
+    expect(updated).toMatchObject({ id: svc.id, name: 'After', description: 'now described', scopes: ['a:read', 'a:write'], status: 'disabled' });
+    expect(await admin.services.get(svc.id)).toEqual(updated);
+    expect((await tokenFor('update-svc', client_secret)).status).toBe(401);
+
+    const empty = await failure(admin.services.update(svc.id, {}));
+    expect(empty.code).toBe('validation_failed');
+  });
+});
