@@ -2,10 +2,18 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 // vitest 4 ignores vitest.workspace.ts: the projects are listed here.
-const sdkSource = fileURLToPath(new URL('./packages/auth-server-ts/src/index.ts', import.meta.url));
+const sdkSrc = fileURLToPath(new URL('./packages/auth-server-ts/src/', import.meta.url));
+// The server and the admin SDK import the SDK by its package name; tests run it from
+// source (root and the /fastify, /express subpaths), one module instance for all.
+const sdkAlias = [
+  { find: /^@rw3iss\/auth-server-ts$/, replacement: `${sdkSrc}index.ts` },
+  { find: /^@rw3iss\/auth-server-ts\/(fastify|express)$/, replacement: `${sdkSrc}$1.ts` },
+];
 
 export default defineConfig({
   test: {
+    // Test files run in parallel, one database each (PGlite takes seconds to boot): 2 cores here.
+    maxWorkers: 2,
     projects: [
       {
         test: {
@@ -16,22 +24,19 @@ export default defineConfig({
         },
       },
       {
-        // The server imports the SDK by its package name; tests run it from source
-        // so `pnpm test` needs no build step.
-        resolve: { alias: [{ find: /^@rw3iss\/auth-server-ts$/, replacement: sdkSource }] },
+        resolve: { alias: sdkAlias },
         test: {
           name: 'auth-api',
           root: './packages/auth-api',
           include: ['test/**/*.test.ts'],
+          // The CLI and production tests spawn the built server: build it once, first.
+          globalSetup: ['./test/build.global.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
-          // PGlite takes seconds to boot: one database per test file, files in parallel (2 cores).
-          fileParallelism: true,
-          maxWorkers: 2,
         },
       },
       {
-        resolve: { alias: [{ find: /^@rw3iss\/auth-server-ts$/, replacement: sdkSource }] },
+        resolve: { alias: sdkAlias },
         test: {
           name: 'auth-client',
           root: './packages/auth-client',

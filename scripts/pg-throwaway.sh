@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for tests: no root cluster, no system service.
-#   scripts/pg-throwaway.sh start DIR [PORT]   → prints the postgres:// URL
+#   scripts/pg-throwaway.sh start DIR [PORT]   → prints the postgres:// URL (starts again if DIR exists)
 #   scripts/pg-throwaway.sh stop DIR
 set -euo pipefail
 
@@ -24,7 +24,9 @@ case "$cmd" in
   start)
     mkdir -p "$dir/data" "$dir/sock"
     if [ "$(id -u)" = 0 ]; then chown -R postgres "$dir"; fi
-    as_postgres "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+      as_postgres "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1
+    fi
     as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/sock/pg.log" -w \
       -o "-p $port -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
       start >&2

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions, LogController } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connect.js';
@@ -17,6 +17,8 @@ import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
 import { createOAuthService } from './modules/oauth/oauth.service.js';
 import { createVerifiedSecretCache, type VerifiedSecretCache } from './lib/secret-cache.js';
+import { type AttemptStore, createFailureThrottle, createMemoryAttemptStore } from './lib/throttle.js';
+import fastifyRateLimit from '@fastify/rate-limit';
 import { createUserGuards } from './plugins/admin-guard.js';
 import { registerErrorHandlers } from './plugins/error-handler.js';
 
@@ -31,6 +33,8 @@ export interface BuildAppOptions {
   hasher?: PasswordHasher;
   /** Verified client secrets, so repeat grants skip bcrypt. Default: in memory, 10 minutes. */
   secretCache?: VerifiedSecretCache;
+  /** Failed-authentication counters. Default: in memory; pass a shared store for several instances. */
+  attemptStore?: AttemptStore;
   /** A pino logger, `false` to log nothing, or fastify logger options. Default: JSON at `config.logLevel`. */
   logger?: FastifyBaseLogger | FastifyServerOptions['logger'];
 }
@@ -47,22 +51,31 @@ export const REDACTED_LOG_PATHS = [
   '*.password_hash',
 ];
 
-function loggerOptions(options: BuildAppOptions): Pick<FastifyServerOptions, 'logger' | 'loggerInstance'> {
-  const { logger } = options;
-  if (logger && typeof logger === 'object' && 'child' in logger && typeof logger.child === 'function') {
-    return { loggerInstance: logger as FastifyBaseLogger };
-  }
-  if (logger !== undefined && (typeof logger === 'boolean' || typeof logger === 'object')) return { logger };
+/**
+ * The server's logger settings: pino JSON lines at `level`, secrets redacted, a
+ * request summarised by method and path only. Exported so tests log exactly
+ * as production does (add a `stream` to capture the lines).
+ */
+export function serverLoggerOptions(level: string) {
   return {
-    logger: {
-      level: options.config.logLevel,
-      redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' },
-      serializers: {
-        // Method and path only: a query string could carry a secret sent by mistake.
-        req: (req) => ({ method: req.method, url: req.url.split('?')[0], remoteAddress: req.ip }),
-      },
+    level,
+    redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' },
+    serializers: {
+      // Method and path only: a query string could carry a secret sent by mistake.
+      req: (req: { method: string; url: string; ip: string }) => ({ method: req.method, url: req.url.split('?')[0], remoteAddress: req.ip }),
     },
   };
+}
+
+function loggerOptions(options: BuildAppOptions): Pick<FastifyServerOptions, 'logger' | 'loggerInstance' | 'logController'> {
+  // Fastify's two lines per request are replaced by one, from the onResponse hook in buildApp.
+  const logController = new LogController({ disableRequestLogging: true });
+  const { logger } = options;
+  if (logger && typeof logger === 'object' && 'child' in logger && typeof logger.child === 'function') {
+    return { loggerInstance: logger as FastifyBaseLogger, logController };
+  }
+  if (logger !== undefined && (typeof logger === 'boolean' || typeof logger === 'object')) return { logger, logController };
+  return { logger: serverLoggerOptions(options.config.logLevel), logController };
 }
 
 /**
@@ -82,6 +95,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     requestTimeout: 30_000,
     connectionTimeout: 30_000,
     return503OnClosing: true,
+    // Malformed URLs and over-long path parameters never reach a route: answer them in our format too.
+    frameworkErrors: (_err, _request, reply) => {
+      void (reply as FastifyReply).status(400).send({ error: 'validation_failed', message: 'The URL is malformed' });
+    },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
   }).withTypeProvider<ZodTypeProvider>();
 
@@ -91,6 +108,22 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.removeContentTypeParser('text/plain');
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+  });
+  // Draining on close: in-flight requests finish, and their keep-alive connections
+  // close after the response instead of holding the shutdown open.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+  // One line per request; request.log already carries reqId. No query string, headers or body.
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      { method: request.method, path: request.url.split('?')[0], status: reply.statusCode, durationMs: Math.round(reply.elapsedTime) },
+      'request completed',
+    );
   });
   registerErrorHandlers(app);
 
@@ -107,7 +140,17 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const tokenKeys = { ...config.jwt };
   const tokens = createTokenIssuer(tokenKeys, clock);
   const verifyAccessToken = createAccessTokenVerifier(tokenKeys, clock);
-  const auth = createAdminAuthService({ db: database.db, hasher, tokens, userTokenTtlSec: config.userTokenTtlSec });
+  const attemptStore = options.attemptStore ?? createMemoryAttemptStore({ clock });
+  const throttle = (name: string) =>
+    createFailureThrottle({
+      store: attemptStore,
+      clock,
+      name,
+      windowMs: config.limits.failureWindowSec * 1000,
+      perIdentityAndIp: config.limits.failuresPerIdentityAndIp,
+      perIp: config.limits.failuresPerIp,
+    });
+  const auth = createAdminAuthService({ db: database.db, hasher, tokens, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
   const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
   const clients = createM2MClientsService({ db: database.db, hasher, clock, onChange: (id) => secretCache.delete(id) });
   const oauth = createOAuthService({
@@ -115,6 +158,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     hasher,
     tokens,
     secretCache,
+    throttle: throttle('grant'),
     clock,
     serviceTokenTtlSec: config.serviceTokenTtlSec,
     defaultAudience: config.jwt.audience,
@@ -126,6 +170,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
   await app.register(
     async (api) => {
+      if (config.limits.requestsPerMinute > 0) {
+        // A request ceiling per IP on login and management. The token endpoint opts out: fleets
+        // behind one NAT renew legitimately in bulk; its abuse control is the failure throttle.
+        await api.register(fastifyRateLimit, { max: config.limits.requestsPerMinute, timeWindow: 60_000, keyGenerator: (request) => request.ip });
+      }
       await api.register(adminAuthRoutes, { auth, guards });
       await api.register(m2mClientsRoutes, { clients, guards });
       await api.register(oauthRoutes, { oauth });

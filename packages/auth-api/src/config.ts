@@ -33,6 +33,10 @@ const envSchema = z.object({
   BCRYPT_COST: z.coerce.number({ error: 'must be a number' }).int().min(4, 'must be between 4 and 15').max(15, 'must be between 4 and 15').default(10),
   ADMIN_EMAIL: optionalString.pipe(z.email('must be an email address').optional()),
   ADMIN_PASSWORD: optionalString.pipe(z.string().min(12, 'must be at least 12 characters').max(72, 'must be at most 72 bytes').optional()),
+  AUTH_FAILURE_LIMIT: z.coerce.number({ error: 'must be a number' }).int().min(1, 'must be at least 1').default(10),
+  AUTH_FAILURE_LIMIT_PER_IP: z.coerce.number({ error: 'must be a number' }).int().min(1, 'must be at least 1').default(100),
+  AUTH_FAILURE_WINDOW: durationSeconds.default(300),
+  RATE_LIMIT_PER_MINUTE: z.coerce.number({ error: 'must be a number' }).int().min(0, 'must be 0 (off) or more').default(600),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
 });
 
@@ -58,6 +62,15 @@ export interface Config {
   userTokenTtlSec: number;
   bcryptCost: number;
   admin: { email: string | undefined; password: string | undefined };
+  limits: {
+    /** Failed authentications per (client_id or email, IP) in a window. */
+    failuresPerIdentityAndIp: number;
+    /** Failed authentications per IP in a window. */
+    failuresPerIp: number;
+    failureWindowSec: number;
+    /** Requests per minute per IP on the login and management routes; 0 turns it off. */
+    requestsPerMinute: number;
+  };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -116,6 +129,12 @@ export function loadConfig(env: Record<string, string | undefined>, fallbackSecr
     userTokenTtlSec: e.USER_TOKEN_TTL,
     bcryptCost: e.BCRYPT_COST,
     admin: { email: e.ADMIN_EMAIL?.toLowerCase(), password: e.ADMIN_PASSWORD },
+    limits: {
+      failuresPerIdentityAndIp: e.AUTH_FAILURE_LIMIT,
+      failuresPerIp: e.AUTH_FAILURE_LIMIT_PER_IP,
+      failureWindowSec: e.AUTH_FAILURE_WINDOW,
+      requestsPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

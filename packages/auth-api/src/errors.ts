@@ -33,14 +33,17 @@ export interface ErrorDetail {
 export class ApiError extends Error {
   override name = 'ApiError';
   readonly status: number;
+  /** For `rate_limited`: seconds until a retry may succeed (the Retry-After header). */
+  readonly retryAfterSec: number | undefined;
   constructor(
     readonly code: ApiErrorCode,
     message: string,
     readonly details?: ErrorDetail[],
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSec?: number },
   ) {
     super(message, options);
     this.status = STATUS_BY_CODE[code];
+    this.retryAfterSec = options?.retryAfterSec;
   }
 }
 
@@ -60,12 +63,15 @@ export type OAuthErrorCode =
 /** An error of the token endpoint, answered as `{error, error_description}`. */
 export class OAuthError extends Error {
   override name = 'OAuthError';
+  /** Seconds for the Retry-After header (429, 503). */
+  readonly retryAfterSec: number | undefined;
   constructor(
     readonly code: OAuthErrorCode,
     readonly description: string,
     readonly status: number = code === 'invalid_client' ? 401 : code === 'temporarily_unavailable' ? 503 : code === 'server_error' ? 500 : 400,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSec?: number },
   ) {
     super(description, options);
+    this.retryAfterSec = options?.retryAfterSec;
   }
 }

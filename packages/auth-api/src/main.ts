@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from './app.js';
 import { bootstrapAdmin } from './bootstrap.js';
 import { type Config, loadConfig } from './config.js';
 import { connectDatabase, type DatabaseHandle } from './db/connect.js';
@@ -33,13 +32,31 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<Fasti
   const config = configFromEnvironment(env);
   const database = await openDatabase(config);
   const hasher = createBcryptHasher(config.bcryptCost);
-  const app = await buildApp({ config, database, hasher });
-  await bootstrapAdmin(config, database.db, hasher, {
-    info: (m) => app.log.info(m),
-    warn: (m) => app.log.warn(m),
-    showOnce: (m) => process.stderr.write(m),
-  });
+  let app: FastifyInstance | undefined;
+  try {
+    // Loaded here, not at the top: the CLI's other commands start faster without the HTTP stack.
+    const { buildApp } = await import('./app.js');
+    app = await buildApp({ config, database, hasher });
+    const log = app.log;
+    await bootstrapAdmin(config, database.db, hasher, {
+      info: (m) => log.info(m),
+      warn: (m) => log.warn(m),
+      showOnce: (m) => process.stderr.write(m),
+    });
+    stopOnSignals(app, database);
+    const address = await app.listen({ port: config.port, host: config.host });
+    log.info({ address, database: database.kind, docs: '/docs' }, 'auth-api ready');
+    return app;
+  } catch (err) {
+    // Release what was opened (a pg pool keeps the process alive), then report.
+    await app?.close();
+    await database.close();
+    throw err;
+  }
+}
 
+/** On SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the database, exit 0. */
+function stopOnSignals(app: FastifyInstance, database: DatabaseHandle): void {
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
@@ -61,8 +78,4 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<Fasti
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
-
-  await app.listen({ port: config.port, host: config.host });
-  app.log.info({ database: database.kind, docs: '/docs' }, 'auth-api ready');
-  return app;
 }

@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import pg from 'pg';
 import { buildApp, type BuildAppOptions } from '../src/app.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { connectDatabase, type DatabaseHandle } from '../src/db/connect.js';
@@ -9,6 +7,7 @@ import type { Clock } from '../src/lib/clock.js';
 import { createBcryptHasher, type PasswordHasher } from '../src/lib/password.js';
 import { createAdminUser } from '../src/modules/admin-auth/admin-auth.service.js';
 import { insertUser } from '../src/modules/admin-auth/users.repository.js';
+import { createEmptyPostgresDatabase } from './process-helpers.js';
 
 /** Set by CI to run the suite against PostgreSQL; unset means PGlite in memory. */
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
@@ -42,23 +41,14 @@ export async function createTestDatabase(): Promise<DatabaseHandle> {
     await migrateToLatest(database.db);
     return database;
   }
-  const name = `test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
-  const database = await connectDatabase({ databaseUrl: url.toString() });
+  const empty = await createEmptyPostgresDatabase(TEST_DATABASE_URL);
+  const database = await connectDatabase({ databaseUrl: empty.url });
   await migrateToLatest(database.db);
   return {
     ...database,
     async close() {
       await database.close();
-      const dropper = new pg.Client({ connectionString: TEST_DATABASE_URL });
-      await dropper.connect();
-      await dropper.query(`drop database if exists ${name} with (force)`);
-      await dropper.end();
+      await empty.drop();
     },
   };
 }

@@ -1,23 +1,13 @@
-import { createServer } from 'node:net';
 import { jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_SECRET, createClient, createTestContext, type TestContext } from './helpers.js';
+import { freePort } from './process-helpers.js';
 
 /** A standard OAuth client this project did not write, over a real socket, with discovery. */
 let ctx: TestContext;
 let issuer: string;
 let secret: string;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 beforeAll(async () => {
   const port = await freePort();

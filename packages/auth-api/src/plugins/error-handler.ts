@@ -78,7 +78,7 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     const { status, body } = toErrorBody(err);
     if (status === 503) request.log.warn({ code: (err as FastifyError).code, message: err.message }, 'database unavailable');
     else if (status >= 500) request.log.error({ err }, 'request failed');
-    if (status === 429 && err instanceof Error && 'retryAfter' in err) reply.header('retry-after', String(err.retryAfter));
+    if (err instanceof ApiError && err.retryAfterSec !== undefined) reply.header('retry-after', String(err.retryAfterSec));
     return reply.status(status).send(body);
   });
   app.setNotFoundHandler((request, reply) =>

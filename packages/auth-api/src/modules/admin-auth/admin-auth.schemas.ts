@@ -4,6 +4,12 @@ export const SYSTEM_ADMIN = 'system_admin';
 
 export const emailSchema = z.string().trim().toLowerCase().max(254).pipe(z.email('must be an email address'));
 
+/** A new admin's password: long enough to resist guessing, within bcrypt's 72-byte input. */
+export const newPasswordSchema = z
+  .string()
+  .min(12, 'must be at least 12 characters')
+  .refine((p) => Buffer.byteLength(p, 'utf8') <= 72, 'must be at most 72 bytes');
+
 export const loginBodySchema = z.strictObject({
   email: emailSchema,
   password: z.string().min(1, 'is required').max(1024),

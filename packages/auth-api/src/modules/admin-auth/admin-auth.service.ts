@@ -4,6 +4,7 @@ import { isUniqueViolation } from '../../db/errors.js';
 import type { Database, UserRow } from '../../db/schema.js';
 import { ApiError } from '../../errors.js';
 import type { PasswordHasher } from '../../lib/password.js';
+import type { FailureThrottle } from '../../lib/throttle.js';
 import type { TokenIssuer } from '../../lib/tokens.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
 import { type PublicUser, SYSTEM_ADMIN } from './admin-auth.schemas.js';
@@ -17,22 +18,28 @@ export interface AdminAuthDeps {
   db: Kysely<Database>;
   hasher: PasswordHasher;
   tokens: TokenIssuer;
+  /** Failed logins, per (email, IP) and per IP. */
+  throttle: FailureThrottle;
   userTokenTtlSec: number;
 }
 
-export function createAdminAuthService({ db, hasher, tokens, userTokenTtlSec }: AdminAuthDeps) {
+export function createAdminAuthService({ db, hasher, tokens, throttle, userTokenTtlSec }: AdminAuthDeps) {
   return {
     /**
      * Email + password → a user token. Unknown email and wrong password give
      * the same error after the same bcrypt work.
      */
-    async login(email: string, password: string, ip: string | null) {
+    async login(email: string, password: string, ip: string) {
+      const retryAfterSec = await throttle.retryAfter(email, ip);
+      if (retryAfterSec !== undefined) throw new ApiError('rate_limited', 'Too many failed sign-in attempts; retry later', undefined, { retryAfterSec });
       const user = await findUserByEmail(db, email);
       const ok = user ? await hasher.verify(password, user.password_hash) : (await hasher.burn(password), false);
       if (!user || !ok) {
+        await throttle.failed(email, ip);
         await insertAuditEntry(db, { id: user?.id ?? null, label: email, ip }, { action: 'login.failure', targetType: 'user', ...(user ? { targetId: user.id } : {}) });
         throw new ApiError('unauthorized', 'Invalid email or password');
       }
+      await throttle.succeeded(email, ip);
       await insertAuditEntry(db, { id: user.id, label: user.email, ip }, { action: 'login.success', targetType: 'user', targetId: user.id });
       const { token } = tokens.userToken({ sub: user.id, email: user.email, roles: user.roles }, userTokenTtlSec);
       return {

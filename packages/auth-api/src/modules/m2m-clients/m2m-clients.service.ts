@@ -91,6 +91,13 @@ export function createM2MClientsService({ db, hasher, clock, onChange }: M2MClie
       return toRecord(row);
     },
 
+    /** By the operator-chosen client_id (the CLI accepts either); revoked credentials included. */
+    async getByClientId(clientId: string): Promise<M2MClientRecord> {
+      const row = await findClientByClientId(db, clientId);
+      if (!row) throw new ApiError('not_found', 'No credential with that client_id');
+      return toRecord(row);
+    },
+
     async update(id: string, body: UpdateClientBody, actor: Actor): Promise<M2MClientRecord> {
       const changes: M2MClientUpdate = { updated_at: new Date(clock()) };
       if (body.name !== undefined) changes.name = body.name;

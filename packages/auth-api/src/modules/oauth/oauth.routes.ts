@@ -28,7 +28,6 @@ export function toOAuthError(err: unknown): OAuthError {
       return new OAuthError('invalid_request', 'Send the parameters as application/x-www-form-urlencoded (or application/json)');
   }
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
-    if (fe.statusCode === 429) return new OAuthError('slow_down', 'Too many requests; retry later', 429);
     return new OAuthError('invalid_request', 'The request is malformed');
   }
   return new OAuthError('server_error', 'The authorization server encountered an error', 500);
@@ -45,7 +44,8 @@ export const oauthRoutes: FastifyPluginAsyncZod<{ oauth: OAuthService }> = async
       else request.log.error({ err }, 'token request failed');
     }
     if (oauthError.code === 'invalid_client') reply.header('www-authenticate', `Basic realm="${BASIC_REALM}", charset="UTF-8"`);
-    if (oauthError.code === 'temporarily_unavailable') reply.header('retry-after', '5');
+    const retryAfter = oauthError.retryAfterSec ?? (oauthError.code === 'temporarily_unavailable' ? 5 : undefined);
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
     return reply
       .status(oauthError.status)
       .header('cache-control', 'no-store')
@@ -57,6 +57,7 @@ export const oauthRoutes: FastifyPluginAsyncZod<{ oauth: OAuthService }> = async
     '/oauth/token',
     {
       bodyLimit: TOKEN_BODY_LIMIT,
+      config: { rateLimit: false },
       schema: {
         tags: ['oauth'],
         summary: 'OAuth 2.0 client_credentials grant (RFC 6749 §4.4): a service token',
@@ -73,7 +74,7 @@ export const oauthRoutes: FastifyPluginAsyncZod<{ oauth: OAuthService }> = async
         throw new OAuthError('unsupported_grant_type', 'Only grant_type=client_credentials is supported');
       }
       const credentials = readClientCredentials(request.headers.authorization, body);
-      const result = await oauth.clientCredentialsGrant(credentials, { scope: body.scope, audience: body.audience });
+      const result = await oauth.clientCredentialsGrant(credentials, { scope: body.scope, audience: body.audience }, request.ip);
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(result);
     },
   );

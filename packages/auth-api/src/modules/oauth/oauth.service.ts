@@ -4,6 +4,7 @@ import { OAuthError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
 import type { PasswordHasher } from '../../lib/password.js';
 import type { VerifiedSecretCache } from '../../lib/secret-cache.js';
+import type { FailureThrottle } from '../../lib/throttle.js';
 import type { TokenIssuer } from '../../lib/tokens.js';
 import { clientIdSchema } from '../m2m-clients/m2m-clients.schemas.js';
 import { findClientForGrant, touchLastUsed } from '../m2m-clients/m2m-clients.repository.js';
@@ -19,6 +20,8 @@ export interface OAuthDeps {
   hasher: PasswordHasher;
   tokens: TokenIssuer;
   secretCache: VerifiedSecretCache;
+  /** Failed client authentication, per (client_id, IP) and per IP. */
+  throttle: FailureThrottle;
   clock: Clock;
   serviceTokenTtlSec: number;
   defaultAudience: string;
@@ -37,7 +40,7 @@ const invalidClient = () => new OAuthError('invalid_client', 'Client authenticat
 
 /** The client_credentials grant (RFC 6749 §4.4). */
 export function createOAuthService(deps: OAuthDeps) {
-  const { db, hasher, tokens, secretCache, clock, serviceTokenTtlSec, defaultAudience } = deps;
+  const { db, hasher, tokens, secretCache, throttle, clock, serviceTokenTtlSec, defaultAudience } = deps;
 
   /**
    * The credential if the secret is right and it is active. Every failure is
@@ -51,11 +54,13 @@ export function createOAuthService(deps: OAuthDeps) {
       await hasher.burn(clientSecret);
       throw invalidClient();
     }
-    const usable = row.status === 'active' && row.revoked_at === null;
-    const verified =
-      (usable && secretCache.has(row.id, clientSecret, row.client_secret_hash)) || (await hasher.verify(clientSecret, row.client_secret_hash));
-    if (!verified || !usable) throw invalidClient();
-    secretCache.add(row.id, clientSecret, row.client_secret_hash);
+    if (row.status !== 'active' || row.revoked_at !== null) {
+      // Same bcrypt work as a live credential with a wrong secret, and no cache.
+      await hasher.verify(clientSecret, row.client_secret_hash);
+      throw invalidClient();
+    }
+    const verified = await secretCache.verify(row.id, clientSecret, row.client_secret_hash, () => hasher.verify(clientSecret, row.client_secret_hash));
+    if (!verified) throw invalidClient();
     return row;
   }
 
@@ -80,8 +85,23 @@ export function createOAuthService(deps: OAuthDeps) {
   }
 
   return {
-    async clientCredentialsGrant(credentials: ClientCredentials, params: { scope?: string | undefined; audience?: string | undefined }): Promise<GrantResult> {
-      const client = await authenticate(credentials);
+    async clientCredentialsGrant(
+      credentials: ClientCredentials,
+      params: { scope?: string | undefined; audience?: string | undefined },
+      ip: string,
+    ): Promise<GrantResult> {
+      const retryAfterSec = await throttle.retryAfter(credentials.clientId, ip);
+      if (retryAfterSec !== undefined) {
+        throw new OAuthError('slow_down', 'Too many failed authentication attempts; retry later', 429, { retryAfterSec });
+      }
+      let client;
+      try {
+        client = await authenticate(credentials);
+      } catch (err) {
+        if (err instanceof OAuthError) await throttle.failed(credentials.clientId, ip);
+        throw err;
+      }
+      await throttle.succeeded(credentials.clientId, ip);
       const scopes = grantedScopes(params.scope, client.scopes);
       const aud = audienceFor(params.audience, client.allowed_audiences);
       const { token } = tokens.serviceToken({ sub: client.client_id, client_id: client.client_id, service_name: client.name, scopes, aud }, serviceTokenTtlSec);

@@ -1,0 +1,254 @@
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { connectDatabase } from '../db/connect.js';
+import { migrateToLatest } from '../db/migrations.js';
+import type { Database } from '../db/schema.js';
+import { ApiError } from '../errors.js';
+import { systemClock } from '../lib/clock.js';
+import { createBcryptHasher, type PasswordHasher } from '../lib/password.js';
+import { generatePassword } from '../lib/secrets.js';
+import { configFromEnvironment, openDatabase, serve } from '../main.js';
+import { emailSchema, newPasswordSchema } from '../modules/admin-auth/admin-auth.schemas.js';
+import { createAdminUser } from '../modules/admin-auth/admin-auth.service.js';
+import type { Actor } from '../modules/audit/audit.repository.js';
+import { clientIdSchema, createClientBodySchema, type M2MClientRecord } from '../modules/m2m-clients/m2m-clients.schemas.js';
+import { createM2MClientsService, type M2MClientsService } from '../modules/m2m-clients/m2m-clients.service.js';
+import { type Command, command, EXIT, print, UsageError, validate } from './run.js';
+
+/** The audit trail's subject for everything done from the command line. */
+export const CLI_ACTOR: Actor = { id: null, label: 'cli', ip: null };
+
+const DATABASE_NOTE = `Works on the server's database: DATABASE_URL, or the embedded database under DATA_DIR
+(stop the server first when it uses the embedded database: it allows one process at a time).`;
+
+interface Services {
+  hasher: PasswordHasher;
+  clients: M2MClientsService;
+  db: Kysely<Database>;
+}
+
+/** Opens (and migrates) the server's database, runs `fn` with the same services the HTTP routes use, closes. */
+async function withServices<T>(env: NodeJS.ProcessEnv, fn: (services: Services) => Promise<T>): Promise<T> {
+  const config = configFromEnvironment(env);
+  const database = await openDatabase(config);
+  try {
+    const hasher = createBcryptHasher(config.bcryptCost);
+    // No onChange: a running server reads a credential's state on every grant, so a revoke here applies at once.
+    const clients = createM2MClientsService({ db: database.db, hasher, clock: systemClock });
+    return await fn({ hasher, clients, db: database.db });
+  } finally {
+    await database.close();
+  }
+}
+
+function required<T>(value: T | undefined, flag: string): T {
+  if (value === undefined) throw new UsageError([`${flag}: is required`]);
+  return value;
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('Password (then Enter and Ctrl-D): ');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  // One trailing newline is the end of the line, not part of the password.
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+const shortTime = (iso: string | null) => (iso === null ? '-' : iso.replace(/\.\d+Z$/, 'Z'));
+
+/** Plain columns, two spaces apart, for a terminal. */
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+const serveCommand = command({
+  name: 'serve',
+  summary: 'migrate the database, create the first admin if needed, start the HTTP server',
+  help: `Migrates the database, creates the first system_admin from ADMIN_EMAIL/ADMIN_PASSWORD when
+no user exists, and listens on HOST:PORT. SIGTERM or SIGINT: finishes in-flight requests and exits 0.
+Configuration comes from the environment (README.md).
+`,
+  options: {},
+  positionals: 0,
+  async run(_values, _positionals, env) {
+    await serve(env);
+    return 'running';
+  },
+});
+
+const migrateCommand = command({
+  name: 'migrate',
+  summary: 'apply pending database migrations and exit',
+  help: `Applies pending migrations (the server also does at every start) and exits.\n\n${DATABASE_NOTE}\n`,
+  options: {},
+  positionals: 0,
+  async run(_values, _positionals, env) {
+    const config = configFromEnvironment(env);
+    const database = await connectDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+    try {
+      const applied = await migrateToLatest(database.db);
+      print(applied.length === 0 ? `database is up to date (${database.kind})` : `migrations applied (${database.kind}): ${applied.join(', ')}`);
+    } finally {
+      await database.close();
+    }
+    return EXIT.ok;
+  },
+});
+
+const newAdminSchema = z.object({ email: emailSchema, password: newPasswordSchema });
+
+const adminCreateCommand = command({
+  name: 'admin create',
+  summary: 'create a system_admin user',
+  help: `Creates a user with the system_admin role. Without --password-stdin a strong password is
+generated and printed once.
+
+Options:
+  --email <email>      the admin's email (required)
+  --password-stdin     read the password from standard input (at least 12 characters, at most 72 bytes)
+
+Example:
+  printf '%s' "$ADMIN_PASSWORD" | auth-api admin create --email ops@example.com --password-stdin
+
+${DATABASE_NOTE}
+`,
+  options: { email: { type: 'string' }, 'password-stdin': { type: 'boolean' } },
+  positionals: 0,
+  async run(values, _positionals, env) {
+    const email = required(values.email, '--email');
+    const generated = !values['password-stdin'];
+    const password = generated ? generatePassword() : await readStdin();
+    const input = validate(newAdminSchema, { email, password }, { email: '--email', password: '--password-stdin' });
+    const user = await withServices(env, ({ db, hasher }) => createAdminUser(db, hasher, input.email, input.password, CLI_ACTOR));
+    print(`created the system_admin ${user.email} (id ${user.id})`);
+    if (generated) {
+      print(`password: ${input.password}`);
+      process.stderr.write('warning: the password is shown only this once: store it now.\n');
+    }
+    return EXIT.ok;
+  },
+});
+
+const clientsCreateCommand = command({
+  name: 'clients create',
+  summary: 'create a service credential; prints its secret once',
+  help: `Creates a service credential and prints its client_secret. The secret is shown only this
+once (the server keeps a bcrypt hash): store it in a secret manager right away.
+
+Options:
+  --client-id <id>       lower-case letters, digits, ".", "_" or "-" (required; never reusable)
+  --name <name>          what the service is (required)
+  --description <text>   optional
+  --scope <scope>        a "service:permission" the credential may assert; repeat for several
+  --audience <aud>       an extra audience it may request tokens for; repeat for several
+  --json                 print {"client": {...}, "client_secret": "..."} for scripts
+
+Example:
+  auth-api clients create --client-id billing-svc --name "Billing backend" --scope gsku:publish
+
+${DATABASE_NOTE}
+`,
+  options: {
+    'client-id': { type: 'string' },
+    name: { type: 'string' },
+    description: { type: 'string' },
+    scope: { type: 'string', multiple: true },
+    audience: { type: 'string', multiple: true },
+    json: { type: 'boolean' },
+  },
+  positionals: 0,
+  async run(values, _positionals, env) {
+    const body = validate(
+      createClientBodySchema,
+      {
+        client_id: required(values['client-id'], '--client-id'),
+        name: required(values.name, '--name'),
+        description: values.description,
+        scopes: values.scope,
+        allowed_audiences: values.audience,
+      },
+      { client_id: '--client-id', name: '--name', description: '--description', scopes: '--scope', allowed_audiences: '--audience' },
+    );
+    const created = await withServices(env, ({ clients }) => clients.create(body, CLI_ACTOR));
+    if (values.json) {
+      print(JSON.stringify(created, null, 2));
+    } else {
+      const { client } = created;
+      print(`created the service credential ${client.client_id} (id ${client.id})`);
+      print(`scopes: ${client.scopes.join(' ') || '(none)'}`);
+      print(`client_secret: ${created.client_secret}`);
+    }
+    process.stderr.write('warning: the client secret will not be shown again: store it in a secret manager now.\n');
+    return EXIT.ok;
+  },
+});
+
+const clientsListCommand = command({
+  name: 'clients list',
+  summary: 'list the credentials that are not revoked, newest first',
+  help: `Lists every credential that is not revoked, newest first (never a secret or its hash).
+
+Options:
+  --json   print {"clients": [...]}, the same records as GET /api/v1/admin/m2m-clients
+
+${DATABASE_NOTE}
+`,
+  options: { json: { type: 'boolean' } },
+  positionals: 0,
+  async run(values, _positionals, env) {
+    const clients = await withServices(env, ({ clients }) => clients.list());
+    if (values.json) print(JSON.stringify({ clients }, null, 2));
+    else if (clients.length === 0) print('no service credentials');
+    else
+      print(
+        table(
+          ['ID', 'CLIENT_ID', 'NAME', 'STATUS', 'SCOPES', 'LAST USED', 'CREATED'],
+          clients.map((c) => [c.id, c.client_id, c.name, c.status, c.scopes.join(' ') || '-', shortTime(c.last_used_at), shortTime(c.created_at)]),
+        ),
+      );
+    return EXIT.ok;
+  },
+});
+
+/** A UUID is tried as the record id first: a client_id may also look like one. */
+async function findCredential(clients: M2MClientsService, idOrClientId: string): Promise<M2MClientRecord> {
+  if (z.uuid().safeParse(idOrClientId).success) {
+    try {
+      return await clients.get(idOrClientId);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 'not_found')) throw err;
+    }
+  }
+  return clients.getByClientId(idOrClientId);
+}
+
+const clientsRevokeCommand = command({
+  name: 'clients revoke',
+  args: '<id|client_id>',
+  summary: 'revoke a credential (soft, idempotent)',
+  help: `Revokes a credential, by its id (UUID) or its client_id. Tokens already issued stay valid
+until they expire (SERVICE_TOKEN_TTL); no new ones are granted. Revoking twice is not an error.
+
+${DATABASE_NOTE}
+`,
+  options: {},
+  positionals: 1,
+  async run(_values, [target], env) {
+    // A UUID is a well-formed client_id too, so one schema checks both.
+    const key = validate(clientIdSchema, target, { '': '<id|client_id>' });
+    return withServices(env, async ({ clients }) => {
+      const credential = await findCredential(clients, key);
+      if (credential.revoked_at) {
+        print(`${credential.client_id} (id ${credential.id}) was already revoked at ${shortTime(credential.revoked_at)}`);
+        return EXIT.ok;
+      }
+      await clients.revoke(credential.id, CLI_ACTOR);
+      print(`revoked ${credential.client_id} (id ${credential.id})`);
+      return EXIT.ok;
+    });
+  },
+});
+
+export const COMMANDS: Command[] = [serveCommand, migrateCommand, adminCreateCommand, clientsCreateCommand, clientsListCommand, clientsRevokeCommand];

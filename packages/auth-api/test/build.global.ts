@@ -1,0 +1,12 @@
+import { execFileSync } from 'node:child_process';
+import { REPO_ROOT } from './process-helpers.js';
+
+/**
+ * Vitest global setup: the CLI and production tests spawn the built server
+ * (dist/), so build it once before any test file runs. Incremental: about a
+ * second when dist is up to date. Once, not per file: files run in parallel
+ * and two builds writing dist/ at once would race.
+ */
+export default function buildServer(): void {
+  execFileSync('pnpm', ['exec', 'tsc', '-b', 'packages/auth-api'], { cwd: REPO_ROOT, stdio: 'inherit' });
+}

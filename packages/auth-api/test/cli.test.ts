@@ -1,0 +1,187 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectDatabase } from '../src/db/connect.js';
+import { createBcryptHasher } from '../src/lib/password.js';
+import { TEST_DATABASE_URL, TEST_SECRET } from './helpers.js';
+import { createEmptyPostgresDatabase, type Finished, processEnv, runCli } from './process-helpers.js';
+
+// The built CLI as an operator runs it, on one database for the whole file:
+// an embedded PGlite folder (first open ~6 s, then ~1 s each), or a fresh
+// PostgreSQL database when TEST_DATABASE_URL is set.
+const dataDir = join(mkdtempSync(join(tmpdir(), 'auth-api-cli-')), 'data');
+let databaseUrl: string | undefined;
+let dropDatabase: (() => Promise<void>) | undefined;
+
+beforeAll(async () => {
+  if (TEST_DATABASE_URL) ({ url: databaseUrl, drop: dropDatabase } = await createEmptyPostgresDatabase(TEST_DATABASE_URL));
+});
+afterAll(async () => {
+  await dropDatabase?.();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const env = () =>
+  processEnv({
+    NODE_ENV: 'test',
+    DATA_DIR: dataDir,
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    JWT_ACCESS_SECRET: TEST_SECRET,
+    BCRYPT_COST: '4',
+  });
+const cli = (args: string[], input?: string) => runCli(args, env(), input);
+
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
+const SECRET = /^client_secret: (m2msk_[A-Za-z0-9_-]{43})$/m;
+const ADMIN_PASSWORD = 'a long admin passphrase';
+
+function expectFailure(result: Finished, code: number, firstLine: RegExp) {
+  expect({ code: result.code, stdout: result.stdout }).toEqual({ code, stdout: '' });
+  expect(result.stderr.split('\n')[0]).toMatch(firstLine);
+  expect(result.stderr).not.toMatch(/^\s+at /m); // no stack trace
+}
+
+describe('auth-api CLI', () => {
+  it('prints help for every command and exits 0', async () => {
+    const helps = [
+      [[], /^Usage: auth-api <command>/m],
+      [['--help'], /clients revoke <id\|client_id>/],
+      [['serve', '--help'], /^Usage: auth-api serve$/m],
+      [['migrate', '-h'], /^Usage: auth-api migrate$/m],
+      [['admin', 'create', '--help'], /^Usage: auth-api admin create \[options\][\s\S]*--password-stdin/m],
+      [['clients', '--help'], /^Usage: auth-api clients <command>[\s\S]*clients list/m],
+      [['clients', 'create', '--help'], /^Usage: auth-api clients create \[options\][\s\S]*--scope[\s\S]*--json/m],
+      [['clients', 'list', '--help'], /^Usage: auth-api clients list \[options\][\s\S]*--json/m],
+      [['clients', 'revoke', '--help'], /^Usage: auth-api clients revoke <id\|client_id>$/m],
+    ] as const;
+    const results = await Promise.all(helps.map(([args]) => cli([...args])));
+    results.forEach((result, i) => {
+      expect(result, helps[i]![0].join(' ')).toMatchObject({ code: 0, stderr: '' });
+      expect(result.stdout).toMatch(helps[i]![1]);
+    });
+  });
+
+  it('rejects bad usage and bad input with exit 2 and the problem named, before opening the database', async () => {
+    const cases: [string[], RegExp, string?][] = [
+      [['frobnicate'], /^auth-api: unknown command "frobnicate"$/],
+      [['clients'], /^auth-api: clients: a command is required$/],
+      [['clients', 'create', '--name', 'x', '--nope'], /^auth-api: clients create: Unknown option '--nope'/],
+      [['clients', 'create', '--name', 'Billing'], /^auth-api: clients create: --client-id: is required$/],
+      [['clients', 'create', '--client-id', 'Bad Id!', '--name', 'Billing'], /^auth-api: clients create: --client-id: must be lower-case letters/],
+      [['clients', 'create', '--client-id', 'ok-id', '--name', 'x', '--scope', 'publish'], /^auth-api: clients create: --scope: must be a lower-case "service:permission"/],
+      [['clients', 'revoke'], /^auth-api: clients revoke: expected <id\|client_id>$/],
+      [['clients', 'revoke', 'not an id'], /^auth-api: clients revoke: <id\|client_id>: must be lower-case letters/],
+      [['admin', 'create', '--email', 'not-an-email', '--password-stdin'], /^auth-api: admin create: --email: must be an email address$/, ADMIN_PASSWORD],
+      [['admin', 'create', '--email', 'ops@example.com', '--password-stdin'], /^auth-api: admin create: --password-stdin: must be at least 12 characters$/, 'short\n'],
+    ];
+    const results = await Promise.all(cases.map(([args, , input]) => cli(args, input)));
+    results.forEach((result, i) => expectFailure(result, 2, cases[i]![1]));
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it('migrate applies the schema to the new database', async () => {
+    const migrated = await cli(['migrate']);
+    expect(migrated).toMatchObject({ code: 0, stderr: '' });
+    expect(migrated.stdout).toMatch(/^migrations applied \((pglite|postgres)\): 2026-11-25-001-initial\n$/);
+  });
+
+  it('admin create: from stdin, or generated and shown once; a second time is a conflict (exit 1)', async () => {
+    const created = await cli(['admin', 'create', '--email', 'Ops@Example.com', '--password-stdin'], `${ADMIN_PASSWORD}\n`);
+    expect(created).toMatchObject({ code: 0, stderr: '' });
+    expect(created.stdout).toMatch(new RegExp(`^created the system_admin ops@example.com \\(id ${UUID.source}\\)\\n$`));
+
+    const generated = await cli(['admin', 'create', '--email', 'second@example.com']);
+    expect(generated.code).toBe(0);
+    expect(generated.stdout).toMatch(/^password: [A-Za-z0-9_-]{22}$/m);
+    expect(generated.stderr).toMatch(/shown only this once/);
+
+    expectFailure(await cli(['admin', 'create', '--email', 'ops@example.com', '--password-stdin'], ADMIN_PASSWORD), 1, /^auth-api: admin create: conflict: /);
+  });
+
+  let billing: { id: string; secret: string };
+  let reports: { id: string; secret: string };
+
+  it('clients create prints the secret once with a warning; --json for scripts; a taken client_id is exit 1', async () => {
+    const human = await cli(['clients', 'create', '--client-id', 'billing-svc', '--name', 'Billing backend', '--scope', 'gsku:publish', '--scope', 'gsku:read']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(new RegExp(`^created the service credential billing-svc \\(id ${UUID.source}\\)$`, 'm'));
+    expect(human.stdout).toMatch(/^scopes: gsku:publish gsku:read$/m);
+    expect(human.stderr).toBe('warning: the client secret will not be shown again: store it in a secret manager now.\n');
+    billing = { id: human.stdout.match(UUID)![0], secret: human.stdout.match(SECRET)![1]! };
+
+    const json = await cli(['clients', 'create', '--client-id', 'reports', '--name', 'Reports', '--description', 'nightly jobs', '--scope', 'gsku:read', '--scope', 'gsku:read', '--json']);
+    expect(json.code).toBe(0);
+    const body = JSON.parse(json.stdout);
+    expect(body).toEqual({
+      client: expect.objectContaining({ client_id: 'reports', name: 'Reports', description: 'nightly jobs', scopes: ['gsku:read'], status: 'active', created_by: null, revoked_at: null }),
+      client_secret: expect.stringMatching(/^m2msk_/),
+    });
+    expect(json.stderr).toMatch(/will not be shown again/);
+    reports = { id: body.client.id, secret: body.client_secret };
+
+    expectFailure(await cli(['clients', 'create', '--client-id', 'billing-svc', '--name', 'Again']), 1, /^auth-api: clients create: conflict: /);
+  });
+
+  it('clients list: a table, or --json with the same records as the HTTP API; never a secret', async () => {
+    const table = await cli(['clients', 'list']);
+    expect(table).toMatchObject({ code: 0, stderr: '' });
+    const lines = table.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^ID\s+CLIENT_ID\s+NAME\s+STATUS\s+SCOPES\s+LAST USED\s+CREATED$/);
+    expect(lines.slice(1).map((l) => l.split(/\s{2,}/).slice(0, 5))).toEqual([
+      [reports.id, 'reports', 'Reports', 'active', 'gsku:read'],
+      [billing.id, 'billing-svc', 'Billing backend', 'active', 'gsku:publish gsku:read'],
+    ]);
+
+    const json = await cli(['clients', 'list', '--json']);
+    expect(json.code).toBe(0);
+    const { clients } = JSON.parse(json.stdout);
+    expect(clients.map((c: { id: string }) => c.id)).toEqual([reports.id, billing.id]);
+    expect(Object.keys(clients[0]).sort()).toEqual(
+      ['allowed_audiences', 'client_id', 'created_at', 'created_by', 'description', 'id', 'last_used_at', 'name', 'revoked_at', 'scopes', 'status', 'updated_at'].sort(),
+    );
+    for (const out of [table.stdout, json.stdout]) {
+      expect(out).not.toContain(billing.secret);
+      expect(out).not.toContain('$2');
+    }
+  });
+
+  it('clients revoke by client_id or id; again is not an error; unknown is exit 1', async () => {
+    const byClientId = await cli(['clients', 'revoke', 'billing-svc']);
+    expect(byClientId).toMatchObject({ code: 0, stdout: `revoked billing-svc (id ${billing.id})\n`, stderr: '' });
+    const byId = await cli(['clients', 'revoke', reports.id]);
+    expect(byId).toMatchObject({ code: 0, stdout: `revoked reports (id ${reports.id})\n`, stderr: '' });
+    const again = await cli(['clients', 'revoke', billing.id]);
+    expect(again).toMatchObject({ code: 0, stdout: expect.stringMatching(/^billing-svc \(id .+\) was already revoked at /), stderr: '' });
+    expectFailure(await cli(['clients', 'revoke', 'no-such-client']), 1, /^auth-api: clients revoke: not_found: /);
+    expect(await cli(['clients', 'list'])).toMatchObject({ code: 0, stdout: 'no service credentials\n' });
+  });
+
+  it('stores what the routes store: hashes that verify, and audit entries by `cli` with no ip', async () => {
+    const database = await connectDatabase(databaseUrl ? { databaseUrl } : { dataDir });
+    try {
+      const hasher = createBcryptHasher(4);
+      const rows = await database.db.selectFrom('m2m_clients').select(['id', 'client_secret_hash', 'revoked_at']).orderBy('created_at').execute();
+      expect(rows.map((r) => r.id)).toEqual([billing.id, reports.id]);
+      expect(await hasher.verify(billing.secret, rows[0]!.client_secret_hash)).toBe(true);
+      expect(await hasher.verify(reports.secret, rows[1]!.client_secret_hash)).toBe(true);
+      expect(rows.every((r) => r.revoked_at !== null)).toBe(true);
+
+      const admin = await database.db.selectFrom('users').selectAll().where('email', '=', 'ops@example.com').executeTakeFirstOrThrow();
+      expect(admin.roles).toEqual(['system_admin']);
+      expect(await hasher.verify(ADMIN_PASSWORD, admin.password_hash)).toBe(true);
+
+      const audit = await database.db.selectFrom('audit_log').select(['actor', 'actor_id', 'ip', 'action', 'target_id']).orderBy('id').execute();
+      expect(audit).toEqual([
+        { actor: 'cli', actor_id: null, ip: null, action: 'user.create', target_id: admin.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'user.create', target_id: expect.any(String) },
+        { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.create', target_id: billing.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.create', target_id: reports.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.revoke', target_id: billing.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.revoke', target_id: reports.id },
+      ]);
+    } finally {
+      await database.close();
+    }
+  });
+});

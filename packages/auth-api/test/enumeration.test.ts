@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBcryptHasher } from '../src/lib/password.js';
+import { bearer, createClient, createTestContext, type TestContext } from './helpers.js';
+
+/**
+ * Unknown client, wrong secret, disabled and revoked credentials must not be
+ * told apart: byte-identical bodies, and response times from the same
+ * distribution. Method: 4 categories × 30 samples at the production bcrypt
+ * cost (10), each round in a shuffled order so machine noise (CI runs test
+ * files in parallel on 2 cores) hits all alike. Threshold: every category's
+ * median is within 50% of the wrong-secret median. A skipped bcrypt compare
+ * is a ~20× difference (~2 ms against ~50 ms) and an extra one 2×: both fail.
+ */
+const SAMPLES = 30;
+const THRESHOLD = 0.5;
+
+let ctx: TestContext;
+const attempts: Record<string, { id: string; secret: string }> = {};
+beforeAll(async () => {
+  ctx = await createTestContext({ hasher: createBcryptHasher(10), env: { AUTH_FAILURE_LIMIT: '1000', AUTH_FAILURE_LIMIT_PER_IP: '1000' } });
+  const live = await createClient(ctx, { client_id: 'live-svc', name: 'Live', scopes: ['a:b'] });
+  const disabled = await createClient(ctx, { client_id: 'disabled-svc', name: 'Disabled', scopes: ['a:b'] });
+  const revoked = await createClient(ctx, { client_id: 'revoked-svc', name: 'Revoked', scopes: ['a:b'] });
+  await ctx.app.inject({ method: 'PATCH', url: `/api/v1/admin/m2m-clients/${disabled.client.id}`, headers: bearer(ctx.adminToken), payload: { status: 'disabled' } });
+  await ctx.app.inject({ method: 'DELETE', url: `/api/v1/admin/m2m-clients/${revoked.client.id}`, headers: bearer(ctx.adminToken) });
+  attempts['wrong secret'] = { id: 'live-svc', secret: `${live.client_secret.slice(0, -3)}abc` };
+  attempts['unknown client'] = { id: 'ghost-svc', secret: live.client_secret };
+  // Disabled and revoked are tried with their right secrets: the hardest case.
+  attempts.disabled = { id: 'disabled-svc', secret: disabled.client_secret };
+  attempts.revoked = { id: 'revoked-svc', secret: revoked.client_secret };
+});
+afterAll(() => ctx?.close());
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+describe('client enumeration', () => {
+  it('same body, same time', async () => {
+    const times: Record<string, number[]> = Object.fromEntries(Object.keys(attempts).map((k) => [k, []]));
+    const bodies = new Set<string>();
+    for (let i = 0; i < SAMPLES; i++) {
+      const round = Object.entries(attempts).sort(() => Math.random() - 0.5);
+      for (const [label, { id, secret }] of round) {
+        const t = process.hrtime.bigint();
+        const res = await ctx.app.inject({
+          method: 'POST',
+          url: '/api/v1/oauth/token',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: id, client_secret: secret }).toString(),
+        });
+        times[label]!.push(Number(process.hrtime.bigint() - t) / 1e6);
+        expect(res.statusCode).toBe(401);
+        bodies.add(res.body + JSON.stringify(res.headers['www-authenticate']));
+      }
+    }
+    expect(bodies.size).toBe(1);
+    const medians = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+    const reference = medians['wrong secret']!;
+    expect(reference).toBeGreaterThan(10); // bcrypt at cost 10 really ran
+    for (const [label, m] of Object.entries(medians)) {
+      expect({ label, withinThreshold: Math.abs(m - reference) / reference < THRESHOLD, medians }).toEqual({ label, withinThreshold: true, medians });
+    }
+  });
+});

@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serverLoggerOptions } from '../src/app.js';
+import { ADMIN, bearer, createClient, createTestContext, type TestContext } from './helpers.js';
+
+// The server's own logger settings, writing to an array instead of stdout.
+const lines: string[] = [];
+const stream = { write: (line: string) => void lines.push(line) };
+let ctx: TestContext;
+beforeAll(async () => {
+  ctx = await createTestContext({ logger: { ...serverLoggerOptions('info'), stream } });
+});
+afterAll(() => ctx?.close());
+
+const entries = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+
+describe('request logging', () => {
+  it('one JSON line per request, with its request id, method, path without query, status and duration', async () => {
+    lines.length = 0;
+    const res = await ctx.app.inject({ method: 'GET', url: '/readyz?client_secret=m2msk_sent_by_mistake' });
+    const health = await ctx.app.inject({ method: 'GET', url: '/healthz' });
+    const missing = await ctx.app.inject({ method: 'GET', url: '/api/v1/nope' });
+
+    expect(entries()).toEqual([
+      { level: 30, time: expect.any(Number), pid: process.pid, hostname: expect.any(String), reqId: res.headers['x-request-id'], method: 'GET', path: '/readyz', status: 200, durationMs: expect.any(Number), msg: 'request completed' },
+      expect.objectContaining({ reqId: health.headers['x-request-id'], path: '/healthz', status: 200 }),
+      expect.objectContaining({ reqId: missing.headers['x-request-id'], path: '/api/v1/nope', status: 404 }),
+    ]);
+    expect(lines.join('')).not.toContain('m2msk_sent_by_mistake');
+  });
+
+  it('a login and grants (secret in Basic auth and in the body) log no password, secret or authorization value', async () => {
+    const { client, client_secret } = await createClient(ctx, { client_id: 'log-svc', name: 'Logged', scopes: ['gsku:publish'] });
+    lines.length = 0;
+    const basic = `Basic ${Buffer.from(`${client.client_id}:${client_secret}`).toString('base64')}`;
+    const login = await ctx.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: ADMIN });
+    const viaBasic = await ctx.app.inject({ method: 'POST', url: '/api/v1/oauth/token', headers: { authorization: basic }, payload: { grant_type: 'client_credentials' } });
+    const viaBody = await ctx.app.inject({
+      method: 'POST',
+      url: '/api/v1/oauth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: `grant_type=client_credentials&client_id=${client.client_id}&client_secret=${client_secret}`,
+    });
+    const wrong = await ctx.app.inject({ method: 'POST', url: '/api/v1/oauth/token', payload: { grant_type: 'client_credentials', client_id: client.client_id, client_secret: `${client_secret}x` } });
+    const token = login.json().tokens.access_token as string;
+    const list = await ctx.app.inject({ method: 'GET', url: '/api/v1/admin/m2m-clients', headers: bearer(token) });
+    expect([login.statusCode, viaBasic.statusCode, viaBody.statusCode, wrong.statusCode, list.statusCode]).toEqual([200, 200, 200, 401, 200]);
+
+    const responses = [login, viaBasic, viaBody, wrong, list];
+    const logged = entries();
+    // Exactly one line per request, each carrying its request id.
+    expect(logged.map((e) => e.reqId)).toEqual(responses.map((r) => r.headers['x-request-id']));
+    expect(logged.map((e) => `${e.method} ${e.path} ${e.status}`)).toEqual([
+      'POST /api/v1/auth/login 200',
+      'POST /api/v1/oauth/token 200',
+      'POST /api/v1/oauth/token 200',
+      'POST /api/v1/oauth/token 401',
+      'GET /api/v1/admin/m2m-clients 200',
+    ]);
+
+    const all = lines.join('');
+    for (const secret of [ADMIN.password, client_secret, basic, basic.slice('Basic '.length), token, viaBasic.json().access_token]) {
+      expect(all).not.toContain(secret);
+    }
+  });
+});

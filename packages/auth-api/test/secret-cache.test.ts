@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.js';
+import { createBcryptHasher, type PasswordHasher } from '../src/lib/password.js';
+import { bearer, createClient, createTestContext, testConfig, type TestContext } from './helpers.js';
+
+/** Counts the bcrypt work the server does. */
+function countingHasher(inner: PasswordHasher) {
+  const calls = { verify: 0, burn: 0 };
+  const hasher: PasswordHasher = {
+    hash: (p) => inner.hash(p),
+    verify: (p, h) => {
+      calls.verify += 1;
+      return inner.verify(p, h);
+    },
+    burn: (p) => {
+      calls.burn += 1;
+      return inner.burn(p);
+    },
+  };
+  return { hasher, calls };
+}
+
+const counting = countingHasher(createBcryptHasher(4));
+let ctx: TestContext;
+let svc: { id: string; secret: string };
+beforeAll(async () => {
+  ctx = await createTestContext({ hasher: counting.hasher });
+  const created = await createClient(ctx, { client_id: 'renewing-svc', name: 'Renewing', scopes: ['a:b', 'c:d'] });
+  svc = { id: created.client.id, secret: created.client_secret };
+});
+afterAll(() => ctx?.close());
+
+const grant = (secret: string, app = ctx.app) =>
+  app.inject({
+    method: 'POST',
+    url: '/api/v1/oauth/token',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'renewing-svc', client_secret: secret }).toString(),
+  });
+
+describe('verified-secret cache', () => {
+  it('a repeat grant skips bcrypt; a wrong secret still pays it', async () => {
+    const start = counting.calls.verify;
+    expect((await grant(svc.secret)).statusCode).toBe(200);
+    expect(counting.calls.verify).toBe(start + 1);
+    for (let i = 0; i < 5; i++) expect((await grant(svc.secret)).statusCode).toBe(200);
+    expect(counting.calls.verify).toBe(start + 1);
+
+    expect((await grant(`${svc.secret.slice(0, -2)}zz`)).statusCode).toBe(401);
+    expect(counting.calls.verify).toBe(start + 2);
+    // The wrong attempt did not evict the right one.
+    expect((await grant(svc.secret)).statusCode).toBe(200);
+    expect(counting.calls.verify).toBe(start + 2);
+  });
+
+  it('an update drops the entry, and the new state applies to the very next grant', async () => {
+    expect((await grant(svc.secret)).statusCode).toBe(200);
+    const before = counting.calls.verify;
+    await ctx.app.inject({ method: 'PATCH', url: `/api/v1/admin/m2m-clients/${svc.id}`, headers: bearer(ctx.adminToken), payload: { scopes: ['a:b'] } });
+    const next = await grant(svc.secret);
+    expect(next.json().scope).toBe('a:b');
+    expect(counting.calls.verify).toBe(before + 1);
+  });
+
+  it('a restart starts empty', async () => {
+    expect((await grant(svc.secret)).statusCode).toBe(200);
+    const restarted = await buildApp({ config: testConfig(), database: ctx.database, hasher: counting.hasher, logger: false });
+    const before = counting.calls.verify;
+    expect((await grant(svc.secret, restarted)).statusCode).toBe(200);
+    expect(counting.calls.verify).toBe(before + 1);
+    await restarted.close();
+  });
+
+  it('a revoke applies to the very next grant despite the cache', async () => {
+    expect((await grant(svc.secret)).statusCode).toBe(200);
+    await ctx.app.inject({ method: 'DELETE', url: `/api/v1/admin/m2m-clients/${svc.id}`, headers: bearer(ctx.adminToken) });
+    const res = await grant(svc.secret);
+    expect(res.statusCode).toBe(401);
+    expect(res.json().error).toBe('invalid_client');
+  });
+});
+
+describe('bcrypt does not starve the event loop', () => {
+  it('/healthz answers while 50 grants with distinct secrets are still running', async () => {
+    const heavy = await createTestContext({ hasher: createBcryptHasher(10) });
+    try {
+      const clients = await Promise.all(
+        Array.from({ length: 50 }, async (_, i) => {
+          const created = await createClient(heavy, { client_id: `cold-${i}`, name: `Cold ${i}` });
+          return { id: created.client.client_id, secret: created.client_secret };
+        }),
+      );
+      let grantsDone = 0;
+      const grants = clients.map((c) =>
+        heavy.app
+          .inject({
+            method: 'POST',
+            url: '/api/v1/oauth/token',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: c.id, client_secret: c.secret }).toString(),
+          })
+          .then((r) => {
+            grantsDone += 1;
+            return r.statusCode;
+          }),
+      );
+      await new Promise((r) => setTimeout(r, 20));
+      const health = await heavy.app.inject({ method: 'GET', url: '/healthz' });
+      expect(health.statusCode).toBe(200);
+      // Ordering, not a timing threshold: bcrypt runs on the thread pool, so the
+      // health check is answered long before the 50 cost-10 compares finish.
+      const doneWhenHealthAnswered = grantsDone;
+      expect(doneWhenHealthAnswered).toBeLessThan(25);
+      expect(await Promise.all(grants)).toEqual(Array(50).fill(200));
+    } finally {
+      await heavy.close();
+    }
+  });
+});
