@@ -95,6 +95,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     requestTimeout: 30_000,
     connectionTimeout: 30_000,
     return503OnClosing: true,
+    ...(config.trustProxy === undefined ? {} : { trustProxy: config.trustProxy }),
     // Malformed URLs and over-long path parameters never reach a route: answer them in our format too.
     frameworkErrors: (_err, _request, reply) => {
       void (reply as FastifyReply).status(400).send({ error: 'validation_failed', message: 'The URL is malformed' });
@@ -106,24 +107,26 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.setSerializerCompiler(serializerCompiler);
   // JSON only on the management API; the token endpoint adds form bodies in its own scope.
   app.removeContentTypeParser('text/plain');
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-  });
+  // Hooks run on every request, the token endpoint's hot path included: callback style, no promise each.
   // Draining on close: in-flight requests finish, and their keep-alive connections
   // close after the response instead of holding the shutdown open.
   let closing = false;
-  app.addHook('preClose', async () => {
+  app.addHook('preClose', (done) => {
     closing = true;
+    done();
   });
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
+    reply.header('x-request-id', request.id);
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
   // One line per request; request.log already carries reqId. No query string, headers or body.
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     request.log.info(
       { method: request.method, path: request.url.split('?')[0], status: reply.statusCode, durationMs: Math.round(reply.elapsedTime) },
       'request completed',
     );
+    done();
   });
   registerErrorHandlers(app);
 

@@ -1,7 +1,9 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { newPasswordSchema } from './modules/admin-auth/admin-auth.schemas.js';
 
-/** Placeholders people paste from examples; refused as secrets in production. */
-const PLACEHOLDER_SECRET = /^(change[-_ ]?me|changeme|secret|password|placeholder|your[-_]?secret.*|x+|0+|test|example.*|dev.*)$/i;
+/** Words of example values people paste; a secret containing one is refused. */
+const PLACEHOLDER_SECRET = /change[-_ ]?me|replace[-_ ]?me|your[-_ ]?(jwt[-_ ]?)?secret|placeholder|^(secret|password|test|example|dev|development)$/i;
 
 const MIN_SECRET_BYTES = 32;
 
@@ -26,13 +28,29 @@ const envSchema = z.object({
   DATA_DIR: z.string().min(1).default('./.data'),
   JWT_ACCESS_SECRET: optionalString,
   JWT_ACCESS_SECRET_PREVIOUS: optionalString,
-  JWT_ISSUER: z.string().min(1).default('http://127.0.0.1:3000'),
+  JWT_ISSUER: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+    .refine((v) => {
+      const u = new URL(v);
+      return !u.search && !u.hash && (u.pathname === '/' || u.pathname === '');
+    }, 'must be an origin with no path, query or fragment (RFC 8414 serves metadata at its root)')
+    .transform((v) => v.replace(/\/+$/, ''))
+    .default('http://127.0.0.1:3000'),
+  TRUST_PROXY: optionalString.pipe(
+    z
+      .string()
+      .refine(
+        (v) => v.split(',').every((part) => isIP(part.trim().split('/')[0] ?? '') !== 0),
+        'must be a comma-separated list of proxy addresses or CIDRs, e.g. 10.0.0.0/8,127.0.0.1',
+      )
+      .optional(),
+  ),
   JWT_AUDIENCE: z.string().min(1).default('auth-platform'),
   SERVICE_TOKEN_TTL: durationSeconds.default(900),
   USER_TOKEN_TTL: durationSeconds.default(900),
   BCRYPT_COST: z.coerce.number({ error: 'must be a number' }).int().min(4, 'must be between 4 and 15').max(15, 'must be between 4 and 15').default(10),
   ADMIN_EMAIL: optionalString.pipe(z.email('must be an email address').optional()),
-  ADMIN_PASSWORD: optionalString.pipe(z.string().min(12, 'must be at least 12 characters').max(72, 'must be at most 72 bytes').optional()),
+  ADMIN_PASSWORD: optionalString.pipe(newPasswordSchema.optional()),
   AUTH_FAILURE_LIMIT: z.coerce.number({ error: 'must be a number' }).int().min(1, 'must be at least 1').default(10),
   AUTH_FAILURE_LIMIT_PER_IP: z.coerce.number({ error: 'must be a number' }).int().min(1, 'must be at least 1').default(100),
   AUTH_FAILURE_WINDOW: durationSeconds.default(300),
@@ -47,6 +65,12 @@ export interface Config {
   env: Env['NODE_ENV'];
   port: number;
   host: string;
+  /**
+   * Which proxies to believe about the client address (X-Forwarded-For):
+   * addresses/CIDRs. Unset: none, the socket address is the client's.
+   * Abuse control counts per address, so behind a proxy this must be set.
+   */
+  trustProxy: string[] | undefined;
   /** Unset: the embedded PGlite database under `dataDir`. */
   databaseUrl: string | undefined;
   dataDir: string;
@@ -114,7 +138,8 @@ export function loadConfig(env: Record<string, string | undefined>, fallbackSecr
     if (reason && (production || name === 'JWT_ACCESS_SECRET')) problems.push(`${name}: ${reason}`);
   }
   if (e.JWT_ACCESS_SECRET_PREVIOUS && e.JWT_ACCESS_SECRET_PREVIOUS === secret) problems.push('JWT_ACCESS_SECRET_PREVIOUS: must differ from JWT_ACCESS_SECRET');
-  if (Boolean(e.ADMIN_EMAIL) !== Boolean(e.ADMIN_PASSWORD) && e.ADMIN_PASSWORD) problems.push('ADMIN_EMAIL: is required when ADMIN_PASSWORD is set');
+  if (e.ADMIN_PASSWORD && !e.ADMIN_EMAIL) problems.push('ADMIN_EMAIL: is required when ADMIN_PASSWORD is set');
+  if (production && !e.JWT_ISSUER.startsWith('https://')) problems.push('JWT_ISSUER: must be the public https:// origin of this server when NODE_ENV=production');
   if (production && e.BCRYPT_COST < 10) problems.push('BCRYPT_COST: must be at least 10 when NODE_ENV=production');
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -122,6 +147,7 @@ export function loadConfig(env: Record<string, string | undefined>, fallbackSecr
     env: e.NODE_ENV,
     port: e.PORT,
     host: e.HOST,
+    trustProxy: e.TRUST_PROXY?.split(',').map((part) => part.trim()),
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
     jwt: { secret: secret!, previousSecret: e.JWT_ACCESS_SECRET_PREVIOUS, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },

@@ -16,7 +16,13 @@ export function devSecretFrom(dataDir: string, warn: (message: string) => void):
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(48).toString('base64url');
-  writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    // Another process created it first: use theirs.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readFileSync(file, 'utf8').trim();
+    throw err;
+  }
   warn(`JWT_ACCESS_SECRET is not set: generated one and kept it in ${file} (development only; set JWT_ACCESS_SECRET in production)`);
   return secret;
 }

@@ -51,8 +51,6 @@ export class ApiError extends Error {
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_client'
-  | 'invalid_grant'
-  | 'unauthorized_client'
   | 'unsupported_grant_type'
   | 'invalid_scope'
   | 'temporarily_unavailable'

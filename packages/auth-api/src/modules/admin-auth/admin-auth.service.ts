@@ -30,16 +30,18 @@ export function createAdminAuthService({ db, hasher, tokens, throttle, userToken
      * the same error after the same bcrypt work.
      */
     async login(email: string, password: string, ip: string) {
-      const retryAfterSec = await throttle.retryAfter(email, ip);
-      if (retryAfterSec !== undefined) throw new ApiError('rate_limited', 'Too many failed sign-in attempts; retry later', undefined, { retryAfterSec });
+      // Counted as a failure from the start, taken back on success: parallel guesses cannot outrun the limit.
+      const attempt = await throttle.begin(email, ip);
+      if (attempt.retryAfterSec !== undefined) {
+        throw new ApiError('rate_limited', 'Too many failed sign-in attempts; retry later', undefined, { retryAfterSec: attempt.retryAfterSec });
+      }
       const user = await findUserByEmail(db, email);
       const ok = user ? await hasher.verify(password, user.password_hash) : (await hasher.burn(password), false);
       if (!user || !ok) {
-        await throttle.failed(email, ip);
         await insertAuditEntry(db, { id: user?.id ?? null, label: email, ip }, { action: 'login.failure', targetType: 'user', ...(user ? { targetId: user.id } : {}) });
         throw new ApiError('unauthorized', 'Invalid email or password');
       }
-      await throttle.succeeded(email, ip);
+      await attempt.succeeded();
       await insertAuditEntry(db, { id: user.id, label: user.email, ip }, { action: 'login.success', targetType: 'user', targetId: user.id });
       const { token } = tokens.userToken({ sub: user.id, email: user.email, roles: user.roles }, userTokenTtlSec);
       return {

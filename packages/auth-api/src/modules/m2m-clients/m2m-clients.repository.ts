@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Database, M2MClientRow, M2MClientUpdate, NewM2MClientRow } from '../../db/schema.js';
 
 export function insertClient(db: Kysely<Database>, row: NewM2MClientRow): Promise<M2MClientRow> {
@@ -38,11 +38,24 @@ export async function touchLastUsed(db: Kysely<Database>, id: string, at: Date):
   await db.updateTable('m2m_clients').set({ last_used_at: at }).where('id', '=', id).execute();
 }
 
-/** The columns a grant needs, by client_id. */
+/**
+ * What a grant needs, by client_id, in one indexed read. The database decides
+ * `usable` (active, not revoked) and `stamp_due` (last_used_at older than a
+ * minute), so no timestamps are parsed on the hot path.
+ */
 export function findClientForGrant(db: Kysely<Database>, clientId: string) {
   return db
     .selectFrom('m2m_clients')
-    .select(['id', 'client_id', 'client_secret_hash', 'name', 'scopes', 'allowed_audiences', 'status', 'revoked_at', 'last_used_at'])
+    .select((eb) => [
+      'id',
+      'client_id',
+      'client_secret_hash',
+      'name',
+      'scopes',
+      'allowed_audiences',
+      eb.and([eb('status', '=', 'active'), eb('revoked_at', 'is', null)]).as('usable'),
+      sql<boolean>`(last_used_at is null or last_used_at < now() - interval '1 minute')`.as('stamp_due'),
+    ])
     .where('client_id', '=', clientId)
     .executeTakeFirst();
 }

@@ -19,7 +19,8 @@ export interface M2MClientsRoutesOptions {
 
 /** `/admin/m2m-clients`: the service-credential registry, system_admin only. */
 export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = async (app, { clients, guards }) => {
-  app.addHook('preHandler', guards.requireSystemAdmin);
+  // onRequest: the caller is checked before the body is read or validated.
+  app.addHook('onRequest', guards.requireSystemAdmin);
   const common = { tags: ['m2m-clients'], security: [{ bearerAuth: [] }] };
   const actorOf = (request: { user?: { id: string; email: string }; ip: string }): Actor => ({
     id: request.user!.id,

@@ -7,7 +7,9 @@ export const clientIdSchema = z
   .toLowerCase()
   .min(3, 'must be at least 3 characters')
   .max(100, 'must be at most 100 characters')
-  .regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be lower-case letters, digits, ".", "_" or "-", starting with a letter or digit');
+  .regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be lower-case letters, digits, ".", "_" or "-", starting with a letter or digit')
+  // A UUID-shaped client_id could be mistaken for a record id (`auth-api clients revoke <id|client_id>`).
+  .refine((v) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v), 'must not look like a UUID (record ids do)');
 
 /** `service:permission`, lower-case, e.g. `gsku:publish`. */
 export const scopeSchema = z
@@ -28,8 +30,18 @@ export const audienceSchema = z
 
 export const audiencesSchema = z.array(audienceSchema).max(20, 'at most 20 audiences per credential').transform(dedupe);
 
-const nameSchema = z.string().trim().min(1, 'is required').max(200, 'must be at most 200 characters');
-const descriptionSchema = z.string().trim().max(2000, 'must be at most 2000 characters');
+// No control characters (PostgreSQL text cannot even hold NUL); a description may have line breaks and tabs.
+const nameSchema = z
+  .string()
+  .trim()
+  .min(1, 'is required')
+  .max(200, 'must be at most 200 characters')
+  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
+const descriptionSchema = z
+  .string()
+  .trim()
+  .max(2000, 'must be at most 2000 characters')
+  .regex(/^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$/, 'must not contain control characters other than line breaks and tabs');
 
 export const createClientBodySchema = z.strictObject({
   client_id: clientIdSchema,

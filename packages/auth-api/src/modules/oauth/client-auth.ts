@@ -9,6 +9,7 @@ export interface ClientCredentials {
 }
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+export const MAX_PARAM_LENGTH = 200;
 
 /** RFC 6749 Appendix B: `application/x-www-form-urlencoded` decoding of one value. */
 function formDecode(value: string): string {
@@ -36,6 +37,8 @@ export function readClientCredentials(authorization: string | undefined, body: {
     if (colon < 0) throw new OAuthError('invalid_request', 'The Basic authorization header must hold client_id:client_secret');
     const clientId = formDecode(decoded.slice(0, colon));
     const clientSecret = formDecode(decoded.slice(colon + 1));
+    // The same bounds as the body parameters: nothing longer can be a real credential.
+    if (clientId.length > MAX_PARAM_LENGTH || clientSecret.length > MAX_PARAM_LENGTH) throw new OAuthError('invalid_request', 'client_id or client_secret is too long');
     if (body.client_id !== undefined && body.client_id !== clientId) throw new OAuthError('invalid_request', 'client_id in the body differs from the Basic authorization header');
     return { clientId, clientSecret, method: 'client_secret_basic' };
   }

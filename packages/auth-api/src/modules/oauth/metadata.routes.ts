@@ -3,16 +3,14 @@ import { metadataSchema } from './oauth.schemas.js';
 
 /** RFC 8414 authorization server metadata, at the server root. */
 export const metadataRoutes: FastifyPluginAsyncZod<{ issuer: string; apiPrefix: string }> = async (app, { issuer, apiPrefix }) => {
-  const base = issuer.replace(/\/+$/, '');
   const metadata = {
     issuer,
-    token_endpoint: `${base}${apiPrefix}/oauth/token`,
+    token_endpoint: `${issuer}${apiPrefix}/oauth/token`,
     grant_types_supported: ['client_credentials'],
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
-    // No authorization endpoint: no response types, no PKCE.
+    // Required by RFC 8414; empty: there is no authorization endpoint.
     response_types_supported: [] as string[],
-    code_challenge_methods_supported: [] as string[],
-    service_documentation: `${base}/docs`,
+    service_documentation: `${issuer}/docs`,
   };
   app.get(
     '/.well-known/oauth-authorization-server',

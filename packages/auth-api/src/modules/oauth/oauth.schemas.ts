@@ -1,4 +1,13 @@
 import { z } from 'zod';
+import { MAX_PARAM_LENGTH } from './client-auth.js';
+
+/** RFC 6749 §3.1: a parameter sent without a value is treated as omitted. */
+const optionalParam = (name: string, max: number) =>
+  z
+    .string({ error: `${name} must be given once` })
+    .max(max, `${name} is too long`)
+    .optional()
+    .transform((v) => (v === '' ? undefined : v));
 
 /**
  * The token request (RFC 6749 §4.4.2), form-encoded or JSON. Each parameter
@@ -7,11 +16,11 @@ import { z } from 'zod';
  * not listed are ignored (§3.2).
  */
 export const tokenRequestSchema = z.object({
-  grant_type: z.string({ error: 'grant_type is required (once)' }).max(200, 'grant_type is too long'),
-  client_id: z.string({ error: 'client_id must be given once' }).max(200, 'client_id is too long').optional(),
-  client_secret: z.string({ error: 'client_secret must be given once' }).max(200, 'client_secret is too long').optional(),
-  scope: z.string({ error: 'scope must be given once' }).max(8000, 'scope is too long').optional(),
-  audience: z.string({ error: 'audience must be given once' }).max(200, 'audience is too long').optional(),
+  grant_type: z.string({ error: 'grant_type is required (once)' }).min(1, 'grant_type is required').max(200, 'grant_type is too long'),
+  client_id: optionalParam('client_id', MAX_PARAM_LENGTH),
+  client_secret: optionalParam('client_secret', MAX_PARAM_LENGTH),
+  scope: optionalParam('scope', 8000),
+  audience: optionalParam('audience', 200),
 });
 
 export type TokenRequest = z.infer<typeof tokenRequestSchema>;
@@ -34,7 +43,5 @@ export const metadataSchema = z.object({
   grant_types_supported: z.array(z.string()),
   token_endpoint_auth_methods_supported: z.array(z.string()),
   response_types_supported: z.array(z.string()),
-  scopes_supported: z.array(z.string()).optional(),
   service_documentation: z.string(),
-  code_challenge_methods_supported: z.array(z.string()),
 });

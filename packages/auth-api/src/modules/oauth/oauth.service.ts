@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import { OAuthError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
+import { coalesceReads } from '../../lib/coalesce.js';
 import type { PasswordHasher } from '../../lib/password.js';
 import type { VerifiedSecretCache } from '../../lib/secret-cache.js';
 import type { FailureThrottle } from '../../lib/throttle.js';
@@ -12,8 +13,6 @@ import type { ClientCredentials } from './client-auth.js';
 
 /** RFC 6749 §3.3 scope-token characters. */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
-/** last_used_at is kept to this resolution, so a busy client does not write on every grant. */
-const LAST_USED_RESOLUTION_MS = 60_000;
 
 export interface OAuthDeps {
   db: Kysely<Database>;
@@ -41,26 +40,33 @@ const invalidClient = () => new OAuthError('invalid_client', 'Client authenticat
 /** The client_credentials grant (RFC 6749 §4.4). */
 export function createOAuthService(deps: OAuthDeps) {
   const { db, hasher, tokens, secretCache, throttle, clock, serviceTokenTtlSec, defaultAudience } = deps;
+  const readClient = coalesceReads((clientId) => findClientForGrant(db, clientId));
+  const stamping = new Set<string>();
 
   /**
    * The credential if the secret is right and it is active. Every failure is
    * the same `invalid_client` after the same bcrypt work: unknown ids compare
    * against a dummy hash; revoked and disabled credentials still compare theirs.
+   *
+   * Over a throttle limit nobody gets bcrypt work; only a secret this server
+   * has already verified for a live credential passes (a service renewing from
+   * behind the same address as an attacker), everyone else gets `slow_down`.
    */
-  async function authenticate({ clientId, clientSecret }: ClientCredentials) {
+  async function authenticate({ clientId, clientSecret }: ClientCredentials, throttledForSec: number | undefined) {
     // Ids that cannot exist (wrong characters, control bytes) never reach the database.
-    const row = clientIdSchema.safeParse(clientId).data === clientId ? await findClientForGrant(db, clientId) : undefined;
+    const row = clientIdSchema.safeParse(clientId).data === clientId ? await readClient(clientId) : undefined;
+    const known = row?.usable === true && secretCache.has(row.id, clientSecret, row.client_secret_hash);
+    if (known) return row;
+    if (throttledForSec !== undefined) {
+      throw new OAuthError('slow_down', 'Too many failed authentication attempts; retry later', 429, { retryAfterSec: throttledForSec });
+    }
     if (!row) {
       await hasher.burn(clientSecret);
       throw invalidClient();
     }
-    if (row.status !== 'active' || row.revoked_at !== null) {
-      // Same bcrypt work as a live credential with a wrong secret, and no cache.
-      await hasher.verify(clientSecret, row.client_secret_hash);
-      throw invalidClient();
-    }
-    const verified = await secretCache.verify(row.id, clientSecret, row.client_secret_hash, () => hasher.verify(clientSecret, row.client_secret_hash));
-    if (!verified) throw invalidClient();
+    const verified = await hasher.verify(clientSecret, row.client_secret_hash);
+    if (!verified || !row.usable) throw invalidClient();
+    secretCache.add(row.id, clientSecret, row.client_secret_hash);
     return row;
   }
 
@@ -79,9 +85,13 @@ export function createOAuthService(deps: OAuthDeps) {
     throw new OAuthError('invalid_target', 'The client may not request tokens for that audience');
   }
 
-  function stampLastUsed(id: string, last: Date | null, now: number) {
-    if (last && now - last.getTime() < LAST_USED_RESOLUTION_MS) return;
-    touchLastUsed(db, id, new Date(now)).catch((err) => deps.onStampError?.(err));
+  /** last_used_at is kept to a minute's resolution (see findClientForGrant), so a busy client does not write on every grant. */
+  function stampLastUsed(id: string, due: boolean) {
+    if (!due || stamping.has(id)) return;
+    stamping.add(id);
+    touchLastUsed(db, id, new Date(clock()))
+      .catch((err) => deps.onStampError?.(err))
+      .finally(() => stamping.delete(id));
   }
 
   return {
@@ -90,22 +100,14 @@ export function createOAuthService(deps: OAuthDeps) {
       params: { scope?: string | undefined; audience?: string | undefined },
       ip: string,
     ): Promise<GrantResult> {
-      const retryAfterSec = await throttle.retryAfter(credentials.clientId, ip);
-      if (retryAfterSec !== undefined) {
-        throw new OAuthError('slow_down', 'Too many failed authentication attempts; retry later', 429, { retryAfterSec });
-      }
-      let client;
-      try {
-        client = await authenticate(credentials);
-      } catch (err) {
-        if (err instanceof OAuthError) await throttle.failed(credentials.clientId, ip);
-        throw err;
-      }
-      await throttle.succeeded(credentials.clientId, ip);
+      // Counted as a failure from the start, taken back on success: parallel guesses cannot outrun the limit.
+      const attempt = await throttle.begin(credentials.clientId, ip);
+      const client = await authenticate(credentials, attempt.retryAfterSec);
+      await attempt.succeeded();
       const scopes = grantedScopes(params.scope, client.scopes);
       const aud = audienceFor(params.audience, client.allowed_audiences);
       const { token } = tokens.serviceToken({ sub: client.client_id, client_id: client.client_id, service_name: client.name, scopes, aud }, serviceTokenTtlSec);
-      stampLastUsed(client.id, client.last_used_at, clock());
+      stampLastUsed(client.id, client.stamp_due);
       return { access_token: token, token_type: 'Bearer', expires_in: serviceTokenTtlSec, scope: scopes.join(' ') };
     },
   };

@@ -1,0 +1,154 @@
+/**
+ * Server benchmarks, on PostgreSQL (a throwaway server unless DATABASE_URL):
+ *  1. repeat grants (one credential renewing) vs a bare Fastify route and vs
+ *     node-oidc-provider's client_credentials grant, with autocannon;
+ *  2. cold grants (each pays bcrypt): grants/s, event-loop delay and /healthz
+ *     latency while 50 run at once;
+ *  5. server RSS over 1,000,000 grants (BENCH_MEMORY_GRANTS to change).
+ * Run: pnpm build && pnpm tsx bench/grants.ts
+ */
+import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import autocannon from 'autocannon';
+import { Agent, request } from 'undici';
+import { ms, perSecond, printTable, type Row, times } from './lib/report.js';
+import { startPostgres, startScript } from './lib/processes.js';
+import { adminToken, createCredential, grantBody, pct, SECRET, startServer } from './lib/server.js';
+
+const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
+const CONNECTIONS = 32;
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+
+async function load(url: string, body: string, extra: Partial<autocannon.Options> = {}) {
+  // Warm-up, then the measured run.
+  await autocannon({ url, method: 'POST', headers: FORM, body, connections: CONNECTIONS, duration: 2 });
+  const r = await autocannon({ url, method: 'POST', headers: FORM, body, connections: CONNECTIONS, duration: DURATION, ...extra });
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
+}
+
+async function repeatGrants(databaseUrl: string): Promise<Row[]> {
+  const server = await startServer({ databaseUrl });
+  const token = await adminToken(server.base);
+  const cred = await createCredential(server.base, token, `repeat-${Date.now().toString(36)}`);
+  const ours = await load(`${server.base}/api/v1/oauth/token`, grantBody(cred.clientId, cred.secret));
+  await server.stop();
+
+  const bare = await startScript('bare-server.ts', [], '/healthz');
+  const bareRun = await load(`${bare.base}/token`, grantBody(cred.clientId, cred.secret));
+  await bare.stop();
+
+  const oidc = await startScript('oidc-server.ts', [SECRET], '/.well-known/openid-configuration');
+  const oidcRun = await load(`${oidc.base}/token`, `${grantBody('bench-svc', SECRET)}&scope=bench%3Aread`);
+  await oidc.stop();
+
+  const g = '1. repeat grants (PostgreSQL)';
+  return [
+    { group: g, metric: 'auth-api grants/s', value: perSecond(ours.rps), baseline: `oidc-provider ${perSecond(oidcRun.rps)}`, ratio: times(ours.rps / oidcRun.rps), bar: '≥ 3×', pass: ours.rps >= 3 * oidcRun.rps },
+    { group: g, metric: 'auth-api grants/s', value: perSecond(ours.rps), baseline: `bare Fastify route ${perSecond(bareRun.rps)}`, ratio: times(ours.rps / bareRun.rps), bar: '≥ 0.30×', pass: ours.rps >= 0.3 * bareRun.rps },
+    { group: g, metric: 'auth-api latency p50 / p99', value: `${ms(ours.p50)} / ${ms(ours.p99)}`, baseline: `oidc-provider ${ms(oidcRun.p50)} / ${ms(oidcRun.p99)}`, ratio: '', bar: '—', pass: true },
+  ];
+}
+
+/** In-process server so its event loop can be watched; 50 distinct credentials granted at once, /healthz pinged throughout. */
+async function coldGrants(databaseUrl: string): Promise<Row[]> {
+  const { buildApp } = await import('@rw3iss/auth-api/dist/app.js');
+  const { loadConfig } = await import('@rw3iss/auth-api/dist/config.js');
+  const { connectDatabase } = await import('@rw3iss/auth-api/dist/db/connect.js');
+  const { migrateToLatest } = await import('@rw3iss/auth-api/dist/db/migrations.js');
+  const { createAdminUser } = await import('@rw3iss/auth-api/dist/modules/admin-auth/admin-auth.service.js');
+  const { createBcryptHasher } = await import('@rw3iss/auth-api/dist/lib/password.js');
+
+  const config = loadConfig({ NODE_ENV: 'development', DATABASE_URL: databaseUrl, JWT_ACCESS_SECRET: SECRET, LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '0', BCRYPT_COST: '10' });
+  const database = await connectDatabase({ databaseUrl });
+  await migrateToLatest(database.db);
+  const hasher = createBcryptHasher(10);
+  const email = `cold-${Date.now().toString(36)}@example.com`;
+  await createAdminUser(database.db, hasher, email, 'cold bench password', { id: null, label: 'bench', ip: null });
+  const app = await buildApp({ config, database, hasher, logger: false });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  const login = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: 'cold bench password' }) });
+  const token = ((await login.json()) as { tokens: { access_token: string } }).tokens.access_token;
+  const run = Date.now().toString(36);
+  const creds = [];
+  for (let i = 0; i < 150; i++) creds.push(await createCredential(base, token, `cold-${run}-${i}`));
+  const agent = new Agent({ connections: 128 });
+
+  const grant = (c: { clientId: string; secret: string }) =>
+    request(`${base}/api/v1/oauth/token`, { method: 'POST', headers: FORM, body: grantBody(c.clientId, c.secret), dispatcher: agent }).then(async (r) => {
+      await r.body.dump();
+      if (r.statusCode !== 200) throw new Error(`cold grant: ${r.statusCode}`);
+    });
+
+  // Throughput: 100 distinct credentials, 50 at a time.
+  let t = performance.now();
+  for (let i = 0; i < 100; i += 50) await Promise.all(creds.slice(i, i + 50).map(grant));
+  const coldRps = 100 / ((performance.now() - t) / 1000);
+
+  // Responsiveness: 50 more at once, while /healthz is called every 5 ms.
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  const health: number[] = [];
+  let done = false;
+  const pinger = (async () => {
+    while (!done) {
+      const s = performance.now();
+      const r = await request(`${base}/healthz`, { dispatcher: agent });
+      await r.body.dump();
+      health.push(performance.now() - s);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  loop.enable();
+  t = performance.now();
+  await Promise.all(creds.slice(100, 150).map(grant));
+  const burstMs = performance.now() - t;
+  done = true;
+  await pinger;
+  loop.disable();
+  await agent.close();
+  await app.close();
+  await database.close();
+
+  const g = '2. cold grants (bcrypt cost 10)';
+  const loopP99 = loop.percentile(99) / 1e6;
+  return [
+    { group: g, metric: 'cold grants/s (50 at a time)', value: perSecond(coldRps), baseline: '', ratio: '', bar: '—', pass: true },
+    { group: g, metric: '50 at once: all done in', value: ms(burstMs), baseline: '', ratio: '', bar: '—', pass: true },
+    { group: g, metric: 'event-loop delay p99 during the 50', value: ms(loopP99), baseline: '', ratio: '', bar: '—', pass: true },
+    { group: g, metric: `/healthz p99 during the 50 (n=${health.length})`, value: ms(pct(health, 99)), baseline: `p50 ${ms(pct(health, 50))}`, ratio: '', bar: '< 25 ms', pass: pct(health, 99) < 25 },
+  ];
+}
+
+async function memory(databaseUrl: string): Promise<Row[]> {
+  const total = Number(process.env.BENCH_MEMORY_GRANTS ?? 1_000_000);
+  const server = await startServer({ databaseUrl });
+  const token = await adminToken(server.base);
+  const creds = await Promise.all(Array.from({ length: 4 }, (_, i) => createCredential(server.base, token, `mem-${Date.now().toString(36)}-${i}`)));
+  const samples: number[] = [server.rssMiB()];
+  const quarter = Math.ceil(total / 4);
+  for (let q = 0; q < 4; q++) {
+    const c = creds[q]!;
+    const r = await autocannon({ url: `${server.base}/api/v1/oauth/token`, method: 'POST', headers: FORM, body: grantBody(c.clientId, c.secret), connections: CONNECTIONS, amount: quarter });
+    if (r.non2xx > 0 || r.errors > 0) throw new Error(`memory run: ${r.non2xx} non-2xx, ${r.errors} errors`);
+    samples.push(server.rssMiB());
+  }
+  await server.stop();
+  const g = `5. memory (${total.toLocaleString('en-US')} grants)`;
+  const [start, , half, , end] = samples as [number, number, number, number, number];
+  return [
+    { group: g, metric: 'server RSS: start → ¼ → ½ → ¾ → end', value: samples.map((m) => m.toFixed(0)).join(' → ') + ' MiB', baseline: '', ratio: '', bar: '—', pass: true },
+    { group: g, metric: 'RSS growth over the second half', value: `${(end - half).toFixed(1)} MiB`, baseline: `first half ${(half - start).toFixed(1)} MiB`, ratio: '', bar: '< 32 MiB (levels off)', pass: end - half < 32 },
+  ];
+}
+
+export async function run(): Promise<Row[]> {
+  const pg = await startPostgres();
+  try {
+    return [...(await repeatGrants(pg.url)), ...(await coldGrants(pg.url)), ...(await memory(pg.url))];
+  } finally {
+    pg.stop();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]!).href) printTable(await run());
