@@ -19,7 +19,10 @@ const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = 32;
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
+const step = (message: string) => process.stderr.write(`  ${message}\n`);
+
 async function load(url: string, body: string, extra: Partial<autocannon.Options> = {}) {
+  step(`load ${url}`);
   // Warm-up, then the measured run.
   await autocannon({ url, method: 'POST', headers: FORM, body, connections: CONNECTIONS, duration: 2 });
   const r = await autocannon({ url, method: 'POST', headers: FORM, body, connections: CONNECTIONS, duration: DURATION, ...extra });
@@ -72,6 +75,7 @@ async function coldGrants(databaseUrl: string): Promise<Row[]> {
   const token = ((await login.json()) as { tokens: { access_token: string } }).tokens.access_token;
   const run = Date.now().toString(36);
   const creds = [];
+  step('cold grants: creating 150 credentials');
   for (let i = 0; i < 150; i++) creds.push(await createCredential(base, token, `cold-${run}-${i}`));
   const agent = new Agent({ connections: 128 });
 
@@ -126,6 +130,7 @@ async function memory(databaseUrl: string): Promise<Row[]> {
   const token = await adminToken(server.base);
   const creds = await Promise.all(Array.from({ length: 4 }, (_, i) => createCredential(server.base, token, `mem-${Date.now().toString(36)}-${i}`)));
   const samples: number[] = [server.rssMiB()];
+  step(`memory: ${total} grants`);
   const quarter = Math.ceil(total / 4);
   for (let q = 0; q < 4; q++) {
     const c = creds[q]!;

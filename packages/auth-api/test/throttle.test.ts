@@ -64,9 +64,11 @@ describe('failed client authentication is throttled', () => {
 
   it('a success clears the (client_id, IP) count', async () => {
     const ip = '192.0.2.50';
-    for (let i = 0; i < 2; i++) await grant('victim-svc', 'm2msk_typo', ip);
-    expect((await grant('victim-svc', secret, ip)).statusCode).toBe(200);
-    for (let i = 0; i < 2; i++) expect((await grant('victim-svc', 'm2msk_typo', ip)).statusCode).toBe(401);
+    const typo = (await createClient(ctx, { client_id: 'typo-svc', name: 'Typo', scopes: ['a:b'] })).client_secret;
+    for (let i = 0; i < 2; i++) expect((await grant('typo-svc', `m2msk_typo${i}`, ip)).statusCode).toBe(401);
+    expect((await grant('typo-svc', typo, ip)).statusCode).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await grant('typo-svc', `m2msk_again${i}`, ip)).statusCode).toBe(401);
+    expect((await grant('typo-svc', 'm2msk_one-too-many', ip)).statusCode).toBe(429);
     now += 61_000;
   });
 });
@@ -76,9 +78,20 @@ describe('parallel guesses cannot outrun the limit', () => {
     const logins = await Promise.all(Array.from({ length: 40 }, () => login('admin@example.com', 'burst guess', '203.0.113.50')));
     expect(logins.filter((r) => r.statusCode === 401)).toHaveLength(3);
     expect(logins.filter((r) => r.statusCode === 429)).toHaveLength(37);
-    const grants = await Promise.all(Array.from({ length: 40 }, () => grant('victim-svc', 'm2msk_burst', '203.0.113.51')));
+    const grants = await Promise.all(Array.from({ length: 40 }, (_, i) => grant('victim-svc', `m2msk_burst${i}`, '203.0.113.51')));
     expect(grants.filter((r) => r.statusCode === 401)).toHaveLength(3);
     expect(grants.filter((r) => r.statusCode === 429)).toHaveLength(37);
+    now += 61_000;
+  });
+
+  it('identical attempts in flight share one bcrypt and one count: a fleet starting together is not throttled', async () => {
+    const fleet = await createClient(ctx, { client_id: 'fleet-svc', name: 'Fleet', scopes: ['a:b'] });
+    const grants = await Promise.all(Array.from({ length: 40 }, () => grant('fleet-svc', fleet.client_secret, '203.0.113.60')));
+    expect(grants.map((r) => r.statusCode)).toEqual(Array(40).fill(200));
+    // Identical wrong guesses count once, too: the address still has its allowance for different ones.
+    const same = await Promise.all(Array.from({ length: 40 }, () => grant('fleet-svc', 'm2msk_same-guess', '203.0.113.61')));
+    expect(same.map((r) => r.statusCode)).toEqual(Array(40).fill(401));
+    expect((await grant('fleet-svc', 'm2msk_other-guess', '203.0.113.61')).statusCode).toBe(401);
     now += 61_000;
   });
 

@@ -53,7 +53,7 @@ export function findClientForGrant(db: Kysely<Database>, clientId: string) {
       'name',
       'scopes',
       'allowed_audiences',
-      eb.and([eb('status', '=', 'active'), eb('revoked_at', 'is', null)]).as('usable'),
+      eb.and([eb('status', '=', 'active'), eb('revoked_at', 'is', null)]).$castTo<boolean>().as('usable'),
       sql<boolean>`(last_used_at is null or last_used_at < now() - interval '1 minute')`.as('stamp_due'),
     ])
     .where('client_id', '=', clientId)

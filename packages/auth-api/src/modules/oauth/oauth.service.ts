@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import { OAuthError } from '../../errors.js';
@@ -5,7 +6,7 @@ import type { Clock } from '../../lib/clock.js';
 import { coalesceReads } from '../../lib/coalesce.js';
 import type { PasswordHasher } from '../../lib/password.js';
 import type { VerifiedSecretCache } from '../../lib/secret-cache.js';
-import type { FailureThrottle } from '../../lib/throttle.js';
+import { addressKey, type FailureThrottle } from '../../lib/throttle.js';
 import type { TokenIssuer } from '../../lib/tokens.js';
 import { clientIdSchema } from '../m2m-clients/m2m-clients.schemas.js';
 import { findClientForGrant, touchLastUsed } from '../m2m-clients/m2m-clients.repository.js';
@@ -41,33 +42,57 @@ const invalidClient = () => new OAuthError('invalid_client', 'Client authenticat
 export function createOAuthService(deps: OAuthDeps) {
   const { db, hasher, tokens, secretCache, throttle, clock, serviceTokenTtlSec, defaultAudience } = deps;
   const readClient = coalesceReads((clientId) => findClientForGrant(db, clientId));
+  // Slow (bcrypt) checks under way, by a keyed hash of (client_id, address, secret): never the plaintext.
+  const flights = new Map<string, Promise<boolean>>();
+  const flightMacKey = randomBytes(32);
+  const flightKey = (clientId: string, address: string, secret: string) =>
+    createHmac('sha256', flightMacKey).update(clientId).update('\0').update(address).update('\0').update(secret).digest('base64');
   const stamping = new Set<string>();
 
   /**
-   * The credential if the secret is right and it is active. Every failure is
-   * the same `invalid_client` after the same bcrypt work: unknown ids compare
-   * against a dummy hash; revoked and disabled credentials still compare theirs.
+   * The credential if the secret is right and it is active, else the same
+   * `invalid_client` after the same bcrypt work: unknown ids compare against a
+   * dummy hash; revoked and disabled credentials still compare their own.
    *
-   * Over a throttle limit nobody gets bcrypt work; only a secret this server
-   * has already verified for a live credential passes (a service renewing from
-   * behind the same address as an attacker), everyone else gets `slow_down`.
+   * A secret this server already verified for a live credential passes at
+   * once: no bcrypt, and no throttle (a service renewing from behind the same
+   * address as an attacker keeps working). Every other attempt is counted by
+   * the throttle before its bcrypt work, and identical attempts in flight
+   * (same client_id, address and secret) share that work and that count, for
+   * a known, an unknown or a revoked id alike: a fleet starting together pays
+   * once, and timing reveals nothing. The credential's state always comes
+   * from this request's own read.
    */
-  async function authenticate({ clientId, clientSecret }: ClientCredentials, throttledForSec: number | undefined) {
+  async function authenticate({ clientId, clientSecret }: ClientCredentials, ip: string) {
     // Ids that cannot exist (wrong characters, control bytes) never reach the database.
     const row = clientIdSchema.safeParse(clientId).data === clientId ? await readClient(clientId) : undefined;
-    const known = row?.usable === true && secretCache.has(row.id, clientSecret, row.client_secret_hash);
-    if (known) return row;
-    if (throttledForSec !== undefined) {
-      throw new OAuthError('slow_down', 'Too many failed authentication attempts; retry later', 429, { retryAfterSec: throttledForSec });
+    if (row?.usable && secretCache.has(row.id, clientSecret, row.client_secret_hash)) return row;
+
+    const key = flightKey(clientId, addressKey(ip), clientSecret);
+    let flight = flights.get(key);
+    if (!flight) {
+      flight = slowCheck(clientId, clientSecret, ip, row).finally(() => flights.delete(key));
+      flights.set(key, flight);
+    }
+    const secretMatches = await flight;
+    if (!secretMatches || !row?.usable) throw invalidClient();
+    secretCache.add(row.id, clientSecret, row.client_secret_hash);
+    return row;
+  }
+
+  async function slowCheck(clientId: string, clientSecret: string, ip: string, row: { client_secret_hash: string; usable: boolean } | undefined) {
+    // Counted as a failure from the start, taken back on success: parallel guesses cannot outrun the limit.
+    const attempt = await throttle.begin(clientId, ip);
+    if (attempt.retryAfterSec !== undefined) {
+      throw new OAuthError('slow_down', 'Too many failed authentication attempts; retry later', 429, { retryAfterSec: attempt.retryAfterSec });
     }
     if (!row) {
       await hasher.burn(clientSecret);
-      throw invalidClient();
+      return false;
     }
-    const verified = await hasher.verify(clientSecret, row.client_secret_hash);
-    if (!verified || !row.usable) throw invalidClient();
-    secretCache.add(row.id, clientSecret, row.client_secret_hash);
-    return row;
+    const matches = await hasher.verify(clientSecret, row.client_secret_hash);
+    if (matches && row.usable) await attempt.succeeded();
+    return matches;
   }
 
   function grantedScopes(requested: string | undefined, held: string[]): string[] {
@@ -100,10 +125,7 @@ export function createOAuthService(deps: OAuthDeps) {
       params: { scope?: string | undefined; audience?: string | undefined },
       ip: string,
     ): Promise<GrantResult> {
-      // Counted as a failure from the start, taken back on success: parallel guesses cannot outrun the limit.
-      const attempt = await throttle.begin(credentials.clientId, ip);
-      const client = await authenticate(credentials, attempt.retryAfterSec);
-      await attempt.succeeded();
+      const client = await authenticate(credentials, ip);
       const scopes = grantedScopes(params.scope, client.scopes);
       const aud = audienceFor(params.audience, client.allowed_audiences);
       const { token } = tokens.serviceToken({ sub: client.client_id, client_id: client.client_id, service_name: client.name, scopes, aud }, serviceTokenTtlSec);
