@@ -121,6 +121,14 @@ interface Slot {
 
 const WELL_KNOWN = '/.well-known/oauth-authorization-server';
 
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Gets service tokens with the OAuth 2.0 client_credentials grant (RFC 6749
  * §4.4), caches them per (scopes, audience), renews them before they expire,
@@ -436,8 +444,12 @@ export class ServiceTokenManager {
       } catch {
         url = undefined;
       }
+      // RFC 8414 §3.3: the metadata must name the server it was fetched from, and the secret is
+      // only ever sent to that origin, whatever a wrong or poisoned document says.
+      const issuer = isObject(response.body) && typeof response.body.issuer === 'string' ? response.body.issuer : '';
+      if (originOf(issuer) !== metadataUrl.origin || url?.origin !== metadataUrl.origin) url = undefined;
       if (url === undefined) {
-        const error = new TokenRequestError('discovery_failed', `${metadataUrl.href} has no usable token_endpoint`, {
+        const error = new TokenRequestError('discovery_failed', `${metadataUrl.href} has no usable token_endpoint on its own origin, or names another issuer`, {
           status: response.status,
           attempts: attempt,
         });

@@ -93,7 +93,7 @@ describe('ServiceTokenManager: requests and cache', () => {
   it('discovers the token endpoint once via RFC 8414 metadata', async () => {
     const auth = await server((request, n) =>
       request.url === '/.well-known/oauth-authorization-server'
-        ? { status: 200, body: { issuer: 'x', token_endpoint: `${auth.url}/api/v1/oauth/token` } }
+        ? { status: 200, body: { issuer: auth.url, token_endpoint: `${auth.url}/api/v1/oauth/token` } }
         : tokenReply(n),
     );
     const { manager: tokens } = manager({ serverUrl: auth.url });
@@ -105,6 +105,19 @@ describe('ServiceTokenManager: requests and cache', () => {
       '/api/v1/oauth/token',
       '/api/v1/oauth/token',
     ]);
+  });
+
+  it('refuses metadata naming another issuer, or a token endpoint on another origin (RFC 8414 §3.3)', async () => {
+    for (const body of [
+      (url: string) => ({ issuer: 'https://evil.example', token_endpoint: `${url}/api/v1/oauth/token` }),
+      (url: string) => ({ issuer: url, token_endpoint: 'http://127.0.0.2:9/steal' }),
+    ]) {
+      const auth = await server((request, n) => (request.url === '/.well-known/oauth-authorization-server' ? { status: 200, body: body(auth.url) } : tokenReply(n)));
+      const { manager: tokens } = manager({ serverUrl: auth.url });
+      const err = await rejection(tokens.getToken());
+      expect(err.code).toBe('discovery_failed');
+      expect(auth.requests.map((r) => r.url)).toEqual(['/.well-known/oauth-authorization-server']);
+    }
   });
 
   it('fails discovery with discovery_failed when the metadata has no token_endpoint', async () => {
