@@ -117,6 +117,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
+    reply.header('x-content-type-options', 'nosniff');
+    if (request.url.startsWith('/docs')) reply.header('x-frame-options', 'DENY').header('referrer-policy', 'no-referrer');
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
@@ -138,7 +140,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  // The docs UI is the one HTML surface: a strict CSP on its static files (staticCSP) and framing refused.
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
 
   const tokenKeys = { ...config.jwt };
   const tokens = createTokenIssuer(tokenKeys, clock);

@@ -26,8 +26,13 @@ describe('health, docs and unknown routes', () => {
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/auth/login', '/api/v1/admin/m2m-clients', '/api/v1/admin/m2m-clients/{id}']));
     const create = doc.paths['/api/v1/admin/m2m-clients'].post;
     expect(create.requestBody.content['application/json'].schema.required).toEqual(expect.arrayContaining(['client_id', 'name']));
-    const html = await ctx.app.inject({ method: 'GET', url: '/docs' });
-    expect([200, 302]).toContain(html.statusCode);
+    const html = await ctx.app.inject({ method: 'GET', url: '/docs/' });
+    expect(html.statusCode).toBe(200);
+    expect(html.headers['content-type']).toMatch(/^text\/html/);
+    expect(html.headers['content-security-policy']).toMatch(/default-src 'self'/);
+    expect(html.headers['x-frame-options']).toBe('DENY');
+    expect(html.headers['x-content-type-options']).toBe('nosniff');
+    expect(html.headers['referrer-policy']).toBe('no-referrer');
   });
 
   it('unknown routes are 404 not_found', async () => {

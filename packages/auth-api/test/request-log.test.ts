@@ -61,5 +61,15 @@ describe('request logging', () => {
     for (const secret of [ADMIN.password, client_secret, basic, basic.slice('Basic '.length), token, viaBasic.json().access_token]) {
       expect(all).not.toContain(secret);
     }
+    // The hash: stored (and only the hash), never logged, never in a response.
+    const { client_secret_hash } = await ctx.database.db.selectFrom('m2m_clients').select('client_secret_hash').where('id', '=', client.id).executeTakeFirstOrThrow();
+    expect(client_secret_hash).toMatch(/^\$2[aby]\$/);
+    const stored = JSON.stringify(await ctx.database.db.selectFrom('m2m_clients').selectAll().execute()) + JSON.stringify(await ctx.database.db.selectFrom('audit_log').selectAll().execute());
+    expect(stored).not.toContain(client_secret);
+    const answered = responses.map((r) => r.body).join('');
+    for (const value of [client_secret, client_secret_hash, ADMIN.password]) {
+      expect(all).not.toContain(value);
+      expect(answered).not.toContain(value);
+    }
   });
 });
