@@ -1,6 +1,7 @@
 // The SDK against a scripted fetch: what it sends, and how it reads answers no real server gives easily.
 import { describe, expect, it } from 'vitest';
 import { AuthClientError, createAuthClient, createMemoryStorage, type FetchLike, type TokenStorage } from '../src/index.js';
+import { failure } from './helpers.js';
 
 interface Sent {
   url: string;
@@ -41,15 +42,6 @@ const record = {
 };
 const loginAnswer = (token: string) =>
   json(200, { user: { id: 'u1', email: 'a@example.com', roles: ['system_admin'], created_at: record.created_at }, tokens: { access_token: token, token_type: 'Bearer', expires_in: 900 }, roles: ['system_admin'] });
-
-async function failure(promise: Promise<unknown>): Promise<AuthClientError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AuthClientError);
-  return err as AuthClientError;
-}
 
 const base = 'https://auth.example.com/api/v1';
 

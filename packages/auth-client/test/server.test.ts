@@ -2,7 +2,8 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, PLAIN_USER, createTestContext, type TestContext } from '../../auth-api/test/helpers.js';
-import { AuthClientError, createAuthClient, createMemoryStorage, type AuthClient, type TokenStorage } from '../src/index.js';
+import { createAuthClient, createMemoryStorage, type AuthClient, type TokenStorage } from '../src/index.js';
+import { failure } from './helpers.js';
 
 let ctx: TestContext;
 let origin: string;
@@ -15,16 +16,6 @@ beforeAll(async () => {
   apiBaseUrl = `${origin}/api/v1`;
 });
 afterAll(() => ctx?.close());
-
-/** Rejects with an AuthClientError: returns it so the test can assert code, status and details. */
-async function failure(promise: Promise<unknown>): Promise<AuthClientError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AuthClientError);
-  return err as AuthClientError;
-}
 
 async function tokenFor(clientId: string, clientSecret: string) {
   const res = await fetch(`${apiBaseUrl}/oauth/token`, {

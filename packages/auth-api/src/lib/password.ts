@@ -30,18 +30,19 @@ export const BCRYPT_MAX_BYTES = 72;
 export function createBcryptHasher(cost: number): PasswordHasher {
   // A hash of a random value nobody knows, at the configured cost.
   const dummy = bcryptHash(randomBytes(32).toString('base64url'), { cost });
+  const burn = async (plain: string) => {
+    await bcryptVerify(plain.slice(0, BCRYPT_MAX_BYTES), await dummy);
+  };
   return {
     hash: (plain) => bcryptHash(plain, { cost }),
     verify: async (plain, hash) => {
       // bcrypt would silently ignore bytes past 72: refuse such input instead, after the same work.
       if (Buffer.byteLength(plain, 'utf8') > BCRYPT_MAX_BYTES) {
-        await bcryptVerify('', await dummy);
+        await burn(plain);
         return false;
       }
       return bcryptVerify(plain, hash);
     },
-    burn: async (plain) => {
-      await bcryptVerify(plain.slice(0, BCRYPT_MAX_BYTES), await dummy);
-    },
+    burn,
   };
 }
