@@ -17,7 +17,10 @@ import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
 import { createOAuthService } from './modules/oauth/oauth.service.js';
 import { createVerifiedSecretCache, type VerifiedSecretCache } from './lib/secret-cache.js';
-import { type AttemptStore, createFailureThrottle, createMemoryAttemptStore } from './lib/throttle.js';
+import { addressKey, type AttemptStore, createFailureThrottle, createMemoryAttemptStore } from './lib/throttle.js';
+import { createWorkBudget } from './lib/work-budget.js';
+import { createAuthEventRecorder } from './modules/auth-events/auth-events.recorder.js';
+import { authEventsRoutes } from './modules/auth-events/auth-events.routes.js';
 import fastifyRateLimit from '@fastify/rate-limit';
 import { createUserGuards } from './plugins/admin-guard.js';
 import { registerErrorHandlers } from './plugins/error-handler.js';
@@ -33,8 +36,12 @@ export interface BuildAppOptions {
   hasher?: PasswordHasher;
   /** Verified client secrets, so repeat grants skip bcrypt. Default: in memory, 10 minutes. */
   secretCache?: VerifiedSecretCache;
-  /** Failed-authentication counters. Default: in memory; pass a shared store for several instances. */
-  attemptStore?: AttemptStore;
+  /**
+   * Failed-authentication counters, one store per throttle (`login`, `grant`) so a flood of one
+   * cannot crowd out the other. Default: in memory, `AUTH_THROTTLE_MAX_KEYS` each. Pass a shared
+   * store (keys are namespaced by throttle) or a factory for several instances.
+   */
+  attemptStore?: AttemptStore | ((throttle: 'login' | 'grant') => AttemptStore);
   /** A pino logger, `false` to log nothing, or fastify logger options. Default: JSON at `config.logLevel`. */
   logger?: FastifyBaseLogger | FastifyServerOptions['logger'];
 }
@@ -92,8 +99,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     bodyLimit: BODY_LIMIT,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
-    requestTimeout: 30_000,
+    // Slow clients: headers within headersTimeout, the whole request within requestTimeout, both
+    // checked every connectionsCheckingInterval (Node's default, 30 s, let them hold a socket twice as long).
+    requestTimeout: config.http.requestTimeoutSec * 1000,
     connectionTimeout: 30_000,
+    http: {
+      headersTimeout: config.http.headersTimeoutSec * 1000,
+      requestTimeout: config.http.requestTimeoutSec * 1000,
+      connectionsCheckingInterval: config.http.connectionsCheckIntervalSec * 1000,
+    },
     return503OnClosing: true,
     ...(config.trustProxy === undefined ? {} : { trustProxy: config.trustProxy }),
     // Malformed URLs and over-long path parameters never reach a route: answer them in our format too.
@@ -103,6 +117,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
   }).withTypeProvider<ZodTypeProvider>();
 
+  app.server.maxConnections = config.http.maxConnections;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // JSON only on the management API; the token endpoint adds form bodies in its own scope.
@@ -122,10 +137,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
-  // One line per request; request.log already carries reqId. No query string, headers or body.
+  // One line per request; request.log already carries reqId. No query string, headers or body;
+  // token requests add client_id (as sent, bounded), auth method, outcome and address (never the secret).
+  app.decorateRequest('tokenRequest', null);
   app.addHook('onResponse', (request, reply, done) => {
     request.log.info(
-      { method: request.method, path: request.url.split('?')[0], status: reply.statusCode, durationMs: Math.round(reply.elapsedTime) },
+      { method: request.method, path: request.url.split('?')[0], status: reply.statusCode, durationMs: Math.round(reply.elapsedTime), ...request.tokenRequest },
       'request completed',
     );
     done();
@@ -146,25 +163,44 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const tokenKeys = { ...config.jwt };
   const tokens = createTokenIssuer(tokenKeys, clock);
   const verifyAccessToken = createAccessTokenVerifier(tokenKeys, clock);
-  const attemptStore = options.attemptStore ?? createMemoryAttemptStore({ clock });
-  const throttle = (name: string) =>
+  const storeFor = (name: 'login' | 'grant'): AttemptStore => {
+    const given = options.attemptStore;
+    if (typeof given === 'function') return given(name);
+    return given ?? createMemoryAttemptStore({ clock, maxKeys: config.limits.throttleMaxKeys });
+  };
+  const throttle = (name: 'login' | 'grant') =>
     createFailureThrottle({
-      store: attemptStore,
+      store: storeFor(name),
       clock,
       name,
       windowMs: config.limits.failureWindowSec * 1000,
       perIdentityAndIp: config.limits.failuresPerIdentityAndIp,
       perIp: config.limits.failuresPerIp,
+      onTrip: (trip) => app.log.warn(trip, 'throttle tripped'),
+      onStoreError: (err) => app.log.warn({ err: { name: (err as Error).name, message: (err as Error).message } }, 'throttle store refused an attempt (failing closed)'),
     });
-  const auth = createAdminAuthService({ db: database.db, hasher, tokens, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
+  // All bcrypt work shares one budget, kept below libuv's 4 threads so WebCrypto, DNS and fs never wait behind it.
+  const budget = createWorkBudget({ concurrency: config.bcrypt.concurrency, maxWaitMs: config.bcrypt.maxWaitMs, maxQueued: 256, maxQueuedPerParty: 64 });
+  const auth = createAdminAuthService({ db: database.db, hasher, budget, tokens, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
   const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
-  const clients = createM2MClientsService({ db: database.db, hasher, clock, onChange: (id) => secretCache.delete(id) });
+  const adminHasher = { ...hasher, hash: (plain: string) => budget.run('admin', () => hasher.hash(plain), { trusted: true }) };
+  const clients = createM2MClientsService({ db: database.db, hasher: adminHasher, clock, onChange: (client) => secretCache.delete(client.client_id) });
+  const grantThrottle = throttle('grant');
+  const authEvents = createAuthEventRecorder({
+    db: database.db,
+    clock,
+    retentionDays: config.authEvents.retentionDays,
+    maxKeysPerMinute: config.authEvents.maxKeysPerMinute,
+    onError: (err) => app.log.warn({ code: (err as { code?: string }).code }, 'could not write auth events'),
+  });
+  app.addHook('onClose', async () => authEvents.close());
   const oauth = createOAuthService({
     db: database.db,
     hasher,
+    budget,
     tokens,
     secretCache,
-    throttle: throttle('grant'),
+    throttle: grantThrottle,
     clock,
     serviceTokenTtlSec: config.serviceTokenTtlSec,
     defaultAudience: config.jwt.audience,
@@ -179,11 +215,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       if (config.limits.requestsPerMinute > 0) {
         // A request ceiling per IP on login and management. The token endpoint opts out: fleets
         // behind one NAT renew legitimately in bulk; its abuse control is the failure throttle.
-        await api.register(fastifyRateLimit, { max: config.limits.requestsPerMinute, timeWindow: 60_000, keyGenerator: (request) => request.ip });
+        // Keyed like the failure throttle: IPv6 by its /64, so one subscriber cannot rotate past it.
+        // A hook of this scope, so it runs before the routes' own hooks (the admin guard): a flood
+        // of bad tokens is limited too, not verified first.
+        await api.register(fastifyRateLimit, { global: false, max: config.limits.requestsPerMinute, timeWindow: 60_000, keyGenerator: (request) => addressKey(request.ip) });
+        const limit = api.rateLimit();
+        api.addHook('onRequest', async function (request, reply) {
+          if (request.routeOptions.config.rateLimit !== false) await limit.call(this, request, reply);
+        });
       }
       await api.register(adminAuthRoutes, { auth, guards });
       await api.register(m2mClientsRoutes, { clients, guards });
-      await api.register(oauthRoutes, { oauth });
+      await api.register(authEventsRoutes, { db: database.db, recorder: authEvents, guards });
+      await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents });
     },
     { prefix: API_PREFIX },
   );

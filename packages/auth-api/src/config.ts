@@ -13,6 +13,14 @@ const durationSeconds = z.coerce
   .min(30, 'must be at least 30 seconds')
   .max(24 * 3600, 'must be at most 86400 seconds (24 hours)');
 
+/** A whole number in [min, max]. */
+const count = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(min, `must be between ${min} and ${max}`)
+    .max(max, `must be between ${min} and ${max}`);
+
 const optionalString = z
   .string()
   .optional()
@@ -55,6 +63,15 @@ const envSchema = z.object({
   AUTH_FAILURE_LIMIT_PER_IP: z.coerce.number({ error: 'must be a number' }).int().min(1, 'must be at least 1').default(100),
   AUTH_FAILURE_WINDOW: durationSeconds.default(300),
   RATE_LIMIT_PER_MINUTE: z.coerce.number({ error: 'must be a number' }).int().min(0, 'must be 0 (off) or more').default(600),
+  AUTH_THROTTLE_MAX_KEYS: count(100, 10_000_000).default(100_000),
+  BCRYPT_CONCURRENCY: count(1, 64).default(2),
+  BCRYPT_MAX_WAIT_MS: count(50, 60_000).default(2000),
+  AUTH_EVENTS_RETENTION_DAYS: count(1, 3650).default(30),
+  AUTH_EVENTS_MAX_KEYS_PER_MINUTE: count(10, 1_000_000).default(5000),
+  HTTP_HEADERS_TIMEOUT: count(1, 600).default(10),
+  HTTP_REQUEST_TIMEOUT: count(1, 3600).default(30),
+  HTTP_CONNECTIONS_CHECK_INTERVAL: count(1, 60).default(1),
+  HTTP_MAX_CONNECTIONS: count(1, 1_000_000).default(4096),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
 });
 
@@ -94,6 +111,25 @@ export interface Config {
     failureWindowSec: number;
     /** Requests per minute per IP on the login and management routes; 0 turns it off. */
     requestsPerMinute: number;
+    /** Live counters each throttle may hold; when full of live windows, new attempts are refused. */
+    throttleMaxKeys: number;
+  };
+  bcrypt: {
+    /** bcrypt compares running at once, server-wide; below libuv's pool size (4) so other pool work finds a thread. */
+    concurrency: number;
+    /** Longest a compare waits for its turn before the request is shed with 503 and Retry-After. */
+    maxWaitMs: number;
+  };
+  authEvents: { retentionDays: number; maxKeysPerMinute: number };
+  http: {
+    /** Seconds to receive the request headers (slow-header clients are cut). */
+    headersTimeoutSec: number;
+    /** Seconds to receive the whole request. */
+    requestTimeoutSec: number;
+    /** How often those two timeouts are checked, in seconds. */
+    connectionsCheckIntervalSec: number;
+    /** Open connections accepted at once; further ones are closed at once. */
+    maxConnections: number;
   };
   logLevel: Env['LOG_LEVEL'];
 }
@@ -141,6 +177,7 @@ export function loadConfig(env: Record<string, string | undefined>, fallbackSecr
   if (e.ADMIN_PASSWORD && !e.ADMIN_EMAIL) problems.push('ADMIN_EMAIL: is required when ADMIN_PASSWORD is set');
   if (production && !e.JWT_ISSUER.startsWith('https://')) problems.push('JWT_ISSUER: must be the public https:// origin of this server when NODE_ENV=production');
   if (production && e.BCRYPT_COST < 10) problems.push('BCRYPT_COST: must be at least 10 when NODE_ENV=production');
+  if (e.HTTP_HEADERS_TIMEOUT > e.HTTP_REQUEST_TIMEOUT) problems.push('HTTP_HEADERS_TIMEOUT: must not exceed HTTP_REQUEST_TIMEOUT');
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -160,7 +197,30 @@ export function loadConfig(env: Record<string, string | undefined>, fallbackSecr
       failuresPerIp: e.AUTH_FAILURE_LIMIT_PER_IP,
       failureWindowSec: e.AUTH_FAILURE_WINDOW,
       requestsPerMinute: e.RATE_LIMIT_PER_MINUTE,
+      throttleMaxKeys: e.AUTH_THROTTLE_MAX_KEYS,
+    },
+    bcrypt: { concurrency: e.BCRYPT_CONCURRENCY, maxWaitMs: e.BCRYPT_MAX_WAIT_MS },
+    authEvents: { retentionDays: e.AUTH_EVENTS_RETENTION_DAYS, maxKeysPerMinute: e.AUTH_EVENTS_MAX_KEYS_PER_MINUTE },
+    http: {
+      headersTimeoutSec: e.HTTP_HEADERS_TIMEOUT,
+      requestTimeoutSec: e.HTTP_REQUEST_TIMEOUT,
+      connectionsCheckIntervalSec: e.HTTP_CONNECTIONS_CHECK_INTERVAL,
+      maxConnections: e.HTTP_MAX_CONNECTIONS,
     },
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/**
+ * Settings that start but are probably wrong, one sentence each; the server
+ * logs them as warnings at start.
+ */
+export function startupWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  if (config.env === 'production' && config.jwt.issuer.startsWith('https://') && config.trustProxy === undefined) {
+    warnings.push(
+      'TRUST_PROXY is unset but JWT_ISSUER is https, so a TLS proxy is in front: every client then shares the proxy\'s address, and one attacker\'s failures throttle everyone. Set TRUST_PROXY to the proxy\'s address or CIDR.',
+    );
+  }
+  return warnings;
 }

@@ -63,13 +63,19 @@ export class OAuthError extends Error {
   override name = 'OAuthError';
   /** Seconds for the Retry-After header (429, 503). */
   readonly retryAfterSec: number | undefined;
+  /** Already counted by the failure throttle (the route must not count it again). */
+  readonly counted: boolean;
+  /** What the audit trail records, when it is not the code (`throttled`, `shed`). */
+  readonly outcome: string;
   constructor(
     readonly code: OAuthErrorCode,
     readonly description: string,
     readonly status: number = code === 'invalid_client' ? 401 : code === 'temporarily_unavailable' ? 503 : code === 'server_error' ? 500 : 400,
-    options?: { cause?: unknown; retryAfterSec?: number },
+    options?: { cause?: unknown; retryAfterSec?: number; counted?: boolean; outcome?: string },
   ) {
     super(description, options);
     this.retryAfterSec = options?.retryAfterSec;
+    this.counted = options?.counted ?? false;
+    this.outcome = options?.outcome ?? (code === 'slow_down' ? 'throttled' : code);
   }
 }

@@ -57,6 +57,26 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('users').execute();
     },
   },
+  '2026-11-26-013-auth-events': {
+    // Client authentication at the token endpoint, aggregated per minute, client_id (as sent,
+    // bounded), address and outcome: what an investigation needs, at bounded growth.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('auth_events')
+        .addColumn('minute', 'timestamptz', (c) => c.notNull())
+        .addColumn('client_id', 'text', (c) => c.notNull())
+        .addColumn('address', 'text', (c) => c.notNull())
+        .addColumn('outcome', 'text', (c) => c.notNull())
+        .addColumn('count', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('auth_events_pkey', ['minute', 'client_id', 'address', 'outcome'])
+        .execute();
+      await db.schema.createIndex('auth_events_client').on('auth_events').columns(['client_id', 'minute desc']).execute();
+      await db.schema.createIndex('auth_events_address').on('auth_events').columns(['address', 'minute desc']).execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('auth_events').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

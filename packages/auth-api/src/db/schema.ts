@@ -44,11 +44,22 @@ export interface AuditLogTable {
   details: ColumnType<Record<string, unknown> | null, string | null, string | null>;
 }
 
+/** Token-endpoint outcomes, counted per minute, client_id (as sent), address and outcome. */
+export interface AuthEventsTable {
+  minute: ColumnType<Date, Date, never>;
+  client_id: string;
+  address: string;
+  /** `granted`, an RFC 6749 error code, `throttled` or `shed`. */
+  outcome: string;
+  count: number;
+}
+
 /** Every table, as kysely sees it. */
 export interface Database {
   users: UsersTable;
   m2m_clients: M2MClientsTable;
   audit_log: AuditLogTable;
+  auth_events: AuthEventsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

@@ -10,38 +10,40 @@ export interface VerifiedSecretCacheOptions {
 }
 
 /**
- * Remembers, per credential, a keyed hash of the last secret that passed
- * bcrypt, so a backend renewing its token does not pay a bcrypt compare each
- * time. Never holds a plaintext secret: entries are HMACs under a key that
- * lives only in this process (so a restart empties it). A different secret
- * never matches and goes through bcrypt; identical wrong guesses are never
- * shared or shortened, so a wrong secret always costs the same. Callers still
- * check the credential's state on every grant, and drop its entry when it changes.
+ * Remembers, per client_id, a keyed hash of the last secret that passed
+ * bcrypt and the stored hash it passed against, so a backend renewing its
+ * token pays neither bcrypt nor the failure throttle. Looked up before any
+ * database read, by (client_id, secret) alone: a request that does not hold
+ * the secret never matches. Never holds a plaintext secret: entries are HMACs
+ * under a key that lives only in this process (so a restart empties it). A
+ * different secret never matches and goes through bcrypt; identical wrong
+ * guesses are never shared or shortened, so a wrong secret always costs the
+ * same. Callers still read the credential's state on every grant, check that
+ * its hash is the one remembered, and drop the entry when it changes.
  */
 export function createVerifiedSecretCache({ clock, ttlMs = 10 * 60_000, maxEntries = 10_000 }: VerifiedSecretCacheOptions) {
   const key = randomBytes(32);
-  const entries = new Map<string, { mac: Buffer; expiresAt: number }>();
-  const macOf = (credentialId: string, secret: string, hash: string) =>
-    createHmac('sha256', key).update(credentialId).update('\0').update(hash).update('\0').update(secret).digest();
+  const entries = new Map<string, { mac: Buffer; hash: string; expiresAt: number }>();
+  const macOf = (clientId: string, secret: string) => createHmac('sha256', key).update(clientId).update('\0').update(secret).digest();
 
   return {
-    /** True when `secret` is the one last verified for this credential and stored hash, within the TTL. */
-    has(credentialId: string, secret: string, hash: string): boolean {
-      const entry = entries.get(credentialId);
-      if (!entry) return false;
+    /** The stored hash `secret` was last verified against for this client_id, within the TTL; else undefined. */
+    verifiedHash(clientId: string, secret: string): string | undefined {
+      const entry = entries.get(clientId);
+      if (!entry) return undefined;
       if (entry.expiresAt <= clock()) {
-        entries.delete(credentialId);
-        return false;
+        entries.delete(clientId);
+        return undefined;
       }
-      return timingSafeEqual(entry.mac, macOf(credentialId, secret, hash));
+      return timingSafeEqual(entry.mac, macOf(clientId, secret)) ? entry.hash : undefined;
     },
-    add(credentialId: string, secret: string, hash: string): void {
-      entries.delete(credentialId);
+    add(clientId: string, secret: string, hash: string): void {
+      entries.delete(clientId);
       if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
-      entries.set(credentialId, { mac: macOf(credentialId, secret, hash), expiresAt: clock() + ttlMs });
+      entries.set(clientId, { mac: macOf(clientId, secret), hash, expiresAt: clock() + ttlMs });
     },
-    delete(credentialId: string): void {
-      entries.delete(credentialId);
+    delete(clientId: string): void {
+      entries.delete(clientId);
     },
   };
 }

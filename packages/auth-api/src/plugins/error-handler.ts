@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDatabaseUnavailable } from '../db/errors.js';
+import { BudgetExceededError } from '../lib/work-budget.js';
 import { ApiError, type ApiErrorCode, type ErrorDetail, STATUS_BY_CODE } from '../errors.js';
 
 /** Fastify's own client errors (body parsing, content type, limits) → our codes. */
@@ -60,6 +61,9 @@ export function toErrorBody(err: FastifyError | Error): { status: number; body: 
     }));
     return { status: 400, body: { error: 'validation_failed', message: 'The request is invalid', details } };
   }
+  if (err instanceof BudgetExceededError) {
+    return { status: 503, body: { error: 'service_unavailable', message: 'The server is busy; retry later' } };
+  }
   if (isDatabaseUnavailable(err)) {
     return { status: 503, body: { error: 'service_unavailable', message: DEFAULT_MESSAGES.service_unavailable } };
   }
@@ -76,7 +80,8 @@ export function toErrorBody(err: FastifyError | Error): { status: number; body: 
 export function registerErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const { status, body } = toErrorBody(err);
-    if (status === 503) request.log.warn({ code: (err as FastifyError).code, message: err.message }, 'database unavailable');
+    if (err instanceof BudgetExceededError) reply.header('retry-after', String(err.retryAfterSec));
+    else if (status === 503 && !(err instanceof ApiError)) request.log.warn({ code: (err as FastifyError).code, message: err.message }, 'database unavailable');
     else if (status >= 500) request.log.error({ err }, 'request failed');
     if (err instanceof ApiError && err.retryAfterSec !== undefined) reply.header('retry-after', String(err.retryAfterSec));
     return reply.status(status).send(body);

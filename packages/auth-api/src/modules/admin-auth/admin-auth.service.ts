@@ -4,7 +4,8 @@ import { isUniqueViolation } from '../../db/errors.js';
 import type { Database, UserRow } from '../../db/schema.js';
 import { ApiError } from '../../errors.js';
 import type { PasswordHasher } from '../../lib/password.js';
-import type { FailureThrottle } from '../../lib/throttle.js';
+import { addressKey, type FailureThrottle } from '../../lib/throttle.js';
+import { BudgetExceededError, type WorkBudget } from '../../lib/work-budget.js';
 import type { TokenIssuer } from '../../lib/tokens.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
 import { type PublicUser, SYSTEM_ADMIN } from './admin-auth.schemas.js';
@@ -17,13 +18,15 @@ export function toPublicUser(row: UserRow): PublicUser {
 export interface AdminAuthDeps {
   db: Kysely<Database>;
   hasher: PasswordHasher;
+  /** Bounds bcrypt work across the server; a shed sign-in answers 503. */
+  budget: WorkBudget;
   tokens: TokenIssuer;
   /** Failed logins, per (email, IP) and per IP. */
   throttle: FailureThrottle;
   userTokenTtlSec: number;
 }
 
-export function createAdminAuthService({ db, hasher, tokens, throttle, userTokenTtlSec }: AdminAuthDeps) {
+export function createAdminAuthService({ db, hasher, budget, tokens, throttle, userTokenTtlSec }: AdminAuthDeps) {
   return {
     /**
      * Email + password → a user token. Unknown email and wrong password give
@@ -36,7 +39,15 @@ export function createAdminAuthService({ db, hasher, tokens, throttle, userToken
         throw new ApiError('rate_limited', 'Too many failed sign-in attempts; retry later', undefined, { retryAfterSec: attempt.retryAfterSec });
       }
       const user = await findUserByEmail(db, email);
-      const ok = user ? await hasher.verify(password, user.password_hash) : (await hasher.burn(password), false);
+      let ok: boolean;
+      try {
+        ok = await budget.run(addressKey(ip), () => (user ? hasher.verify(password, user.password_hash) : hasher.burn(password).then(() => false)));
+      } catch (err) {
+        if (!(err instanceof BudgetExceededError)) throw err;
+        // Never checked: not a failure of this user.
+        await attempt.abandoned();
+        throw new ApiError('service_unavailable', 'The server is busy; retry later', undefined, { retryAfterSec: err.retryAfterSec, cause: err });
+      }
       if (!user || !ok) {
         await insertAuditEntry(db, { id: user?.id ?? null, label: email, ip }, { action: 'login.failure', targetType: 'user', ...(user ? { targetId: user.id } : {}) });
         throw new ApiError('unauthorized', 'Invalid email or password');

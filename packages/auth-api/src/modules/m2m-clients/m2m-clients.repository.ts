@@ -14,6 +14,11 @@ export function findClientById(db: Kysely<Database>, id: string): Promise<M2MCli
   return db.selectFrom('m2m_clients').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** The row, locked until the transaction ends (call inside one). */
+export function findClientByIdForUpdate(db: Kysely<Database>, id: string): Promise<M2MClientRow | undefined> {
+  return db.selectFrom('m2m_clients').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
 export function findClientByClientId(db: Kysely<Database>, clientId: string): Promise<M2MClientRow | undefined> {
   return db.selectFrom('m2m_clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
 }

@@ -8,7 +8,7 @@ import type { PasswordHasher } from '../../lib/password.js';
 import { generateClientSecret } from '../../lib/secrets.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
 import type { CreateClientBody, M2MClientRecord, UpdateClientBody } from './m2m-clients.schemas.js';
-import { findClientByClientId, findClientById, insertClient, listActiveClients, revokeClient, updateClient } from './m2m-clients.repository.js';
+import { findClientByClientId, findClientById, findClientByIdForUpdate, insertClient, listActiveClients, revokeClient, updateClient } from './m2m-clients.repository.js';
 
 const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 
@@ -35,7 +35,36 @@ export interface M2MClientsDeps {
   hasher: PasswordHasher;
   clock: Clock;
   /** Called after a credential changes (update, revoke) so caches drop it. */
-  onChange?: (id: string) => void;
+  onChange?: (client: { id: string; client_id: string }) => void;
+}
+
+type Changeable = 'name' | 'description' | 'scopes' | 'allowed_audiences' | 'status';
+const LIST_FIELDS = new Set<Changeable>(['scopes', 'allowed_audiences']);
+
+/**
+ * The update's audit details: each field sent, with its value before and
+ * after, and for lists what was added and removed. `changed` names the
+ * fields whose value actually changed.
+ */
+function updateDetails(before: M2MClientRow, after: M2MClientRow, body: UpdateClientBody) {
+  const fields: Record<string, unknown> = {};
+  const changed: string[] = [];
+  for (const field of Object.keys(body) as Changeable[]) {
+    const was = before[field];
+    const now = after[field];
+    if (LIST_FIELDS.has(field)) {
+      const a = was as string[];
+      const b = now as string[];
+      const added = b.filter((v) => !a.includes(v));
+      const removed = a.filter((v) => !b.includes(v));
+      fields[field] = { before: a, after: b, added, removed };
+      if (added.length > 0 || removed.length > 0 || a.length !== b.length) changed.push(field);
+    } else {
+      fields[field] = { before: was, after: now };
+      if (was !== now) changed.push(field);
+    }
+  }
+  return { client_id: after.client_id, changed, fields };
 }
 
 const duplicate = () => new ApiError('conflict', 'A credential with that client_id exists (client_ids are never reused, even after revocation)');
@@ -107,16 +136,19 @@ export function createM2MClientsService({ db, hasher, clock, onChange }: M2MClie
       if (body.status !== undefined) changes.status = body.status;
 
       const row = await db.transaction().execute(async (trx) => {
+        // The row as it was, locked until the change commits, so the audit entry's "before" is exact.
+        const before = await findClientByIdForUpdate(trx, id);
+        if (!before || before.revoked_at !== null) return undefined;
         const updated = await updateClient(trx, id, changes);
         if (!updated) return undefined;
-        await insertAuditEntry(trx, actor, { action: 'm2m_client.update', targetType: 'm2m_client', targetId: id, details: { changed: Object.keys(body) } });
+        await insertAuditEntry(trx, actor, { action: 'm2m_client.update', targetType: 'm2m_client', targetId: id, details: updateDetails(before, updated, body) });
         return updated;
       });
       if (!row) {
         const existing = await findClientById(db, id);
         throw existing ? new ApiError('conflict', 'The credential is revoked and can no longer be changed') : notFound();
       }
-      onChange?.(id);
+      onChange?.(row);
       return toRecord(row);
     },
 
@@ -127,8 +159,9 @@ export function createM2MClientsService({ db, hasher, clock, onChange }: M2MClie
         if (row) await insertAuditEntry(trx, actor, { action: 'm2m_client.revoke', targetType: 'm2m_client', targetId: id, details: { client_id: row.client_id } });
         return row;
       });
-      if (!revoked && !(await findClientById(db, id))) throw notFound();
-      onChange?.(id);
+      const client = revoked ?? (await findClientById(db, id));
+      if (!client) throw notFound();
+      onChange?.(client);
     },
   };
 }

@@ -1,10 +1,13 @@
 import fastifyFormbody from '@fastify/formbody';
-import type { FastifyError } from 'fastify';
+import type { FastifyError, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDatabaseUnavailable } from '../../db/errors.js';
 import { OAuthError } from '../../errors.js';
-import { readClientCredentials } from './client-auth.js';
+import { BudgetExceededError } from '../../lib/work-budget.js';
+import { addressKey, type FailureThrottle } from '../../lib/throttle.js';
+import type { AuthEventRecorder } from '../auth-events/auth-events.recorder.js';
+import { type ClientAuthMethod, readClientCredentials } from './client-auth.js';
 import { oauthErrorSchema, tokenRequestSchema, tokenResponseSchema } from './oauth.schemas.js';
 import type { OAuthService } from './oauth.service.js';
 
@@ -19,6 +22,7 @@ export function toOAuthError(err: unknown): OAuthError {
     const first = err.validation[0];
     return new OAuthError('invalid_request', first?.message ?? 'The request is invalid');
   }
+  if (err instanceof BudgetExceededError) return new OAuthError('temporarily_unavailable', 'The authorization server is busy; retry later', 503, { retryAfterSec: err.retryAfterSec, outcome: 'shed' });
   if (isDatabaseUnavailable(err)) return new OAuthError('temporarily_unavailable', 'The authorization server is temporarily unavailable; retry later');
   const fe = err as FastifyError;
   switch (fe.code) {
@@ -33,12 +37,55 @@ export function toOAuthError(err: unknown): OAuthError {
   return new OAuthError('server_error', 'The authorization server encountered an error', 500);
 }
 
+/** What the request log line and the audit trail carry for a token request: never the secret. */
+export interface TokenRequestFields {
+  client_id: string;
+  auth_method: ClientAuthMethod | 'none';
+  outcome: string;
+  address: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set on token requests, logged with the request line. */
+    tokenRequest: TokenRequestFields | null;
+  }
+}
+
+/** client_ids are logged as sent, cut to this length. */
+const LOGGED_CLIENT_ID_MAX = 100;
+
+export interface OAuthRoutesOptions {
+  oauth: OAuthService;
+  /** The grant throttle: failed requests that never reached it still count against their address. */
+  throttle: FailureThrottle;
+  authEvents: AuthEventRecorder;
+}
+
 /** `POST /oauth/token`: the client_credentials grant. */
-export const oauthRoutes: FastifyPluginAsyncZod<{ oauth: OAuthService }> = async (app, { oauth }) => {
+export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app, { oauth, throttle, authEvents }) => {
   await app.register(fastifyFormbody, { bodyLimit: TOKEN_BODY_LIMIT });
 
-  app.setErrorHandler((err, request, reply) => {
-    const oauthError = toOAuthError(err);
+  const client = new WeakMap<object, { clientId: string; method: ClientAuthMethod }>();
+  function audit(request: FastifyRequest, outcome: string) {
+    const known = client.get(request);
+    const body = request.body as { client_id?: unknown; client_secret?: unknown } | undefined;
+    const sentId = known?.clientId ?? (typeof body?.client_id === 'string' ? body.client_id : '');
+    const method = known?.method ?? (request.headers.authorization !== undefined ? 'client_secret_basic' : body?.client_secret !== undefined ? 'client_secret_post' : 'none');
+    const fields: TokenRequestFields = { client_id: sentId.slice(0, LOGGED_CLIENT_ID_MAX), auth_method: method, outcome, address: request.ip };
+    request.tokenRequest = fields;
+    authEvents.record(fields.client_id, addressKey(request.ip), outcome);
+  }
+
+  app.setErrorHandler(async (err, request, reply) => {
+    let oauthError = toOAuthError(err);
+    // Failures the throttle did not see (malformed, wrong grant type, a scope not held) count
+    // against the address too: past its limit the address gets 429, whatever it sends.
+    if (oauthError.status >= 400 && oauthError.status < 500 && !oauthError.counted) {
+      const retryAfterSec = await throttle.failed(request.ip);
+      if (retryAfterSec !== undefined) oauthError = new OAuthError('slow_down', 'Too many failed requests; retry later', 429, { retryAfterSec });
+    }
+    audit(request, oauthError.outcome);
     if (oauthError.status >= 500) {
       if (oauthError.code === 'temporarily_unavailable') request.log.warn({ code: (err as FastifyError).code }, 'database unavailable');
       else request.log.error({ err }, 'token request failed');
@@ -74,7 +121,9 @@ export const oauthRoutes: FastifyPluginAsyncZod<{ oauth: OAuthService }> = async
         throw new OAuthError('unsupported_grant_type', 'Only grant_type=client_credentials is supported');
       }
       const credentials = readClientCredentials(request.headers.authorization, body);
+      client.set(request, { clientId: credentials.clientId, method: credentials.method });
       const result = await oauth.clientCredentialsGrant(credentials, { scope: body.scope, audience: body.audience }, request.ip);
+      audit(request, 'granted');
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(result);
     },
   );

@@ -7,6 +7,7 @@ import { coalesceReads } from '../../lib/coalesce.js';
 import type { PasswordHasher } from '../../lib/password.js';
 import type { VerifiedSecretCache } from '../../lib/secret-cache.js';
 import { addressKey, type FailureThrottle } from '../../lib/throttle.js';
+import { BudgetExceededError, type WorkBudget } from '../../lib/work-budget.js';
 import type { TokenIssuer } from '../../lib/tokens.js';
 import { clientIdSchema } from '../m2m-clients/m2m-clients.schemas.js';
 import { findClientForGrant, touchLastUsed } from '../m2m-clients/m2m-clients.repository.js';
@@ -18,9 +19,11 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 export interface OAuthDeps {
   db: Kysely<Database>;
   hasher: PasswordHasher;
+  /** Bounds bcrypt work across the server; a shed check answers 503. */
+  budget: WorkBudget;
   tokens: TokenIssuer;
   secretCache: VerifiedSecretCache;
-  /** Failed client authentication, per (client_id, IP) and per IP. */
+  /** Failed client authentication, per address and per (client_id, address). */
   throttle: FailureThrottle;
   clock: Clock;
   serviceTokenTtlSec: number;
@@ -36,14 +39,16 @@ export interface GrantResult {
   scope: string;
 }
 
-const invalidClient = () => new OAuthError('invalid_client', 'Client authentication failed');
+/** Errors thrown once the throttle has counted the attempt: the route must not count them again. */
+const counted = { counted: true } as const;
+const invalidClient = () => new OAuthError('invalid_client', 'Client authentication failed', undefined, counted);
 
 /** The client_credentials grant (RFC 6749 §4.4). */
 export function createOAuthService(deps: OAuthDeps) {
-  const { db, hasher, tokens, secretCache, throttle, clock, serviceTokenTtlSec, defaultAudience } = deps;
+  const { db, hasher, budget, tokens, secretCache, throttle, clock, serviceTokenTtlSec, defaultAudience } = deps;
   const readClient = coalesceReads((clientId) => findClientForGrant(db, clientId));
   // Slow (bcrypt) checks under way, by a keyed hash of (client_id, address, secret): never the plaintext.
-  const flights = new Map<string, Promise<boolean>>();
+  const flights = new Map<string, Promise<string | undefined>>();
   const flightMacKey = randomBytes(32);
   const flightKey = (clientId: string, address: string, secret: string) =>
     createHmac('sha256', flightMacKey).update(clientId).update('\0').update(address).update('\0').update(secret).digest('base64');
@@ -51,48 +56,63 @@ export function createOAuthService(deps: OAuthDeps) {
 
   /**
    * The credential if the secret is right and it is active, else the same
-   * `invalid_client` after the same bcrypt work: unknown ids compare against a
-   * dummy hash; revoked and disabled credentials still compare their own.
+   * `invalid_client` after the same work: unknown ids compare against a dummy
+   * hash; revoked and disabled credentials still compare their own.
    *
-   * A secret this server already verified for a live credential passes at
-   * once: no bcrypt, and no throttle (a service renewing from behind the same
-   * address as an attacker keeps working). Every other attempt is counted by
-   * the throttle before its bcrypt work, and identical attempts in flight
+   * A secret this server already verified for this client_id passes at once,
+   * before the throttle: no bcrypt, and a service renewing from behind the
+   * same address as an attacker keeps working. Every other attempt is counted
+   * by the throttle before any database read or bcrypt work, so an address
+   * over its limit costs one in-memory check. Identical attempts in flight
    * (same client_id, address and secret) share that work and that count, for
    * a known, an unknown or a revoked id alike: a fleet starting together pays
    * once, and timing reveals nothing. The credential's state always comes
-   * from this request's own read.
+   * from a read that began after this request arrived.
    */
   async function authenticate({ clientId, clientSecret }: ClientCredentials, ip: string) {
     // Ids that cannot exist (wrong characters, control bytes) never reach the database.
-    const row = clientIdSchema.safeParse(clientId).data === clientId ? await readClient(clientId) : undefined;
-    if (row?.usable && secretCache.has(row.id, clientSecret, row.client_secret_hash)) return row;
+    const wellFormed = clientIdSchema.safeParse(clientId).data === clientId;
+    const remembered = wellFormed ? secretCache.verifiedHash(clientId, clientSecret) : undefined;
+    if (remembered !== undefined) {
+      const row = await readClient(clientId);
+      if (row?.usable && row.client_secret_hash === remembered) return row;
+      secretCache.delete(clientId);
+    }
 
     const key = flightKey(clientId, addressKey(ip), clientSecret);
     let flight = flights.get(key);
     if (!flight) {
-      flight = slowCheck(clientId, clientSecret, ip, row).finally(() => flights.delete(key));
+      flight = slowCheck(clientId, clientSecret, ip, wellFormed).finally(() => flights.delete(key));
       flights.set(key, flight);
     }
-    const secretMatches = await flight;
-    if (!secretMatches || !row?.usable) throw invalidClient();
-    secretCache.add(row.id, clientSecret, row.client_secret_hash);
+    const verifiedHash = await flight;
+    if (verifiedHash === undefined) throw invalidClient();
+    const row = await readClient(clientId);
+    if (!row?.usable || row.client_secret_hash !== verifiedHash) throw invalidClient();
+    secretCache.add(clientId, clientSecret, verifiedHash);
     return row;
   }
 
-  async function slowCheck(clientId: string, clientSecret: string, ip: string, row: { client_secret_hash: string; usable: boolean } | undefined) {
+  /** Throttle, then read, then bcrypt (within the budget). The hash the secret matched, or undefined. */
+  async function slowCheck(clientId: string, clientSecret: string, ip: string, wellFormed: boolean): Promise<string | undefined> {
     // Counted as a failure from the start, taken back on success: parallel guesses cannot outrun the limit.
     const attempt = await throttle.begin(clientId, ip);
     if (attempt.retryAfterSec !== undefined) {
-      throw new OAuthError('slow_down', 'Too many failed authentication attempts; retry later', 429, { retryAfterSec: attempt.retryAfterSec });
+      throw new OAuthError('slow_down', 'Too many failed authentication attempts; retry later', 429, { retryAfterSec: attempt.retryAfterSec, ...counted });
     }
-    if (!row) {
-      await hasher.burn(clientSecret);
-      return false;
+    const row = wellFormed ? await readClient(clientId) : undefined;
+    let matches: boolean;
+    try {
+      matches = await budget.run(addressKey(ip), () => (row ? hasher.verify(clientSecret, row.client_secret_hash) : hasher.burn(clientSecret).then(() => false)));
+    } catch (err) {
+      if (!(err instanceof BudgetExceededError)) throw err;
+      // Never checked: not a failure of this client.
+      await attempt.abandoned();
+      throw new OAuthError('temporarily_unavailable', 'The authorization server is busy; retry later', 503, { retryAfterSec: err.retryAfterSec, cause: err, ...counted, outcome: 'shed' });
     }
-    const matches = await hasher.verify(clientSecret, row.client_secret_hash);
-    if (matches && row.usable) await attempt.succeeded();
-    return matches;
+    if (!row || !matches) return undefined;
+    if (row.usable) await attempt.succeeded();
+    return row.client_secret_hash;
   }
 
   function grantedScopes(requested: string | undefined, held: string[]): string[] {

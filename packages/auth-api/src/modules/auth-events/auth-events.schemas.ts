@@ -1,0 +1,29 @@
+import { z } from 'zod';
+
+const isoDate = (name: string) =>
+  z
+    .string()
+    .refine((v) => !Number.isNaN(Date.parse(v)), `${name} must be an ISO 8601 date-time`)
+    .transform((v) => new Date(v));
+
+/** `GET /admin/auth-events` query: every filter optional; unknown parameters refused. */
+export const authEventsQuerySchema = z
+  .object({
+    client_id: z.string().min(1).max(100).optional(),
+    address: z.string().min(1).max(100).optional(),
+    outcome: z.string().min(1).max(50).optional(),
+    since: isoDate('since').optional(),
+    until: isoDate('until').optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+  })
+  .strict();
+
+export const authEventSchema = z.object({
+  minute: z.string().describe('Start of the minute, ISO 8601'),
+  client_id: z.string().describe('As sent (cut to 100 characters); `*` for counts past the per-minute bound'),
+  address: z.string().describe('Client address: IPv4, or an IPv6 /64; `*` for counts past the per-minute bound'),
+  outcome: z.string().describe('`granted`, an RFC 6749 error code (`invalid_client`, `invalid_scope`, …), `throttled` or `shed`'),
+  count: z.number().int(),
+});
+
+export const authEventsResponseSchema = z.object({ events: z.array(authEventSchema) });
