@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { bootstrapAdmin } from './bootstrap.js';
-import { type Config, loadConfig } from './config.js';
+import { type Config, loadConfig, startupWarnings } from './config.js';
 import { connectDatabase, type DatabaseHandle } from './db/connect.js';
 import { migrateToLatest } from './db/migrations.js';
 import { devSecretFrom } from './dev-secret.js';
@@ -38,6 +38,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<Fasti
     const { buildApp } = await import('./app.js');
     app = await buildApp({ config, database, hasher });
     const log = app.log;
+    for (const warning of startupWarnings(config)) log.warn(warning);
     await bootstrapAdmin(config, database.db, hasher, {
       info: (m) => log.info(m),
       warn: (m) => log.warn(m),

@@ -81,6 +81,10 @@ describe.skipIf(!TEST_DATABASE_URL)('the container start command, in production,
     expect(await ready.json()).toEqual({ status: 'ok', database: 'postgres' });
   });
 
+  it('warns at start that TRUST_PROXY is unset behind an https issuer', () => {
+    expect(logs.find((l) => l.msg.startsWith('TRUST_PROXY is unset'))).toMatchObject({ level: 40, msg: expect.stringContaining('Set TRUST_PROXY') });
+  });
+
   it('never generates an admin password: it says how to create an admin instead', () => {
     expect(logs.find((l) => l.msg.startsWith('No admin user exists'))).toMatchObject({ level: 40, msg: expect.stringContaining('auth-api admin create') });
     expect(stderr).toBe('');
