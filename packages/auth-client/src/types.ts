@@ -91,6 +91,8 @@ export interface FetchResponse {
   readonly status: number;
   readonly ok: boolean;
   readonly headers: { get(name: string): string | null };
+  /** The body as a stream (the platform's `fetch` has one): read up to 64 KiB, then cancelled. */
+  readonly body?: { getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(reason?: unknown): Promise<void> } } | null;
   text(): Promise<string>;
 }
 

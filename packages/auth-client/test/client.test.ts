@@ -150,6 +150,31 @@ describe('answers', () => {
     expect(notReady.code).toBe('incompatible_server');
   });
 
+  it('an answer past 64 KiB is cancelled and refused as invalid_response, never buffered whole', async () => {
+    let pulled = 0;
+    let cancelled = false;
+    const endless = () =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          pull(controller) {
+            pulled += 16 * 1024;
+            controller.enqueue(new Uint8Array(16 * 1024).fill(0x20));
+          },
+          cancel() {
+            cancelled = true;
+          },
+        }),
+        { status: 200, headers: { 'content-type': 'application/json' } },
+      );
+    const { fetch } = scriptedFetch(endless, json(200, { clients: [] }, { 'content-length': String(10 * 1024 * 1024) }));
+    const client = createAuthClient({ apiBaseUrl: base, appCode: 'app', fetch });
+    const err = await failure(client.services.list());
+    expect([err.code, err.status]).toEqual(['invalid_response', 200]);
+    expect(cancelled).toBe(true);
+    expect(pulled).toBeLessThan(1024 * 1024);
+    expect((await failure(client.services.list())).code).toBe('invalid_response');
+  });
+
   it('a fetch that throws is network_error, with the cause kept', async () => {
     const cause = new TypeError('fetch failed');
     const { fetch } = scriptedFetch(cause);

@@ -5,6 +5,8 @@
  * - `invalid_options`: a constructor or factory got options it cannot use.
  * - `closed`: the `ServiceTokenManager` was closed.
  * - `aborted`: the caller's `AbortSignal` fired.
+ * - `destination_refused`: `ServiceTokenManager.fetch()` would have sent a token over
+ *   plain http to a remote host, or to an origin outside `fetchOrigins`.
  * - `oauth_error`, `http_error`, `network_error`, `timeout`, `invalid_response`,
  *   `discovery_failed`: see {@link TokenRequestError}.
  * - `missing_token`, `invalid_token`, `token_expired`, `insufficient_scope`:
@@ -14,6 +16,7 @@ export type AuthServerErrorCode =
   | 'invalid_options'
   | 'closed'
   | 'aborted'
+  | 'destination_refused'
   | TokenRequestErrorCode
   | TokenVerificationErrorCode;
 

@@ -28,6 +28,13 @@ export interface RefreshOptions {
   lifetimeFraction?: number;
   /** Renew up to this fraction of the lifetime earlier, at random, so a fleet does not renew in step. Default 0.05. */
   jitterFraction?: number;
+  /**
+   * `fetch()` renews its token on a 401 only when the token is at least this
+   * many seconds old. A fresher token was not stale: the 401 is the
+   * downstream's answer (wrong audience or scope, a key it does not know yet),
+   * and a new grant would not change it. Default 30.
+   */
+  minAgeToRenewOn401Sec?: number;
 }
 
 /** Options of {@link ServiceTokenManager}. Give `tokenEndpoint` or `serverUrl`, not both. */
@@ -61,10 +68,16 @@ export interface ServiceTokenManagerOptions {
   /** Called for every {@link ServiceTokenEvent}; route them to your logger. Errors it throws are ignored. */
   onEvent?: (event: ServiceTokenEvent) => void;
   /**
-   * Allow plain `http:` to a non-loopback host (the secret would travel unencrypted).
-   * Default `false`: http is accepted only for localhost / 127.0.0.0/8 / ::1.
+   * Allow plain `http:` to a non-loopback host (the secret, and the tokens `fetch()` attaches,
+   * would travel unencrypted). Default `false`: http is accepted only for localhost / 127.0.0.0/8 / ::1.
    */
   allowInsecureHttp?: boolean;
+  /**
+   * The origins `fetch()` may send a token to, e.g. `['https://catalog.internal']`. Unset: any
+   * origin that passes the https rule above. A token is a bearer credential: list the services
+   * that should receive it, so a URL built from untrusted input cannot leak it.
+   */
+  fetchOrigins?: readonly (string | URL)[];
 }
 
 /** Per-call options of {@link ServiceTokenManager.getToken}. */
@@ -103,6 +116,8 @@ export type ServiceTokenEvent =
 
 interface CachedToken {
   value: string;
+  /** When the request that obtained it started. */
+  obtainedAt: number;
   expiresAt: number;
   renewAt: number;
   expiresInSec: number;
@@ -148,6 +163,7 @@ export class ServiceTokenManager {
   readonly #tokenEndpoint: URL | undefined;
   readonly #metadataUrl: URL | undefined;
   readonly #allowInsecureHttp: boolean;
+  readonly #fetchOrigins: ReadonlySet<string> | undefined;
   // The only place the secret lives, already encoded into what is sent.
   readonly #credentials: { headers: Record<string, string>; params: Record<string, string> };
   readonly #defaults: { scopes: readonly string[]; audience: string | undefined };
@@ -169,6 +185,10 @@ export class ServiceTokenManager {
     const allowInsecureHttp = options.allowInsecureHttp ?? false;
     if (typeof allowInsecureHttp !== 'boolean') invalid('allowInsecureHttp must be a boolean');
     this.#allowInsecureHttp = allowInsecureHttp;
+    if (options.fetchOrigins !== undefined) {
+      if (!Array.isArray(options.fetchOrigins) || options.fetchOrigins.length === 0) invalid('fetchOrigins must be a non-empty array of origins');
+      this.#fetchOrigins = new Set(options.fetchOrigins.map((origin) => parseUrl(origin, 'fetchOrigins', allowInsecureHttp).origin));
+    }
 
     if ((options.tokenEndpoint === undefined) === (options.serverUrl === undefined)) {
       invalid('give exactly one of tokenEndpoint (the token URL) or serverUrl (discovery via RFC 8414)');
@@ -215,6 +235,7 @@ export class ServiceTokenManager {
       skewSec: nonNegative(refresh.skewSec ?? 60, 'refresh.skewSec'),
       lifetimeFraction: fraction(refresh.lifetimeFraction ?? 0.8, 'refresh.lifetimeFraction'),
       jitterFraction: fraction(refresh.jitterFraction ?? 0.05, 'refresh.jitterFraction'),
+      minAgeToRenewOn401Sec: nonNegative(refresh.minAgeToRenewOn401Sec ?? 30, 'refresh.minAgeToRenewOn401Sec'),
     };
 
     if (options.dispatcher !== undefined && typeof options.dispatcher?.dispatch !== 'function') {
@@ -284,15 +305,20 @@ export class ServiceTokenManager {
 
   /**
    * undici `fetch` with `Authorization: Bearer <token>` attached. On a 401
-   * it invalidates the token and retries once with a fresh one (not when the
-   * body is a stream, which cannot be sent twice). Uses the manager's
-   * dispatcher unless `init.dispatcher` is given.
+   * it invalidates the token and retries once with a fresh one, when the
+   * token is older than `refresh.minAgeToRenewOn401Sec` (a token obtained
+   * seconds ago was not stale) and the body is not a stream (which cannot be
+   * sent twice). Refuses, with code `destination_refused` and before any
+   * token is requested, a URL that is plain http to a non-loopback host
+   * (unless `allowInsecureHttp`) or outside `fetchOrigins`. Uses the
+   * manager's dispatcher unless `init.dispatcher` is given.
    *
    * @example
    * const res = await tokens.fetch('https://catalog.internal/api/items', { token: { scopes: ['gsku:read'] } });
    */
   async fetch(input: string | URL, init: ServiceFetchInit = {}): Promise<Response> {
     const { token: tokenOptions, ...requestInit } = init;
+    this.#checkDestination(input);
     const send = async () => {
       const token = await this.getToken({ ...tokenOptions, signal: requestInit.signal ?? undefined });
       const headers = new Headers(requestInit.headers);
@@ -305,7 +331,7 @@ export class ServiceTokenManager {
       return { token, response };
     };
     const first = await send();
-    if (first.response.status !== 401 || !isReplayable(requestInit.body)) return first.response;
+    if (first.response.status !== 401 || !isReplayable(requestInit.body) || !this.#oldEnoughToRenew(first.token)) return first.response;
     await first.response.body?.cancel();
     this.invalidate(first.token);
     return (await send()).response;
@@ -327,6 +353,31 @@ export class ServiceTokenManager {
     }
     this.#slots.clear();
     await Promise.allSettled(pending);
+  }
+
+  /** The https rule of the token endpoint, and the allow-list, for where `fetch()` sends a token. */
+  #checkDestination(input: string | URL): void {
+    let url: URL;
+    try {
+      url = new URL(String(input));
+    } catch {
+      throw new AuthServerError('destination_refused', 'fetch() needs an absolute http(s) URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new AuthServerError('destination_refused', 'fetch() sends tokens over http(s) only');
+    if (url.protocol === 'http:' && !this.#allowInsecureHttp && !isLoopback(url.hostname)) {
+      throw new AuthServerError('destination_refused', `fetch() will not send a token over plain http to ${url.host}: use https, or set allowInsecureHttp: true`);
+    }
+    if (this.#fetchOrigins !== undefined && !this.#fetchOrigins.has(url.origin)) {
+      throw new AuthServerError('destination_refused', `fetch() will not send a token to ${url.origin}: it is not in fetchOrigins`);
+    }
+  }
+
+  /** Whether a 401 may renew `token`: it is no longer cached, or was obtained long enough ago. */
+  #oldEnoughToRenew(token: string): boolean {
+    for (const slot of this.#slots.values()) {
+      if (slot.token?.value === token) return this.#clock.now() - slot.token.obtainedAt >= this.#refresh.minAgeToRenewOn401Sec * 1000;
+    }
+    return true;
   }
 
   #slotFor(options: GetTokenOptions): Slot {
@@ -474,7 +525,8 @@ export class ServiceTokenManager {
         attempt,
       });
     } catch (error) {
-      if (error instanceof TokenRequestError) return { ok: false, error, retryable: true };
+      // A body too large to be a real answer is not a passing fault: not retried.
+      if (error instanceof TokenRequestError) return { ok: false, error, retryable: error.code !== 'invalid_response' };
       throw error;
     }
   }
@@ -521,7 +573,7 @@ export class ServiceTokenManager {
     const { skewSec, lifetimeFraction, jitterFraction } = this.#refresh;
     const jitterMs = this.#random() * jitterFraction * lifetimeMs;
     const renewInMs = Math.max(0, Math.min(lifetimeMs - skewSec * 1000, lifetimeMs * lifetimeFraction) - jitterMs);
-    return { ok: true, value: { value, expiresAt: startedAt + lifetimeMs, renewAt: startedAt + renewInMs, expiresInSec } };
+    return { ok: true, value: { value, obtainedAt: startedAt, expiresAt: startedAt + lifetimeMs, renewAt: startedAt + renewInMs, expiresInSec } };
   }
 
   #retryContext(): RetryContext {

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { MockAgent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -367,14 +369,17 @@ describe('ServiceTokenManager: invalidate and fetch', () => {
     expect(auth.requests).toHaveLength(2);
   });
 
-  it('fetch() attaches the token and, on a 401, invalidates and retries once', async () => {
+  it('fetch() attaches the token and, on a 401 with a token that is not fresh, invalidates and retries once', async () => {
     const auth = await server((_, n) => tokenReply(n));
     // The downstream API accepts only tok-2 on /items, so the first call there gets a 401.
     const api = await server((request) => ({
       status: request.url === '/items' && request.headers.authorization === 'Bearer tok-2' ? 200 : 401,
       body: { ok: request.url === '/items' },
     }));
-    const { manager: tokens } = manager({ tokenEndpoint: `${auth.url}/t` });
+    const clock = new FakeClock();
+    const { manager: tokens } = manager({ tokenEndpoint: `${auth.url}/t`, clock });
+    expect(await tokens.getToken()).toBe('tok-1');
+    clock.advance(31_000);
 
     const res = await tokens.fetch(`${api.url}/items`, { method: 'POST', body: 'payload', headers: { 'x-trace': '1' } });
     expect(res.status).toBe(200);
@@ -387,10 +392,90 @@ describe('ServiceTokenManager: invalidate and fetch', () => {
     expect(auth.requests).toHaveLength(2);
 
     // A second 401 is returned as it is: one retry only.
+    clock.advance(31_000);
     const denied = await tokens.fetch(`${api.url}/always-401`);
     expect(denied.status).toBe(401);
     expect(api.requests).toHaveLength(4);
     expect(auth.requests).toHaveLength(3);
+  });
+
+  it('a downstream that always answers 401: 20 calls, 1 grant (a token obtained seconds ago is not renewed)', async () => {
+    const auth = await server((_, n) => tokenReply(n));
+    const api = await server(() => ({ status: 401, body: {} }));
+    const clock = new FakeClock();
+    const { manager: tokens } = manager({ tokenEndpoint: `${auth.url}/t`, clock });
+    for (let i = 0; i < 20; i++) {
+      expect((await tokens.fetch(`${api.url}/x`)).status).toBe(401);
+      clock.advance(1000);
+    }
+    expect(api.requests).toHaveLength(20);
+    expect(auth.requests).toHaveLength(1);
+  });
+
+  it('fetch() refuses plain http to a remote host and origins outside fetchOrigins, before any token request', async () => {
+    const auth = await server((_, n) => tokenReply(n));
+    const { manager: open } = manager({ tokenEndpoint: `${auth.url}/t` });
+    for (const url of ['http://catalog.example.com/items', 'http://10.0.0.5/items', 'ftp://catalog.example.com/x', 'not a url']) {
+      const err = await rejection(open.fetch(url));
+      expect(err).toBeInstanceOf(AuthServerError);
+      expect(err.code).toBe('destination_refused');
+    }
+    const { manager: listed } = manager({ tokenEndpoint: `${auth.url}/t`, fetchOrigins: ['https://catalog.example.com', new URL(auth.url)] });
+    expect((await rejection(listed.fetch('https://evil.example.net/steal'))).code).toBe('destination_refused');
+    expect((await rejection(listed.fetch('https://catalog.example.com.evil.net/'))).code).toBe('destination_refused');
+    expect(auth.requests).toHaveLength(0);
+    // Loopback http and listed origins pass.
+    expect((await listed.fetch(`${auth.url}/t`, { method: 'POST' })).status).toBe(200);
+    expect(() => manager({ tokenEndpoint: `${auth.url}/t`, fetchOrigins: ['http://catalog.example.com'] })).toThrow(/plain http/);
+  });
+});
+
+describe('ServiceTokenManager: responses are read up to 64 KiB', () => {
+  /** A server whose answer never ends (or is just too long), counting the bytes it wrote. */
+  async function endless(path: string, contentLength?: number) {
+    let written = 0;
+    const srv = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url !== path) {
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: `http://127.0.0.1:${port}`, token_endpoint: `http://127.0.0.1:${port}/big` }));
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json', ...(contentLength ? { 'content-length': String(contentLength) } : {}) });
+        const chunk = Buffer.alloc(16 * 1024, 0x20);
+        const pump = () => {
+          while (!res.destroyed && written < 512 * 1024 * 1024) {
+            written += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', pump);
+          }
+        };
+        res.write('{"access_token":"');
+        pump();
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as AddressInfo).port;
+    cleanups.push(() => new Promise<void>((r) => (srv.closeAllConnections(), srv.close(() => r()))));
+    return { url: `http://127.0.0.1:${port}`, written: () => written };
+  }
+
+  it('a never-ending token response is abandoned as invalid_response, not retried', async () => {
+    const big = await endless('/big');
+    const { manager: tokens } = manager({ tokenEndpoint: `${big.url}/big` });
+    const err = await rejection(tokens.getToken());
+    expect(err).toBeInstanceOf(TokenRequestError);
+    expect(err.code).toBe('invalid_response');
+    expect(err.attempts).toBe(1);
+    expect(big.written()).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it('a declared length over 64 KiB is refused before reading; discovery is capped too', async () => {
+    const declared = await endless('/big', 10 * 1024 * 1024);
+    const { manager: tokens } = manager({ tokenEndpoint: `${declared.url}/big` });
+    expect((await rejection(tokens.getToken())).code).toBe('invalid_response');
+    const meta = await endless('/.well-known/oauth-authorization-server');
+    const { manager: discovering } = manager({ serverUrl: meta.url });
+    expect((await rejection(discovering.getToken())).code).toBe('invalid_response');
   });
 });
 

@@ -40,6 +40,40 @@ const CODE_BY_STATUS: Partial<Record<number, AuthClientErrorCode>> = {
   504: 'service_unavailable',
 };
 
+/** Largest answer read, in bytes: far above any real one. A longer body is cancelled, not buffered. */
+export const MAX_RESPONSE_BYTES = 64 * 1024;
+
+class TooLarge extends Error {}
+
+/** The body as text, up to MAX_RESPONSE_BYTES; past it the stream is cancelled and TooLarge thrown. */
+async function readCapped(response: FetchResponse): Promise<string> {
+  const declared = Number(response.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > MAX_RESPONSE_BYTES) {
+    await response.body?.getReader().cancel().catch(() => {});
+    throw new TooLarge();
+  }
+  if (!response.body) {
+    // A response without a stream (a test double): its text, still bounded.
+    const text = await response.text();
+    if (new TextEncoder().encode(text).length > MAX_RESPONSE_BYTES) throw new TooLarge();
+    return text;
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let size = 0;
+  let text = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return text + decoder.decode();
+    size += value?.length ?? 0;
+    if (size > MAX_RESPONSE_BYTES) {
+      await reader.cancel().catch(() => {});
+      throw new TooLarge();
+    }
+    text += decoder.decode(value, { stream: true });
+  }
+}
+
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
 
 function parseJson(text: string): unknown {
@@ -85,8 +119,11 @@ export function createRequest(fetch: FetchLike, storage: TokenStorage, appCode: 
     let text: string;
     try {
       response = await fetch(url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-      text = await response.text();
+      text = await readCapped(response);
     } catch (cause) {
+      if (cause instanceof TooLarge) {
+        throw new AuthClientError('invalid_response', `${what} answered with a body larger than ${MAX_RESPONSE_BYTES} bytes; check apiBaseUrl`, { status: response!.status });
+      }
       throw new AuthClientError('network_error', `${what} failed: the server could not be reached`, { cause });
     }
 

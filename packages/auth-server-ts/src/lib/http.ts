@@ -19,9 +19,14 @@ export interface SendOptions {
   attempt: number;
 }
 
+/** Largest token-endpoint or metadata response read, in bytes: far above any real one. */
+export const MAX_RESPONSE_BYTES = 64 * 1024;
+
 /**
  * One HTTP exchange. Transport failures become `network_error` / `timeout`
- * TokenRequestErrors; an abort of `signal` rethrows its reason.
+ * TokenRequestErrors; a body past {@link MAX_RESPONSE_BYTES} is abandoned
+ * (the connection is dropped) as `invalid_response`; an abort of `signal`
+ * rethrows its reason.
  */
 export async function sendJson(url: URL, options: SendOptions): Promise<JsonResponse> {
   // The timeout bounds real I/O, so it uses a real (unref'd) timer, not the injected clock.
@@ -34,10 +39,11 @@ export async function sendJson(url: URL, options: SendOptions): Promise<JsonResp
       dispatcher: options.dispatcher,
       signal: AbortSignal.any([options.signal, timeout]),
     });
-    const text = await response.body.text();
+    const text = await readCapped(response.body, response.headers['content-length'], url, options.attempt);
     return { status: response.statusCode, headers: response.headers, body: parseJson(text) };
   } catch (err) {
     if (options.signal.aborted) throw options.signal.reason;
+    if (err instanceof TokenRequestError) throw err;
     if (timeout.aborted) {
       throw new TokenRequestError('timeout', `No answer from ${url.origin} within ${options.timeoutMs} ms`, {
         attempts: options.attempt,
@@ -46,6 +52,23 @@ export async function sendJson(url: URL, options: SendOptions): Promise<JsonResp
     // undici's errors name the host, never the request's headers or body.
     throw new TokenRequestError('network_error', `Could not reach ${url.origin}`, { attempts: options.attempt, cause: err });
   }
+}
+
+/** The body as text, refusing (and destroying the stream) past MAX_RESPONSE_BYTES: a never-ending body cannot grow the caller. */
+async function readCapped(body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined, url: URL, attempt: number): Promise<string> {
+  const tooLarge = () => {
+    body.destroy();
+    return new TokenRequestError('invalid_response', `${url.origin} answered with a body larger than ${MAX_RESPONSE_BYTES} bytes`, { attempts: attempt });
+  };
+  if (typeof contentLength === 'string' && Number(contentLength) > MAX_RESPONSE_BYTES) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_RESPONSE_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function parseJson(text: string): unknown {
