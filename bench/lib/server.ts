@@ -29,8 +29,8 @@ export interface RunningServer {
 }
 
 /** Starts the built auth-api on a free port: PostgreSQL when `databaseUrl` is given, else PGlite in a temp folder. */
-export async function startServer(options: { databaseUrl?: string; env?: Record<string, string>; nodeArgs?: string[] } = {}): Promise<RunningServer> {
-  const port = await freePort();
+export async function startServer(options: { databaseUrl?: string; env?: Record<string, string>; nodeArgs?: string[]; port?: number } = {}): Promise<RunningServer> {
+  const port = options.port ?? (await freePort());
   const dataDir = mkdtempSync(join(tmpdir(), 'authapi-bench-'));
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'serve'], {
     env: {
