@@ -221,7 +221,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         await api.register(fastifyRateLimit, { global: false, max: config.limits.requestsPerMinute, timeWindow: 60_000, keyGenerator: (request) => addressKey(request.ip) });
         const limit = api.rateLimit();
         api.addHook('onRequest', async function (request, reply) {
-          if (request.routeOptions.config.rateLimit !== false) await limit.call(this, request, reply);
+          if (request.routeOptions.config?.rateLimit !== false) await limit.call(this, request, reply);
         });
       }
       await api.register(adminAuthRoutes, { auth, guards });
