@@ -86,7 +86,8 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
       if (retryAfterSec !== undefined) oauthError = new OAuthError('slow_down', 'Too many failed requests; retry later', 429, { retryAfterSec });
     }
     audit(request, oauthError.outcome);
-    if (oauthError.status >= 500) {
+    // A shed request (bcrypt budget full) shows on its request line only: no warning per request during a flood.
+    if (oauthError.status >= 500 && oauthError.outcome !== 'shed') {
       if (oauthError.code === 'temporarily_unavailable') request.log.warn({ code: (err as FastifyError).code }, 'database unavailable');
       else request.log.error({ err }, 'token request failed');
     }
