@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createServiceTokenVerifier, TokenVerificationError, type ServiceTokenVerifierOptions } from '../src/index.js';
+import { corpus as generated } from './vectors/generate.js';
 
 /**
  * The shared corpus (test/vectors/service-tokens.json, written by generate.ts):
@@ -56,6 +57,10 @@ function verifierFor(vector: Vector) {
 }
 
 describe('shared service-token vectors', () => {
+  it('the committed corpus is what generate.ts produces (regenerate it after changing either)', () => {
+    expect(JSON.parse(JSON.stringify(generated))).toEqual(corpus);
+  });
+
   it('the corpus covers acceptance, every refusal code and every reason', () => {
     const decisions = new Set(corpus.vectors.map((v) => (v.expect.ok ? 'ok' : `${v.expect.code}/${v.expect.reason ?? ''}`)));
     for (const decision of [
