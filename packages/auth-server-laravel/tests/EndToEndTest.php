@@ -37,8 +37,13 @@ final class EndToEndTest extends TestCase
     public static function setUpBeforeClass(): void
     {
         self::$server = new AuthApiServer();
-        self::$publisher = self::$server->createCredential('php-publisher', ['gsku:publish', 'gsku:read']);
-        self::$reader = self::$server->createCredential('php-reader', ['gsku:read']);
+        try {
+            self::$publisher = self::$server->createCredential('php-publisher', ['gsku:publish', 'gsku:read']);
+            self::$reader = self::$server->createCredential('php-reader', ['gsku:read']);
+        } catch (\Throwable $e) {
+            self::$server->stop();
+            throw $e;
+        }
     }
 
     public static function tearDownAfterClass(): void

@@ -60,7 +60,14 @@ final class AuthApiServer
             throw new \RuntimeException('could not start node');
         }
         $this->process = $process;
-        $this->waitUntilReady();
+        // Never leave the server behind, even when the test run dies.
+        register_shutdown_function([$this, 'stop']);
+        try {
+            $this->waitUntilReady();
+        } catch (\Throwable $e) {
+            $this->stop();
+            throw $e;
+        }
     }
 
     public function tokenEndpoint(): string
@@ -102,7 +109,9 @@ final class AuthApiServer
             }
             proc_close($this->process);
         }
-        self::remove($this->dataDir);
+        if (is_dir($this->dataDir)) {
+            self::remove($this->dataDir);
+        }
     }
 
     /** @return array<string, mixed> */

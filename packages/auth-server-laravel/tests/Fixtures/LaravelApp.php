@@ -6,6 +6,7 @@ namespace Rw3iss\AuthServer\Tests\Fixtures;
 
 use Illuminate\Cache\CacheServiceProvider;
 use Illuminate\Config\Repository;
+use Illuminate\Filesystem\FilesystemServiceProvider;
 use Illuminate\Foundation\Application;
 use Illuminate\Http\Request;
 use Illuminate\Support\Facades\Facade;
@@ -36,6 +37,7 @@ final class LaravelApp
         ]));
         Facade::clearResolvedInstances();
         Facade::setFacadeApplication($app);
+        $app->register(FilesystemServiceProvider::class);
         $app->register(CacheServiceProvider::class);
         $app->register(AuthServerServiceProvider::class);
         $app->boot();
