@@ -33,6 +33,7 @@ final class LaravelApp
         $app->instance('config', new Repository([
             'app' => ['env' => 'testing', 'debug' => false],
             'cache' => ['default' => $cacheDir === null ? 'array' : 'file', 'stores' => $stores, 'prefix' => 'test'],
+            'logging' => ['default' => 'null', 'channels' => ['null' => ['driver' => 'monolog', 'handler' => \Monolog\Handler\NullHandler::class]]],
             'auth-server' => $authServer,
         ]));
         Facade::clearResolvedInstances();
