@@ -19,7 +19,7 @@ use stdClass;
  * token, checked by the shared vectors, in the same order: compact form,
  * header, `crit`, `alg` allow-list, key (by `kid`, or each secret in turn),
  * signature (constant-time), payload, `typ`, `iss`, `aud`, `iat`, `nbf`,
- * `exp` (with leeway), lifetime cap, `token_type`, client, scopes.
+ * `exp` (with leeway), lifetime cap (`iat` required, 0 ≤ `exp − iat` ≤ `max_lifetime`, both integers), `token_type`, client, scopes.
  *
  * ```php
  * $verifier = new ServiceTokenVerifier([
@@ -266,8 +266,11 @@ final class ServiceTokenVerifier
         if ($this->audience !== false && !property_exists($claims, 'aud')) {
             throw TokenVerificationException::invalid('audience', 'The token has no aud');
         }
-        if (!property_exists($claims, 'exp')) {
-            throw TokenVerificationException::invalid('claims', 'The token has no exp');
+        // exp and iat are required (iat for the lifetime cap); jose checks iss, aud, iat, exp in this order.
+        foreach (['iat', 'exp'] as $name) {
+            if (!property_exists($claims, $name)) {
+                throw TokenVerificationException::invalid('claims', "The token has no {$name}");
+            }
         }
         if ($this->issuer !== false && !in_array($claims->iss, $this->issuer, true)) {
             throw TokenVerificationException::invalid('issuer', 'The token has another issuer');
@@ -277,8 +280,8 @@ final class ServiceTokenVerifier
         }
 
         $now = floor($this->clock->now());
-        $iat = $claims->iat ?? null;
-        if (property_exists($claims, 'iat') && !self::isNumber($iat)) {
+        $iat = $claims->iat;
+        if (!self::isNumber($iat)) {
             throw TokenVerificationException::invalid('claims', 'The iat claim is not a number');
         }
         if (property_exists($claims, 'nbf')) {
@@ -298,8 +301,8 @@ final class ServiceTokenVerifier
         }
         // The lifetime cap: a token minted for longer than this (by a leaked or
         // misconfigured signer) is refused however far its exp is.
-        if (!self::isFiniteInteger($iat) || !self::isFiniteInteger($exp) || $exp - $iat > $this->maxLifetime) {
-            throw TokenVerificationException::invalid('lifetime', "The token lifetime (exp − iat) is over {$this->maxLifetime} s or not an integer");
+        if (!self::isSafeInteger($iat) || !self::isSafeInteger($exp) || $exp < $iat || $exp - $iat > $this->maxLifetime) {
+            throw TokenVerificationException::invalid('lifetime', "The token lifetime (exp − iat) is not an integer number of seconds up to {$this->maxLifetime}");
         }
     }
 
@@ -397,9 +400,13 @@ final class ServiceTokenVerifier
         return is_int($value) || is_float($value);
     }
 
-    private static function isFiniteInteger(mixed $value): bool
+    /** An integer a JSON number holds exactly (JavaScript's Number.isSafeInteger), as the Node verifier requires. */
+    private static function isSafeInteger(mixed $value): bool
     {
-        return is_int($value) || (is_float($value) && is_finite($value) && floor($value) === $value);
+        $max = 9007199254740991; // 2^53 − 1
+
+        return (is_int($value) || (is_float($value) && is_finite($value) && floor($value) === $value))
+            && $value >= -$max && $value <= $max;
     }
 
     /** @return list<string>|false */

@@ -189,14 +189,16 @@ add('insufficient_scope_all', 'mode all: one of two required scopes is missing',
 add('insufficient_scope_any', 'mode any: none of the required scopes is granted', valid, refused('insufficient_scope'), { required_scopes: ['gsku:admin', 'gsku:delete'], mode: 'any' });
 add('scope_prefix_is_not_scope', 'Granted "gsku:publish" does not satisfy "gsku:pub"', valid, refused('insufficient_scope'), { required_scopes: ['gsku:pub'] });
 
-// Refused: lifetime cap (exp − iat at most max_lifetime_sec, both finite integers).
+// Refused: lifetime cap (iat required; exp − iat between 0 and max_lifetime_sec, both safe integers).
 const lifetime = { feature: 'lifetime_cap' as const };
 add('lifetime_too_long', 'exp − iat is 24 h + 1 s', sign({ claims: claims({ iat: NOW - 60, nbf: NOW - 60, exp: NOW - 60 + MAX_LIFETIME + 1 }) }), refused('invalid_token', 'lifetime'), lifetime);
 add('lifetime_one_year', 'A year-long token', sign({ claims: claims({ iat: NOW - 60, nbf: NOW - 60, exp: NOW + 365 * 86_400 }) }), refused('invalid_token', 'lifetime'), lifetime);
 add('lifetime_configured_cap', 'A 901 s token with the cap set to 900 s', sign({ claims: claims({ iat: NOW - 60, nbf: NOW - 60, exp: NOW + 841 }) }), refused('invalid_token', 'lifetime'), { ...lifetime, verifier: { max_lifetime_sec: 900 } });
-add('lifetime_iat_missing', 'No iat: the lifetime cannot be checked', sign({ claims: claims({}, ['iat']) }), refused('invalid_token', 'lifetime'), lifetime);
+add('iat_missing', 'No iat: required with the lifetime cap (a missing claim)', sign({ claims: claims({}, ['iat']) }), refused('invalid_token', 'claims'), lifetime);
 add('lifetime_exp_fraction', 'exp is not an integer', sign({ claims: claims({ exp: NOW + 840.5 }) }), refused('invalid_token', 'lifetime'), lifetime);
 add('lifetime_iat_fraction', 'iat is not an integer', sign({ claims: claims({ iat: NOW - 59.5 }) }), refused('invalid_token', 'lifetime'), lifetime);
+add('lifetime_negative', 'exp before iat', sign({ claims: claims({ iat: NOW + 900, nbf: NOW - 60, exp: NOW + 840 }) }), refused('invalid_token', 'lifetime'), lifetime);
+add('lifetime_unsafe_integers', 'iat and exp 100 s apart, beyond 2^53 (not exact in JSON numbers)', sign({ rawPayload: JSON.stringify(claims({ iat: 0, nbf: NOW - 60, exp: 0 })).replace('"iat":0', '"iat":9007199254741000').replace('"exp":0', '"exp":9007199254741100') }), refused('invalid_token', 'lifetime'), lifetime);
 
 /**
  * What a guard answers for each refusal (the Node guards' bearerErrorResponse), for a
