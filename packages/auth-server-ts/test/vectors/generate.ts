@@ -9,7 +9,7 @@
  * on the order in which a verifier runs its checks. Verifiers use the fixed
  * clock `now` of the file, so the corpus never expires.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, createPrivateKey, sign as signWith } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { TokenVerificationError } from '../../src/errors.js';
@@ -47,7 +47,9 @@ interface Vector {
   /** Verifier options that differ from the corpus' defaults for this vector only. */
   verifier?: Json;
   /** A check that not every verifier has yet (see the tests); the decision is still binding. */
-  feature?: 'lifetime_cap';
+  feature?: 'lifetime_cap' | 'asymmetric';
+  /** ECDSA signatures are randomized: regenerating gives another (equally valid) signature. */
+  randomized_signature?: boolean;
   expect: Expectation;
 }
 
@@ -200,6 +202,50 @@ add('lifetime_iat_fraction', 'iat is not an integer', sign({ claims: claims({ ia
 add('lifetime_negative', 'exp before iat', sign({ claims: claims({ iat: NOW + 900, nbf: NOW - 60, exp: NOW + 840 }) }), refused('invalid_token', 'lifetime'), lifetime);
 add('lifetime_unsafe_integers', 'iat and exp 100 s apart, beyond 2^53 (not exact in JSON numbers)', sign({ rawPayload: JSON.stringify(claims({ iat: 0, nbf: NOW - 60, exp: 0 })).replace('"iat":0', '"iat":9007199254741000').replace('"exp":0', '"exp":9007199254741100') }), refused('invalid_token', 'lifetime'), lifetime);
 
+// Asymmetric tokens (ES256, EdDSA) verified with the server's public keys (JWKs), no secret.
+// Test-only keys: they sign nothing but this corpus.
+const EC_PRIVATE = { kty: 'EC', crv: 'P-256', x: 'Zl27v5IjNA9Mwios03w9KWJmEU6MRE6oLTj6hSBQOWA', y: '2KNPwyyP1ZusUho6DpoO7LkF6ZqgLSoyrbG-4AsITk4', d: '5fUhwYKD8eyQ4NpkrV2pGGpbImnqeri284I4kuDg5gA' };
+const ED_PRIVATE = { kty: 'OKP', crv: 'Ed25519', x: 'bGKYyrRs-2dSxvlxXw3nK5UtNPrRPmLTcHjAjnsNLVo', d: 'amQWbOn1EKW3zNwXKXNJO_FkAaca5GKbxlMbzfska50' };
+const EC_KID = 'vectors-es256-1';
+const ED_KID = 'vectors-eddsa-1';
+const { d: _ecD, ...EC_PUBLIC } = EC_PRIVATE;
+const { d: _edD, ...ED_PUBLIC } = ED_PRIVATE;
+const PUBLIC_KEYS = [
+  { ...EC_PUBLIC, kid: EC_KID, alg: 'ES256', use: 'sig' },
+  { ...ED_PUBLIC, kid: ED_KID, alg: 'EdDSA', use: 'sig' },
+];
+
+function signAsymmetric(options: { alg: 'ES256' | 'EdDSA'; kid?: string; claims?: Json; der?: boolean; header?: Json }): string {
+  const header: Json = { alg: options.alg, typ: 'at+jwt', ...(options.kid === undefined ? {} : { kid: options.kid }), ...options.header };
+  const input = `${b64(JSON.stringify(header))}.${b64(JSON.stringify(options.claims ?? claims()))}`;
+  const signature =
+    options.alg === 'ES256'
+      ? signWith('sha256', Buffer.from(input), { key: createPrivateKey({ key: EC_PRIVATE, format: 'jwk' }), dsaEncoding: options.der ? 'der' : 'ieee-p1363' })
+      : signWith(null, Buffer.from(input), createPrivateKey({ key: ED_PRIVATE, format: 'jwk' }));
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+const asymmetric = { feature: 'asymmetric' as const, verifier: { secret: null, previous_secrets: [], public_keys: PUBLIC_KEYS, algorithms: ['ES256', 'EdDSA'] } };
+const ecdsa = { ...asymmetric, randomized_signature: true };
+const es256 = signAsymmetric({ alg: 'ES256', kid: EC_KID });
+const eddsa = signAsymmetric({ alg: 'EdDSA', kid: ED_KID });
+add('asym_valid_es256', 'ES256 (P-256) with the kid of a published public key', es256, ok(), ecdsa);
+add('asym_valid_eddsa', 'EdDSA (Ed25519) with the kid of a published public key', eddsa, ok(), asymmetric);
+add('asym_mixed_mode_hs256', 'Both modes configured (a migration): an HS256 token still verifies', valid, ok(), { ...asymmetric, verifier: { public_keys: PUBLIC_KEYS, algorithms: ['HS256', 'ES256', 'EdDSA'] } });
+add('asym_mixed_mode_eddsa', 'Both modes configured (a migration): an EdDSA token verifies', eddsa, ok(), { ...asymmetric, verifier: { public_keys: PUBLIC_KEYS, algorithms: ['HS256', 'ES256', 'EdDSA'] } });
+add('asym_kid_unknown', 'ES256 with a kid no published key has', signAsymmetric({ alg: 'ES256', kid: 'vectors-es256-unknown' }), refused('invalid_token', 'unknown_key'), ecdsa);
+add('asym_kid_missing', 'EdDSA without a kid', signAsymmetric({ alg: 'EdDSA' }), refused('invalid_token', 'unknown_key'), asymmetric);
+add('asym_alg_key_mismatch', 'alg ES256 naming the Ed25519 key', signAsymmetric({ alg: 'ES256', kid: ED_KID }), refused('invalid_token', 'unknown_key'), ecdsa);
+add('asym_tampered_payload', 'EdDSA token with its payload changed after signing', (() => { const [h, p, sig] = eddsa.split('.'); return `${h}.${flip(p!, 12)}.${sig}`; })(), refused('invalid_token', 'signature'), asymmetric);
+add('asym_tampered_signature', 'ES256 token with one signature character changed', (() => { const [h, p, sig] = es256.split('.'); return `${h}.${p}.${flip(sig!, 8)}`; })(), refused('invalid_token', 'signature'), ecdsa);
+add('asym_es256_der_signature', 'ES256 with a DER signature instead of JWS\'s R||S', signAsymmetric({ alg: 'ES256', kid: EC_KID, der: true }), refused('invalid_token', 'signature'), ecdsa);
+add('asym_hs256_without_secret', 'HS256 while only public keys are trusted (no secret to check it)', valid, refused('invalid_token', 'algorithm'), asymmetric);
+add('asym_hs256_with_public_key_as_secret', 'Key confusion: HS256 "signed" with the public key\'s x as the secret, naming its kid', sign({ header: { kid: ED_KID }, secret: ED_PUBLIC.x }), refused('invalid_token', 'algorithm'), asymmetric);
+add('asym_user_token', 'An EdDSA user token', signAsymmetric({ alg: 'EdDSA', kid: ED_KID, claims: claims({ token_type: 'user' }) }), refused('invalid_token', 'token_type'), asymmetric);
+add('asym_expired', 'An expired EdDSA token', signAsymmetric({ alg: 'EdDSA', kid: ED_KID, claims: claims({ iat: NOW - 1500, nbf: NOW - 1500, exp: NOW - 600 }) }), refused('token_expired'), asymmetric);
+add('asym_lifetime_too_long', 'An EdDSA token living 2 days', signAsymmetric({ alg: 'EdDSA', kid: ED_KID, claims: claims({ exp: NOW - 60 + 2 * 86_400 }) }), refused('invalid_token', 'lifetime'), asymmetric);
+add('asym_insufficient_scope', 'A valid ES256 token without the scope', es256, refused('insufficient_scope'), { ...ecdsa, required_scopes: ['gsku:admin'] });
+
 /**
  * What a guard answers for each refusal (the Node guards' bearerErrorResponse), for a
  * route that requires `gsku:publish`: every middleware of the platform answers the same.
@@ -216,7 +262,8 @@ export const corpus = {
     'Service tokens and the decision every platform verifier must reach on each (generated by generate.ts beside this file; do not edit by hand). ' +
     'Verify each token with the options in `verifier`, merged with the vector\'s own `verifier` overrides, at the fixed time `now` (seconds), ' +
     'requiring `required_scopes` in `mode`. `expect.ok` true: accepted, with that client_id, service_name and scopes; false: refused with that ' +
-    'error code and, for invalid_token, that reason.',
+    'error code and, for invalid_token, that reason. `secret: null` means no secret (public keys only); `public_keys` are JWKs. ' +
+    'Vectors with `randomized_signature` carry an ECDSA signature, which changes each time the corpus is generated.',
   verifier: {
     secret: SECRET,
     previous_secrets: [PREVIOUS_SECRET],
