@@ -38,6 +38,7 @@ final class SharedVectorsTest extends TestCase
         $options = array_merge(self::corpus()['verifier'], $vector['verifier'] ?? []);
         $verifier = new ServiceTokenVerifier([
             'secret' => $options['secret'],
+            'public_keys' => $options['public_keys'] ?? [],
             'previous_secrets' => $options['previous_secrets'],
             'issuer' => $options['issuer'],
             'audience' => $options['audience'],

@@ -11,9 +11,11 @@ use Rw3iss\AuthServer\Support\Clock;
 use stdClass;
 
 /**
- * Verifies service tokens locally: HMAC JWTs (HS256 by default) with header
- * `typ: at+jwt` (RFC 9068) and claim `token_type: "service"`, signed with the
- * platform's `JWT_ACCESS_SECRET` or, during a rotation, a previous one.
+ * Verifies service tokens locally: JWTs with header `typ: at+jwt` (RFC 9068)
+ * and claim `token_type: "service"`, signed with the platform's
+ * `JWT_ACCESS_SECRET` (HS256; a previous one during a rotation) or with the
+ * server's private key (ES256 / EdDSA; public keys from `public_keys` or the
+ * server's JWKS, {@see JwksKeySet}).
  *
  * It reaches the same decision as the Node SDK's verifier (jose) on every
  * token, checked by the shared vectors, in the same order: compact form,
@@ -33,6 +35,7 @@ use stdClass;
 final class ServiceTokenVerifier
 {
     public const ALGORITHMS = ['HS256' => 'sha256', 'HS384' => 'sha384', 'HS512' => 'sha512'];
+    public const ASYMMETRIC_ALGORITHMS = ['ES256', 'EdDSA'];
     public const DEFAULT_MAX_LIFETIME = 86400;
     private const MIN_SECRET_BYTES = 32;
     private const ACCESS_TOKEN_TYP = 'at+jwt';
@@ -50,31 +53,63 @@ final class ServiceTokenVerifier
     private int|float $clockTolerance;
     private int $maxLifetime;
     private Clock $clock;
+    /** @var array<string, PublicKey> static public keys (`public_keys`), by kid */
+    private array $publicKeys = [];
 
     /**
      * @param array{
-     *     secret: string,
+     *     secret?: string|null,
      *     previous_secrets?: list<string>|string|null,
+     *     public_keys?: list<array<string, string>>,
      *     issuer: string|list<string>|false,
      *     audience: string|list<string>|false,
      *     algorithms?: list<string>,
      *     clock_tolerance?: int|float,
      *     max_lifetime?: int,
      * } $options `issuer` and `audience` are required; `false` skips that check on purpose.
-     *   `algorithms` defaults to `['HS256']` (HS256, HS384, HS512; `none` and asymmetric ones never).
+     *   `secret` verifies HS* tokens; `public_keys` (JWKs: EC P-256, Ed25519) and/or `$jwks` (the
+     *   server's JWKS URI) verify ES256 / EdDSA tokens; one of them is required.
+     *   `algorithms` defaults to `['HS256']` with a secret, plus ES256 and EdDSA with public keys
+     *   (`none` never; a secret only for HS*, a public key only for its own algorithm).
      *   `clock_tolerance` (seconds, for `exp`/`nbf`) defaults to 5. `max_lifetime` (seconds, the
      *   largest `exp − iat` accepted) defaults to 24 h.
      */
-    public function __construct(array $options, ?Clock $clock = null)
+    public function __construct(array $options, ?Clock $clock = null, private readonly ?JwksKeySet $jwks = null)
     {
         $this->issuer = self::expected($options['issuer'] ?? null, 'issuer');
         $this->audience = self::expected($options['audience'] ?? null, 'audience');
 
-        $algorithms = $options['algorithms'] ?? ['HS256'];
-        if (!is_array($algorithms) || $algorithms === [] || array_diff($algorithms, array_keys(self::ALGORITHMS)) !== []) {
-            self::invalid('algorithms must be a non-empty list of ' . implode(', ', array_keys(self::ALGORITHMS)));
+        $publicKeys = $options['public_keys'] ?? [];
+        if (!is_array($publicKeys) || !array_is_list($publicKeys)) {
+            self::invalid('public_keys must be a list of JWKs');
+        }
+        foreach ($publicKeys as $i => $jwk) {
+            $key = PublicKey::fromJwk($jwk);
+            if (is_string($key)) {
+                self::invalid("public_keys[{$i}] cannot be used: {$key}");
+            }
+            $this->publicKeys[$key->kid] = $key;
+        }
+        $secret = $options['secret'] ?? null;
+        $hasSecret = $secret !== null && $secret !== '';
+        $hasPublicKeys = $this->publicKeys !== [] || $jwks !== null;
+        if (!$hasSecret && !$hasPublicKeys) {
+            self::invalid('secret (HS256, JWT_ACCESS_SECRET), or public_keys / jwks_uri (ES256, EdDSA), is required');
+        }
+
+        $all = [...array_keys(self::ALGORITHMS), ...self::ASYMMETRIC_ALGORITHMS];
+        $algorithms = $options['algorithms'] ?? [...($hasSecret ? ['HS256'] : []), ...($hasPublicKeys ? self::ASYMMETRIC_ALGORITHMS : [])];
+        if (!is_array($algorithms) || $algorithms === [] || array_diff($algorithms, $all) !== []) {
+            self::invalid('algorithms must be a non-empty list of ' . implode(', ', $all));
         }
         $this->algorithms = array_values(array_unique($algorithms));
+        $hmac = array_intersect($this->algorithms, array_keys(self::ALGORITHMS)) !== [];
+        if ($hmac && !$hasSecret) {
+            self::invalid('HS* algorithms need a secret: without one, only ES256 / EdDSA can be verified');
+        }
+        if (!$hasPublicKeys && array_intersect($this->algorithms, self::ASYMMETRIC_ALGORITHMS) !== []) {
+            self::invalid('ES256 / EdDSA need public_keys or jwks_uri');
+        }
 
         $tolerance = $options['clock_tolerance'] ?? 5;
         if (!(is_int($tolerance) || is_float($tolerance)) || !is_finite((float) $tolerance) || $tolerance < 0) {
@@ -89,11 +124,13 @@ final class ServiceTokenVerifier
         $this->maxLifetime = $maxLifetime;
 
         $this->clock = $clock ?? new CarbonClock();
-        $this->setSecrets($options['secret'] ?? null, $options['previous_secrets'] ?? []);
+        if ($hasSecret) {
+            $this->setSecrets($secret, $options['previous_secrets'] ?? []);
+        }
     }
 
     /**
-     * Replaces the secrets (e.g. after a rotation).
+     * Replaces the secrets (e.g. after a rotation), for HS* tokens.
      *
      * @param list<string>|string|null $previousSecrets
      */
@@ -168,6 +205,13 @@ final class ServiceTokenVerifier
             throw TokenVerificationException::invalid('algorithm', 'The token algorithm is not allowed');
         }
 
+        if (in_array($alg, self::ASYMMETRIC_ALGORITHMS, true)) {
+            $claims = $this->verifyAsymmetric($header, $alg, $head, $body, $signature);
+            $this->checkClaims($header, $claims);
+
+            return self::principal($claims);
+        }
+
         // Tokens carry a kid (KeyId) that names the key; a token without one is
         // tried against each configured secret in turn.
         if (property_exists($header, 'kid')) {
@@ -198,10 +242,7 @@ final class ServiceTokenVerifier
         if (!$verified) {
             throw TokenVerificationException::invalid('signature', 'The token signature is invalid');
         }
-        // b64 counts only when listed in crit (RFC 7797 §6); a JWT payload is always encoded.
-        if (in_array('b64', is_array($header->crit ?? null) ? $header->crit : [], true) && $header->b64 === false) {
-            throw TokenVerificationException::invalid('malformed', 'JWTs must not use an unencoded payload');
-        }
+        self::refuseUnencodedPayload($header);
 
         $claims = self::decodeJsonObject($body);
         if ($claims === null) {
@@ -210,6 +251,39 @@ final class ServiceTokenVerifier
         $this->checkClaims($header, $claims);
 
         return self::principal($claims);
+    }
+
+    /**
+     * ES256 / EdDSA: the public key the kid names (static keys first, then the JWKS), used only
+     * for its own algorithm, so a public key can never serve as an HMAC secret.
+     */
+    private function verifyAsymmetric(stdClass $header, string $alg, string $head, string $body, string $signature): stdClass
+    {
+        $kid = $header->kid ?? null;
+        $key = is_string($kid) ? ($this->publicKeys[$kid] ?? $this->jwks?->get($kid)) : null;
+        if ($key === null || $key->alg !== $alg) {
+            if ($this->jwks !== null && !$this->jwks->loaded()) {
+                throw TokenVerificationException::invalid('jwks_unavailable', 'The key set (JWKS) could not be fetched yet');
+            }
+            throw TokenVerificationException::invalid('unknown_key', 'The token was signed with an unknown key');
+        }
+        if (preg_match('/^[\x00-\x7F]*$/D', $body) !== 1) {
+            throw TokenVerificationException::invalid('malformed', 'The token payload is not ASCII');
+        }
+        $given = Base64Url::decode($signature);
+        if ($given === null) {
+            throw TokenVerificationException::invalid('malformed', 'The token signature is not base64url');
+        }
+        if (!$key->verify("{$head}.{$body}", $given)) {
+            throw TokenVerificationException::invalid('signature', 'The token signature is invalid');
+        }
+        self::refuseUnencodedPayload($header);
+        $claims = self::decodeJsonObject($body);
+        if ($claims === null) {
+            throw TokenVerificationException::invalid('malformed', 'The token payload is not a JSON object');
+        }
+
+        return $claims;
     }
 
     /** The JSON object a base64url segment holds, or null. JSON arrays stay arrays, objects stay stdClass. */
@@ -227,6 +301,14 @@ final class ServiceTokenVerifier
         }
 
         return $value instanceof stdClass ? $value : null;
+    }
+
+    /** b64 counts only when listed in crit (RFC 7797 §6); a JWT payload is always encoded. */
+    private static function refuseUnencodedPayload(stdClass $header): void
+    {
+        if (in_array('b64', is_array($header->crit ?? null) ? $header->crit : [], true) && $header->b64 === false) {
+            throw TokenVerificationException::invalid('malformed', 'JWTs must not use an unencoded payload');
+        }
     }
 
     /** RFC 7515 §4.1.11: only `b64` (RFC 7797) is understood; any other critical extension is refused. */
