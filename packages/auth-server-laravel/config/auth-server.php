@@ -50,8 +50,17 @@ return [
         'previous_secrets' => $list(env('JWT_ACCESS_SECRET_PREVIOUS')),
         'issuer' => env('JWT_ISSUER'),                // the auth server's origin, e.g. https://auth.example.com
         'audience' => env('JWT_AUDIENCE'),            // e.g. auth-platform (the server's JWT_AUDIENCE)
-        'algorithms' => ['HS256'],
+        'algorithms' => null,                          // null: HS256 with a secret, ES256 + EdDSA with public keys
         'clock_tolerance' => 5,                        // seconds of leeway for exp and nbf
         'max_lifetime' => (int) env('SERVICE_TOKEN_MAX_LIFETIME', 86400), // refuse tokens whose exp − iat is longer
+
+        // Asymmetric service tokens (the server's SERVICE_TOKEN_ALG=ES256 or EdDSA): the server's
+        // public keys instead of (or, during a migration, besides) the secret. Algorithms then
+        // default to HS256 (with a secret) plus ES256 and EdDSA.
+        'jwks_uri' => env('AUTH_SERVER_JWKS_URI'),    // https://auth.example.com/.well-known/jwks.json
+        'discover_jwks' => false,                      // or read jwks_uri from the issuer's RFC 8414 metadata
+        'public_keys' => [],                           // pinned JWKs (EC P-256 / Ed25519, with a kid)
+        'jwks_cooldown' => 30,                         // seconds between two fetches (an unknown kid triggers one)
+        'jwks_timeout' => 5,
     ],
 ];

@@ -17,6 +17,7 @@ use Rw3iss\AuthServer\Http\Middleware\RequireAnyServiceToken;
 use Rw3iss\AuthServer\Http\Middleware\RequireServiceToken;
 use Rw3iss\AuthServer\Support\CarbonClock;
 use Rw3iss\AuthServer\Support\Clock;
+use Rw3iss\AuthServer\Verification\JwksKeySet;
 use Rw3iss\AuthServer\Verification\ServicePrincipal;
 use Rw3iss\AuthServer\Verification\ServiceTokenVerifier;
 
@@ -36,10 +37,29 @@ final class AuthServerServiceProvider extends ServiceProvider
 
         // Options are read when first used, so an app that only receives (or only calls)
         // needs only that half of the configuration.
-        $this->app->singleton(ServiceTokenVerifier::class, static fn (Application $app) => new ServiceTokenVerifier(
-            $app['config']->get('auth-server.verify', []),
-            $app->make(Clock::class),
-        ));
+        $this->app->singleton(ServiceTokenVerifier::class, static function (Application $app) {
+            $options = $app['config']->get('auth-server.verify', []);
+            $jwksUri = $options['jwks_uri'] ?? null;
+            $discover = (bool) ($options['discover_jwks'] ?? false);
+            $jwks = null;
+            if (($jwksUri !== null && $jwksUri !== '') || $discover) {
+                $issuer = $options['issuer'] ?? null;
+                $jwks = new JwksKeySet(
+                    $jwksUri === '' ? null : $jwksUri,
+                    is_string($issuer) ? $issuer : null,
+                    $app['cache']->store($app['config']->get('auth-server.cache.store')),
+                    $app->make(HttpTransport::class),
+                    $app->make(Clock::class),
+                    (float) ($options['jwks_cooldown'] ?? 30),
+                    (float) ($options['jwks_timeout'] ?? 5),
+                );
+            }
+            if (($options['algorithms'] ?? null) === null) {
+                unset($options['algorithms']);
+            }
+
+            return new ServiceTokenVerifier($options, $app->make(Clock::class), $jwks);
+        });
 
         $this->app->singleton(ServiceTokenManager::class, static function (Application $app) {
             $config = $app['config']->get('auth-server', []);

@@ -23,9 +23,9 @@ final class JwksKeySet
     private const DEFAULT_MAX_AGE = 300.0;
     private const MAX_AGE_CAP = 86400.0;
 
-    /** @var array<string, PublicKey> imported keys of the set fetched at {@see $importedAt} */
+    /** @var array<string, PublicKey> imported keys of the set {@see $importedId} */
     private array $keys = [];
-    private ?float $importedAt = null;
+    private ?string $importedId = null;
     private string $cacheKey;
 
     /**
@@ -73,12 +73,13 @@ final class JwksKeySet
         return $key;
     }
 
-    /** @return array{keys: list<mixed>, fetched_at: float, max_age: float}|null */
+    /** @return array{id: string, keys: list<mixed>, fetched_at: float, max_age: float}|null */
     private function set(): ?array
     {
         $set = $this->cache->get($this->cacheKey);
 
-        return is_array($set) && is_array($set['keys'] ?? null) && is_float($set['fetched_at'] ?? null) && is_float($set['max_age'] ?? null) ? $set : null;
+        return is_array($set) && is_string($set['id'] ?? null) && is_array($set['keys'] ?? null)
+            && is_float($set['fetched_at'] ?? null) && is_float($set['max_age'] ?? null) ? $set : null;
     }
 
     /** @return array<string, PublicKey> */
@@ -88,7 +89,7 @@ final class JwksKeySet
         if ($set === null) {
             return [];
         }
-        if ($this->importedAt !== $set['fetched_at']) {
+        if ($this->importedId !== $set['id']) {
             $keys = [];
             foreach ($set['keys'] as $jwk) {
                 $key = PublicKey::fromJwk($jwk);
@@ -98,7 +99,7 @@ final class JwksKeySet
                 }
             }
             $this->keys = $keys;
-            $this->importedAt = $set['fetched_at'];
+            $this->importedId = $set['id'];
         }
 
         return $this->keys;
@@ -119,6 +120,7 @@ final class JwksKeySet
             }
             // The last good set is kept without expiry: it serves while the server is unreachable.
             $this->cache->forever($this->cacheKey, [
+                'id' => bin2hex(random_bytes(8)), // each fetch, so every worker re-imports a new set
                 'keys' => $body['keys'],
                 'fetched_at' => $this->clock->now(),
                 'max_age' => $this->maxAge($response->headers['cache-control'] ?? ''),
