@@ -99,7 +99,7 @@ final class ServiceTokenVerifier
 
         $all = [...array_keys(self::ALGORITHMS), ...self::ASYMMETRIC_ALGORITHMS];
         $algorithms = $options['algorithms'] ?? [...($hasSecret ? ['HS256'] : []), ...($hasPublicKeys ? self::ASYMMETRIC_ALGORITHMS : [])];
-        if (!is_array($algorithms) || $algorithms === [] || array_diff($algorithms, $all) !== []) {
+        if (!is_array($algorithms) || $algorithms === [] || array_filter($algorithms, static fn ($a) => !in_array($a, $all, true)) !== []) {
             self::invalid('algorithms must be a non-empty list of ' . implode(', ', $all));
         }
         $this->algorithms = array_values(array_unique($algorithms));
