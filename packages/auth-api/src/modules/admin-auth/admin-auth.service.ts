@@ -38,10 +38,14 @@ export function createAdminAuthService({ db, hasher, budget, tokens, throttle, u
       if (attempt.retryAfterSec !== undefined) {
         throw new ApiError('rate_limited', 'Too many failed sign-in attempts; retry later', undefined, { retryAfterSec: attempt.retryAfterSec });
       }
-      const user = await findUserByEmail(db, email);
+      let user: UserRow | undefined;
       let ok: boolean;
       try {
-        ok = await budget.run(addressKey(ip), () => (user ? hasher.verify(password, user.password_hash) : hasher.burn(password).then(() => false)));
+        // The read inside the budget too, so a flood's reads are bounded by its concurrency.
+        ({ user, ok } = await budget.run(addressKey(ip), async () => {
+          const found = await findUserByEmail(db, email);
+          return { user: found, ok: found ? await hasher.verify(password, found.password_hash) : (await hasher.burn(password), false) };
+        }));
       } catch (err) {
         if (!(err instanceof BudgetExceededError)) throw err;
         // Never checked: not a failure of this user.

@@ -93,23 +93,29 @@ export function createOAuthService(deps: OAuthDeps) {
     return row;
   }
 
-  /** Throttle, then read, then bcrypt (within the budget). The hash the secret matched, or undefined. */
+  /** Throttle, then (within the bcrypt budget) read and compare. The hash the secret matched, or undefined. */
   async function slowCheck(clientId: string, clientSecret: string, ip: string, wellFormed: boolean): Promise<string | undefined> {
     // Counted as a failure from the start, taken back on success: parallel guesses cannot outrun the limit.
     const attempt = await throttle.begin(clientId, ip);
     if (attempt.retryAfterSec !== undefined) {
       throw new OAuthError('slow_down', 'Too many failed authentication attempts; retry later', 429, { retryAfterSec: attempt.retryAfterSec, ...counted });
     }
-    const row = wellFormed ? await readClient(clientId) : undefined;
-    let matches: boolean;
+    // The read happens inside the budget too: a flood's reads are bounded by its concurrency, and
+    // cannot queue ahead of cached grants on the database.
+    let checked: { row: Awaited<ReturnType<typeof readClient>>; matches: boolean };
     try {
-      matches = await budget.run(addressKey(ip), () => (row ? hasher.verify(clientSecret, row.client_secret_hash) : hasher.burn(clientSecret).then(() => false)));
+      checked = await budget.run(addressKey(ip), async () => {
+        const row = wellFormed ? await readClient(clientId) : undefined;
+        const matches = row ? await hasher.verify(clientSecret, row.client_secret_hash) : (await hasher.burn(clientSecret), false);
+        return { row, matches };
+      });
     } catch (err) {
       if (!(err instanceof BudgetExceededError)) throw err;
       // Never checked: not a failure of this client.
       await attempt.abandoned();
       throw new OAuthError('temporarily_unavailable', 'The authorization server is busy; retry later', 503, { retryAfterSec: err.retryAfterSec, cause: err, ...counted, outcome: 'shed' });
     }
+    const { row, matches } = checked;
     if (!row || !matches) return undefined;
     if (row.usable) await attempt.succeeded();
     return row.client_secret_hash;
