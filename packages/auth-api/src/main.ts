@@ -45,7 +45,10 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<Fasti
     });
     stopOnSignals(app, database);
     const address = await app.listen({ port: config.port, host: config.host });
-    log.info({ address, database: database.kind, docs: '/docs' }, 'auth-api ready');
+    if (config.issuerDerived) {
+      log.info({ issuer: config.jwt.issuer }, 'JWT_ISSUER is not set: the issuer is derived from HOST and PORT; set JWT_ISSUER to the URL clients use to reach this server');
+    }
+    log.info({ address, database: database.kind, issuer: config.jwt.issuer, docs: '/docs' }, 'auth-api ready');
     return app;
   } catch (err) {
     // Release what was opened (a pg pool keeps the process alive), then report.
