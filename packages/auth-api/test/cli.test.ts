@@ -138,7 +138,7 @@ describe('auth-api CLI', () => {
     const { clients } = JSON.parse(json.stdout);
     expect(clients.map((c: { id: string }) => c.id)).toEqual([reports.id, billing.id]);
     expect(Object.keys(clients[0]).sort()).toEqual(
-      ['allowed_audiences', 'client_id', 'created_at', 'created_by', 'description', 'id', 'last_used_at', 'name', 'revoked_at', 'scopes', 'status', 'updated_at'].sort(),
+      ['allowed_audiences', 'client_id', 'created_at', 'created_by', 'description', 'id', 'last_used_at', 'name', 'revoked_at', 'scopes', 'status', 'updated_at', 'orphaned_scopes'].sort(),
     );
     for (const out of [table.stdout, json.stdout]) {
       expect(out).not.toContain(billing.secret);

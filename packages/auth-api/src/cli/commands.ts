@@ -13,6 +13,7 @@ import { createAdminUser } from '../modules/admin-auth/admin-auth.service.js';
 import type { Actor } from '../modules/audit/audit.repository.js';
 import { clientIdSchema, createClientBodySchema, type M2MClientRecord } from '../modules/m2m-clients/m2m-clients.schemas.js';
 import { createM2MClientsService, type M2MClientsService } from '../modules/m2m-clients/m2m-clients.service.js';
+import { createPermissionsService, type PermissionsService } from '../modules/permissions/permissions.service.js';
 import { type Command, command, EXIT, print, UsageError, validate } from './run.js';
 
 /** The audit trail's subject for everything done from the command line. */
@@ -24,6 +25,7 @@ const DATABASE_NOTE = `Works on the server's database: DATABASE_URL, or the embe
 interface Services {
   hasher: PasswordHasher;
   clients: M2MClientsService;
+  permissions: PermissionsService;
   db: Kysely<Database>;
 }
 
@@ -34,8 +36,9 @@ async function withServices<T>(env: NodeJS.ProcessEnv, fn: (services: Services) 
   try {
     const hasher = createBcryptHasher(config.bcryptCost);
     // No onChange: a running server reads a credential's state on every grant, so a revoke here applies at once.
-    const clients = createM2MClientsService({ db: database.db, hasher, clock: systemClock });
-    return await fn({ hasher, clients, db: database.db });
+    const permissions = createPermissionsService({ db: database.db, clock: systemClock });
+    const clients = createM2MClientsService({ db: database.db, hasher, clock: systemClock, checkScopes: permissions.assertScopesDefined });
+    return await fn({ hasher, clients, permissions, db: database.db });
   } finally {
     await database.close();
   }
