@@ -246,6 +246,9 @@ describe('authorization matrix of POST /admin/permissions/register', () => {
     const plain = await createClient(ctx, { client_id: 'plain-svc', name: 'Plain', scopes: ['gsku:read'] });
     const plainToken = await serviceToken('plain-svc', plain.client_secret);
     expect((await register(plainToken, manifest())).statusCode).toBe(403);
+    // Refused before its body is read: an oversized body is still 403, not 413.
+    const oversized = await register(plainToken, { service: 'gsku', permissions: [{ code: 'gsku:x', name: 'x', description: 'd'.repeat(2 * 1024 * 1024) }] });
+    expect(oversized.statusCode).toBe(403);
 
     const withRight = await createClient(ctx, { client_id: 'gsku-svc-2', name: 'gsku 2', scopes: ['auth:catalog:gsku'] });
     const token = await serviceToken('gsku-svc-2', withRight.client_secret);

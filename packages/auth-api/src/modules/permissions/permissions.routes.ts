@@ -11,7 +11,7 @@ import {
   registerBodySchema,
   registerResponseSchema,
 } from './permissions.schemas.js';
-import type { CatalogWriter, PermissionsService } from './permissions.service.js';
+import { type CatalogWriter, catalogScope, type PermissionsService } from './permissions.service.js';
 
 export interface PermissionsRoutesOptions {
   permissions: PermissionsService;
@@ -26,6 +26,7 @@ declare module 'fastify' {
   }
 }
 
+const CATALOG_SCOPE_PREFIX = catalogScope('');
 const invalidToken = (reply: FastifyReply) => reply.header('www-authenticate', 'Bearer realm="auth-api", error="invalid_token"');
 
 /**
@@ -41,6 +42,8 @@ export const permissionsRoutes: FastifyPluginAsyncZod<PermissionsRoutesOptions> 
     const token = bearerToken(request.headers.authorization);
     const claims = token === undefined ? undefined : await verifyServiceToken(token);
     if (claims) {
+      // Refused before its body is read when it may register no catalog at all; which one is checked against the body.
+      if (!claims.scopes.some((s) => s.startsWith(CATALOG_SCOPE_PREFIX))) throw new ApiError('forbidden', 'This token may not register a catalog: it needs the scope auth:catalog:<service>');
       request.serviceCaller = { clientId: claims.client_id, scopes: claims.scopes };
       return;
     }
