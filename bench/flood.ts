@@ -1,5 +1,5 @@
 /**
- * 6. Responsiveness under a bcrypt flood: the built server on PostgreSQL, 8
+ * 7. Responsiveness under a bcrypt flood: the built server on PostgreSQL, 8
  *    source addresses (127.0.0.2–9) each sending junk grants (unknown
  *    client_ids, so every one that is let through pays a cost-10 compare) with
  *    16 in flight, until each is at its per-address failure limit and beyond.
@@ -95,7 +95,7 @@ export async function run(): Promise<Row[]> {
     const busy = await probe(server.base, cred, token, until);
     await flooding;
 
-    const g = `6. bcrypt flood (cost 10, ${ADDRESSES} addresses)`;
+    const g = `7. bcrypt flood (cost 10, ${ADDRESSES} addresses)`;
     const counts = [...statuses].sort(([a], [b]) => a - b).map(([s, c]) => `${c.toLocaleString('en-US')}×${s}`).join(', ');
     const row = (metric: string, during: number[], before: number[], bar: number): Row => ({
       group: g,

@@ -5,6 +5,7 @@
  * a bar is missed. See docs/BENCHMARKS.md.
  */
 import { run as flood } from './flood.js';
+import { run as catalogGrants } from './catalog-grants.js';
 import { run as grants } from './grants.js';
 import { printTable, type Row } from './lib/report.js';
 import { run as tokenManager } from './token-manager.js';
@@ -15,6 +16,7 @@ const rows: Row[] = [];
 for (const [name, bench] of [
   ['server (grants, cold grants, memory)', grants],
   ['server under a bcrypt flood', flood],
+  ['grants with catalogs', catalogGrants],
   ['verifier', verifier],
   ['token manager', tokenManager],
 ] as const) {

@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connect.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { createBcryptHasher, type PasswordHasher } from './lib/password.js';
-import { createAccessTokenVerifier, createTokenIssuer } from './lib/tokens.js';
+import { createAccessTokenVerifier, createServiceTokenVerifier, createTokenIssuer } from './lib/tokens.js';
 import { adminAuthRoutes } from './modules/admin-auth/admin-auth.routes.js';
 import { createAdminAuthService } from './modules/admin-auth/admin-auth.service.js';
 import { healthRoutes } from './modules/health/health.routes.js';
@@ -15,6 +15,8 @@ import { m2mClientsRoutes } from './modules/m2m-clients/m2m-clients.routes.js';
 import { createM2MClientsService } from './modules/m2m-clients/m2m-clients.service.js';
 import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
+import { permissionsRoutes } from './modules/permissions/permissions.routes.js';
+import { createPermissionsService } from './modules/permissions/permissions.service.js';
 import { createOAuthService } from './modules/oauth/oauth.service.js';
 import { createVerifiedSecretCache, type VerifiedSecretCache } from './lib/secret-cache.js';
 import { addressKey, type AttemptStore, createFailureThrottle, createMemoryAttemptStore } from './lib/throttle.js';
@@ -183,8 +185,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const budget = createWorkBudget({ concurrency: config.bcrypt.concurrency, maxWaitMs: config.bcrypt.maxWaitMs, maxQueued: 256, maxQueuedPerParty: 64 });
   const auth = createAdminAuthService({ db: database.db, hasher, budget, tokens, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
   const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
+  const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: (credential) => secretCache.delete(credential.client_id) });
   const adminHasher = { ...hasher, hash: (plain: string) => budget.run('admin', () => hasher.hash(plain), { trusted: true }) };
-  const clients = createM2MClientsService({ db: database.db, hasher: adminHasher, clock, onChange: (client) => secretCache.delete(client.client_id) });
+  const clients = createM2MClientsService({
+    db: database.db,
+    hasher: adminHasher,
+    clock,
+    checkScopes: permissions.assertScopesDefined,
+    onChange: (client) => secretCache.delete(client.client_id),
+  });
   const grantThrottle = throttle('grant');
   const authEvents = createAuthEventRecorder({
     db: database.db,
@@ -207,6 +216,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     onStampError: (err) => app.log.warn({ code: (err as { code?: string }).code }, 'could not record last_used_at'),
   });
   const guards = createUserGuards({ verifyAccessToken, findUser: auth.findUser });
+  const verifyServiceToken = createServiceTokenVerifier(tokenKeys, clock);
 
   await app.register(healthRoutes, { database });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
@@ -226,6 +236,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       }
       await api.register(adminAuthRoutes, { auth, guards });
       await api.register(m2mClientsRoutes, { clients, guards });
+      await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(authEventsRoutes, { db: database.db, recorder: authEvents, guards });
       await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents });
     },

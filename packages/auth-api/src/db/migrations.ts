@@ -77,6 +77,38 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('auth_events').execute();
     },
   },
+  '2026-11-26-014-permissions': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('permission_catalogs')
+        .addColumn('service', 'text', (c) => c.primaryKey())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('registered_by', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('permissions')
+        // The primary key makes a code owned by one catalog, also when two registrations race.
+        .addColumn('code', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull().generatedAlwaysAs(sql`split_part(code, ':', 1)`).stored())
+        .addColumn('service', 'text', (c) => c.notNull().references('permission_catalogs.service').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('resource', 'text')
+        .addColumn('action', 'text')
+        .addColumn('category', 'text')
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+      await db.schema.createIndex('permissions_service').on('permissions').column('service').execute();
+      // The grant path asks "does any catalog define a code in this namespace?" per scope.
+      await db.schema.createIndex('permissions_namespace').on('permissions').column('namespace').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('permissions').execute();
+      await db.schema.dropTable('permission_catalogs').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
@@ -86,8 +118,9 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
   const migrator = new Migrator({ db, provider });
   const { error, results = [] } = await migrator.migrateToLatest();
   if (error) {
-    const failed = results.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    throw new Error(`migration ${failed} failed`, { cause: error });
+    const failed = results.find((r) => r.status === 'Error')?.migrationName;
+    // No failed migration: it broke before running one (reading or locking kysely's migration tables).
+    throw new Error(failed ? `migration ${failed} failed` : 'could not read or lock the migration tables', { cause: error });
   }
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
