@@ -378,7 +378,7 @@ describe('prune effects', () => {
     const perCredential = await ctx.database.db.selectFrom('audit_log').select(['action', 'details']).where('target_id', '=', client.id).orderBy('id').execute();
     expect(perCredential.at(-1)).toEqual({ action: 'm2m_client.scopes_orphaned', details: { client_id: 'prune-svc', service: 'gsku', orphaned_scopes: ['gsku:list'] } });
     // Caches drop the credentials a prune changed.
-    expect(cacheDeletes).toContain(client.id);
+    expect(cacheDeletes).toContain(client.client_id); // the verified-secret cache is keyed by client_id
     // Keeping an orphaned scope in a PATCH that sets scopes is refused like any unknown scope.
     expect((await patch(client.id, { scopes: ['gsku:publish', 'gsku:list'] })).json().error).toBe('unknown_scope');
 
