@@ -94,7 +94,13 @@ export class ServiceTokenModule extends ConfigurableModuleClass implements OnApp
 
   /** Registers the catalog (if configured) under its failure policy. */
   async onApplicationBootstrap(): Promise<void> {
-    await this.#catalog.start();
+    try {
+      await this.#catalog.start();
+    } catch (err) {
+      // The boot fails: Nest will not call onModuleDestroy, so release the manager here.
+      await this.onModuleDestroy();
+      throw err;
+    }
   }
 
   /** Stops catalog retries, then closes the manager the module created. */
