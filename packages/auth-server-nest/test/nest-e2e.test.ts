@@ -211,7 +211,7 @@ async function answer(res: Response) {
     'www-authenticate': res.headers.get('www-authenticate'),
     'cache-control': res.headers.get('cache-control'),
     'content-type': res.headers.get('content-type'),
-    body: await res.json(),
+    body: (await res.json()) as { error?: string; scope?: string },
   };
 }
 
