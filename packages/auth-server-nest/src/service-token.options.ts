@@ -190,5 +190,14 @@ function catalogUrl(explicit: string | URL | undefined, manager: ServiceTokenMod
     return invalidOptions(`${label} must be an absolute URL`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') invalidOptions(`${label} must be an http(s) URL`);
+  // The registration carries a service token: plain http only where the manager allows it for its own endpoint.
+  const allowInsecureHttp = !isManagerLike(manager) && (manager as ServiceTokenManagerOptions).allowInsecureHttp === true;
+  if (url.protocol === 'http:' && !allowInsecureHttp && !isLoopback(url.hostname)) {
+    invalidOptions(`${label} uses plain http to a remote host, which would send a service token unencrypted: use https, or set manager.allowInsecureHttp: true`);
+  }
   return url;
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }

@@ -31,6 +31,13 @@ describe('catalog.url', () => {
     expect(resolveOptions({ manager, catalog: { ...catalog, url: 'https://other.example.com/register' } }).catalog?.url.href).toBe('https://other.example.com/register');
   });
 
+  it('plain http only to loopback, or with allowInsecureHttp', () => {
+    const local = { ...manager, tokenEndpoint: 'http://127.0.0.1:4800/api/v1/oauth/token' };
+    expect(resolveOptions({ manager: local, catalog }).catalog?.url.href).toBe('http://127.0.0.1:4800/api/v1/admin/permissions/register');
+    const remote = { ...manager, tokenEndpoint: 'http://auth.internal/api/v1/oauth/token', allowInsecureHttp: true };
+    expect(resolveOptions({ manager: remote, catalog }).catalog?.url.href).toBe('http://auth.internal/api/v1/admin/permissions/register');
+  });
+
   it('defaults: fail policy, the catalog scope, 3 attempts', () => {
     expect(resolveOptions({ manager, catalog }).catalog).toMatchObject({ onFailure: 'fail', scopes: ['auth:catalog:gsku'], maxAttempts: 3 });
   });
@@ -54,6 +61,7 @@ describe('invalid options', () => {
     'unknown policy': { manager, catalog: { ...catalog, onFailure: 'ignore' } },
     'zero attempts': { manager, catalog: { ...catalog, retry: { maxAttempts: 0 } } },
     'relative url': { manager, catalog: { ...catalog, url: '/register' } },
+    'plain http to a remote host': { manager, catalog: { ...catalog, url: 'http://auth.example.com/api/v1/admin/permissions/register' } },
   };
   for (const [label, options] of Object.entries(cases)) {
     it(label, () => {
