@@ -361,6 +361,25 @@ describe('lifecycle and wiring', () => {
     await app.close();
   });
 
+  it('@ServicePrincipal() on a route the guard did not check is a 500, never an unchecked caller', async () => {
+    @Controller('unguarded')
+    class UnguardedController {
+      @Get()
+      who(@ServicePrincipal() principal: ServicePrincipal) {
+        return { by: principal.clientId };
+      }
+    }
+    @Module({ imports: [ServiceTokenModule.forRoot({ verifier: { secret: TEST_SECRET, issuer: ISSUER, audience: AUDIENCE } })], controllers: [UnguardedController] })
+    class AppModule {}
+    for (const platform of PLATFORMS) {
+      const { app, url } = await startNest(platform, AppModule);
+      const res = await call(`${url}/unguarded`, await caller.getToken(), 'GET');
+      expect(res.status).toBe(500);
+      expect(await res.text()).not.toContain('publisher-svc');
+      await app.close();
+    }
+  });
+
   it('ServiceTokenGuard without verifier options refuses to boot', async () => {
     @Module({
       imports: [ServiceTokenModule.forRoot({ manager: { tokenEndpoint, clientId: 'publisher-svc', clientSecret: publisherSecret } })],
