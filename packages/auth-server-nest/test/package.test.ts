@@ -131,7 +131,7 @@ const tsc = (cwd: string, module: 'nodenext', file: string) =>
   );
 
 describe('the packed package', () => {
-  it('installs from its tarball outside the workspace; a Nest app using it compiles with tsc and runs (ESM and CommonJS)', { timeout: 240_000 }, () => {
+  it('installs from its tarball outside the workspace; a Nest app using it compiles with tsc and runs (ESM and CommonJS)', { timeout: 480_000 }, () => {
     run('pnpm', ['exec', 'tsc', '-b'], packageDir);
     const sdkTarball = join(work, 'sdk.tgz');
     const tarball = join(work, 'nest.tgz');
