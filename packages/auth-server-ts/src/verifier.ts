@@ -133,6 +133,8 @@ class Verifier implements ServiceTokenVerifier {
   readonly #joseOptions: JWTVerifyOptions;
   /** The claim checks of #joseOptions, for the synchronous HS256 path. */
   readonly #claimOptions: JWTClaimVerificationOptions;
+  /** Whether acceptedClaims knows every check of #claimOptions (else jose checks every claim). */
+  readonly #fastClaims: boolean;
   readonly #clock: Pick<Clock, 'now'> | undefined;
   readonly #maxTokenAgeSec: number | undefined;
   readonly #cache: Map<string, CacheEntry> | undefined;
@@ -179,6 +181,7 @@ class Verifier implements ServiceTokenVerifier {
     };
     const { algorithms: _algorithms, ...claimOptions } = this.#joseOptions;
     this.#claimOptions = claimOptions;
+    this.#fastClaims = canCheckClaims(claimOptions);
     this.setSecrets(options);
   }
 
@@ -304,7 +307,7 @@ class Verifier implements ServiceTokenVerifier {
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw toVerificationError(new joseErrors.JWSSignatureVerificationFailed());
     }
-    const accepted = header.typ === ACCESS_TOKEN_TYP ? acceptedClaims(body, this.#claimOptions, now) : undefined;
+    const accepted = this.#fastClaims && header.typ === ACCESS_TOKEN_TYP ? acceptedClaims(body, this.#claimOptions, now) : undefined;
     if (accepted !== undefined) return accepted;
     const unsigned = `${Buffer.from(JSON.stringify({ alg: 'none', typ: header.typ })).toString('base64url')}.${body}.`;
     try {
@@ -401,6 +404,19 @@ function platformHeader(head: string, keys: KeySet): KnownHeader | undefined {
   const result: KnownHeader = { entry, typ: header.typ };
   if (keys.headers.size < MAX_KNOWN_HEADERS) keys.headers.set(head, result);
   return result;
+}
+
+/** The options acceptedClaims implements; any other (a check added later) leaves every claim to jose. */
+const CLAIM_OPTIONS_CHECKED = new Set(['typ', 'clockTolerance', 'requiredClaims', 'issuer', 'audience', 'maxTokenAge']);
+
+function canCheckClaims(options: JWTClaimVerificationOptions): boolean {
+  return (
+    Object.keys(options).every((key) => CLAIM_OPTIONS_CHECKED.has(key)) &&
+    options.typ === ACCESS_TOKEN_TYP &&
+    typeof options.clockTolerance === 'number' &&
+    (options.maxTokenAge === undefined || typeof options.maxTokenAge === 'number') &&
+    JSON.stringify(options.requiredClaims) === '["exp"]'
+  );
 }
 
 /**
