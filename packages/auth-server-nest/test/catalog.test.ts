@@ -1,5 +1,6 @@
-// Catalog registration at boot, with real tokens from a running auth-api, sent to a
-// minimal registration endpoint that checks method, path, token, scope and body.
+// Catalog registration at boot, with real tokens from a running auth-api: against auth-api's own route, and
+// (for the failure policies, which need scripted answers) against
+// a minimal registration endpoint that checks method, path, token, scope and body.
 import 'reflect-metadata';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -208,5 +209,47 @@ describe("failure policy 'warn'", () => {
     const after = endpoint.seen.length;
     await new Promise((resolve) => setTimeout(resolve, 200)); // several backoff periods
     expect(endpoint.seen.length).toBe(after);
+  });
+});
+
+describe("against auth-api's own registration route", () => {
+  it('registers at boot with the default URL (beside the token endpoint), idempotently; the catalog is then listed', async () => {
+    const { client_secret } = await createClient(ctx, { client_id: 'real-svc', name: 'Real', scopes: ['auth:catalog:realcat'] });
+    const permissions = [
+      { code: 'realcat:publish', name: 'Publish', description: 'Push items live', resource: 'item', action: 'publish', category: 'catalog' },
+      { code: 'realcat:read', name: 'Read' },
+    ];
+    @Module({
+      imports: [
+        ServiceTokenModule.forRoot({
+          manager: { tokenEndpoint, clientId: 'real-svc', clientSecret: client_secret },
+          catalog: { service: 'realcat', permissions },
+        }),
+      ],
+    })
+    class AppModule {}
+    for (const [platform, upserted] of [['express', 2], ['fastify', 0]] as const) {
+      const { app } = await startNest(platform, AppModule);
+      expect(app.get(CatalogRegistration).result).toEqual({ service: 'realcat', upserted_count: upserted, pruned_codes: [] });
+      await app.close();
+    }
+    const listed = await ctx.app.inject({ method: 'GET', url: '/api/v1/admin/permissions?service=realcat', headers: { authorization: `Bearer ${ctx.adminToken}` } });
+    expect(listed.statusCode).toBe(200);
+    expect((listed.json() as { permissions: Array<{ code: string }> }).permissions.map((p) => p.code).sort()).toEqual(['realcat:publish', 'realcat:read']);
+  });
+
+  it("another service's catalog scope is refused by the route: the boot fails with 403", async () => {
+    const { client_secret } = await createClient(ctx, { client_id: 'intruder-svc', name: 'Intruder', scopes: ['auth:catalog:intruder'] });
+    @Module({
+      imports: [
+        ServiceTokenModule.forRoot({
+          manager: { tokenEndpoint, clientId: 'intruder-svc', clientSecret: client_secret },
+          catalog: { service: 'realcat', permissions: [{ code: 'realcat:admin', name: 'Admin' }], scopes: ['auth:catalog:intruder'] },
+        }),
+      ],
+    })
+    class AppModule {}
+    const err = await bootError(startNest('express', AppModule));
+    expect(err).toMatchObject({ code: 'catalog_registration_failed', status: 403, retryable: false });
   });
 });
