@@ -1,6 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { ACCESS_TOKEN_TYP, keyIdForSecret, type ServiceTokenClaims, type UserTokenClaims } from '@rw3iss/auth-server-ts';
 import { errors as joseErrors, jwtVerify } from 'jose';
+import type { ServiceTokenSigner } from '../modules/signing-keys/signing-keys.service.js';
 import type { Clock } from './clock.js';
 
 export interface TokenKeys {
@@ -14,12 +15,16 @@ type ServiceClaimsInput = Pick<ServiceTokenClaims, 'sub' | 'client_id' | 'servic
 type UserClaimsInput = Pick<UserTokenClaims, 'sub' | 'email' | 'roles'>;
 
 /**
- * Issues HS256 access tokens (RFC 9068 shape). Signing is a single HMAC over
+ * Issues access tokens (RFC 9068 shape). HS256 signing is a single HMAC over
  * a pre-encoded header and the JSON payload: measured at ~30x jose's SignJWT
  * on this hardware (TOOLCHAIN.md), and there is no parsing on this side, so
  * nothing for a library to guard. Verifiers use jose.
+ *
+ * `serviceSigner`, when it returns a signer (SERVICE_TOKEN_ALG ES256 / EdDSA),
+ * signs service tokens with the current private key instead; user tokens stay
+ * HS256.
  */
-export function createTokenIssuer(keys: TokenKeys, clock: Clock) {
+export function createTokenIssuer(keys: TokenKeys, clock: Clock, serviceSigner: () => ServiceTokenSigner | undefined = () => undefined) {
   const kid = keyIdForSecret(keys.secret);
   const encodedHeader = Buffer.from(JSON.stringify({ alg: 'HS256', typ: ACCESS_TOKEN_TYP, kid })).toString('base64url');
 
@@ -51,7 +56,8 @@ export function createTokenIssuer(keys: TokenKeys, clock: Clock) {
         scopes: input.scopes,
         scope: input.scopes.join(' '),
       };
-      return { token: sign(claims as unknown as Record<string, unknown>), claims };
+      const signer = serviceSigner();
+      return { token: signer ? signer.sign(JSON.stringify(claims)) : sign(claims as unknown as Record<string, unknown>), claims };
     },
     /** A user (admin) token for `POST /auth/login`. */
     userToken(input: UserClaimsInput, ttlSec: number): { token: string; claims: UserTokenClaims } {

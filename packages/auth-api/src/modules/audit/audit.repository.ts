@@ -7,7 +7,10 @@ export type AuditAction =
   | 'm2m_client.create'
   | 'm2m_client.update'
   | 'm2m_client.revoke'
-  | 'user.create';
+  | 'user.create'
+  | 'signing_key.rotate'
+  | 'signing_key.activate'
+  | 'signing_key.retire';
 
 /** Who did something and from where: the audit trail's subject. */
 export interface Actor {
@@ -19,7 +22,7 @@ export interface Actor {
 
 export interface AuditEvent {
   action: AuditAction;
-  targetType?: 'm2m_client' | 'user';
+  targetType?: 'm2m_client' | 'user' | 'signing_key';
   targetId?: string;
   details?: Record<string, unknown>;
 }
