@@ -16,13 +16,20 @@ import { createM2MClientsService } from './modules/m2m-clients/m2m-clients.servi
 import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
 import { jwksRoutes, signingKeysRoutes } from './modules/signing-keys/signing-keys.routes.js';
-import { createSigningKeyService } from './modules/signing-keys/signing-keys.service.js';
+import { createSigningKeyService, type SigningKeyService } from './modules/signing-keys/signing-keys.service.js';
 import { createOAuthService } from './modules/oauth/oauth.service.js';
 import { createVerifiedSecretCache, type VerifiedSecretCache } from './lib/secret-cache.js';
 import { type AttemptStore, createFailureThrottle, createMemoryAttemptStore } from './lib/throttle.js';
 import fastifyRateLimit from '@fastify/rate-limit';
 import { createUserGuards } from './plugins/admin-guard.js';
 import { registerErrorHandlers } from './plugins/error-handler.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The service-token signing keys (refreshed every 30 s; `refresh()` forces it). */
+    signingKeys: SigningKeyService;
+  }
+}
 
 export const API_PREFIX = '/api/v1';
 /** Largest request body accepted, in bytes: far above any valid request. */
@@ -156,6 +163,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // Asymmetric: activates the first key if needed and loads the current one (a wrong KEK fails here, at start).
   await signingKeys.refresh();
   signingKeys.start((err) => app.log.warn({ err }, 'could not refresh the signing keys; keeping the last ones'));
+  app.decorate('signingKeys', signingKeys);
   app.addHook('onClose', (_instance, done) => {
     signingKeys.stop();
     done();
