@@ -9,7 +9,8 @@ import { AUDIENCE, ISSUER, OTHER_SECRET, PREVIOUS_SECRET, SECRET, signToken } fr
  * The verifier checks platform-shaped HS256 tokens synchronously (node:crypto
  * HMAC, then jose's claim checks). Property: on any token, it decides exactly
  * as jose's full `jwtVerify` with the same options does: accepted or refused,
- * and expired vs invalid.
+ * and expired vs invalid, plus the lifetime rule every mode applies after
+ * jose's checks (`exp` and `iat` integers, `0 ≤ exp − iat ≤ 24 h`).
  */
 const NOW = Date.parse('2026-11-25T12:00:00Z');
 const nowSec = NOW / 1000;
@@ -23,11 +24,13 @@ async function reference(token: string): Promise<string> {
       typ: 'at+jwt',
       issuer: ISSUER,
       audience: AUDIENCE,
-      requiredClaims: ['exp'],
+      requiredClaims: ['exp', 'iat'],
       clockTolerance: 5,
       currentDate: new Date(NOW),
     });
-    return payload.token_type === 'service' ? 'ok' : 'invalid_token';
+    const { exp, iat } = payload as { exp: unknown; iat: unknown };
+    const lifetimeOk = Number.isSafeInteger(exp) && Number.isSafeInteger(iat) && (exp as number) >= (iat as number) && (exp as number) - (iat as number) <= 86_400;
+    return payload.token_type === 'service' && lifetimeOk ? 'ok' : 'invalid_token';
   } catch (err) {
     return (err as { code?: string }).code === 'ERR_JWT_EXPIRED' ? 'token_expired' : 'invalid_token';
   }
@@ -48,9 +51,12 @@ const claimsArb = fc.record(
   {
     iss: fc.constantFrom(ISSUER, 'https://evil.test', undefined, 42),
     aud: fc.constantFrom(AUDIENCE, [AUDIENCE, 'x'], ['x'], 'other', undefined),
-    exp: fc.oneof(fc.integer({ min: -3600, max: 3600 }).map((d) => nowSec + d), fc.constantFrom(undefined, 'soon', nowSec + 4, nowSec - 4, nowSec - 6)),
+    exp: fc.oneof(
+      fc.integer({ min: -3600, max: 3600 }).map((d) => nowSec + d),
+      fc.constantFrom(undefined, 'soon', nowSec + 4, nowSec - 4, nowSec - 6, nowSec + 600.5, nowSec + 86_400, nowSec + 86_401, nowSec + 365 * 86_400, Number.MAX_VALUE),
+    ),
     nbf: fc.oneof(fc.integer({ min: -60, max: 60 }).map((d) => nowSec + d), fc.constantFrom(undefined, 'x')),
-    iat: fc.oneof(fc.integer({ min: -3600, max: 60 }).map((d) => nowSec + d), fc.constantFrom(undefined, null)),
+    iat: fc.oneof(fc.integer({ min: -3600, max: 60 }).map((d) => nowSec + d), fc.constantFrom(undefined, null, nowSec - 0.5, String(nowSec), nowSec - 86_400)),
     token_type: fc.constantFrom('service', 'user', undefined),
   },
   { requiredKeys: [] },
