@@ -13,8 +13,18 @@ export interface PublicKeyEntry {
   key: KeyObject;
 }
 
-/** A JSON Web Key (RFC 7517) as published at a JWKS URI. */
-export type PublicJwk = Record<string, unknown> & { kty: string; kid?: string; alg?: string };
+/** A public JSON Web Key (RFC 7517) as published at a JWKS URI: EC P-256 or Ed25519, with a `kid`. */
+export interface PublicJwk {
+  kty?: string;
+  kid?: string | undefined;
+  alg?: string;
+  use?: string;
+  crv?: string;
+  x?: string;
+  y?: string;
+  /** Private material: a JWK carrying it is refused. */
+  d?: string;
+}
 
 /**
  * The algorithm a JWK can verify, or a reason it cannot be used. The key type
