@@ -136,7 +136,7 @@ export function createSigningKeyService(deps: SigningKeysDeps) {
   function dueChange(rows: SigningKeyRow[], at: Date): boolean {
     const current = rows.find((r) => r.state === 'current');
     const next = rows.find((r) => r.state === 'next');
-    if (!current) return true;
+    if (!current && !next) return true;
     if (next && next.activates_at <= at) return true;
     return rows.some((r) => r.state === 'retiring' && r.retire_at !== null && r.retire_at <= at);
   }
@@ -162,13 +162,17 @@ export function createSigningKeyService(deps: SigningKeysDeps) {
         await updateSigningKey(trx, current.kid, { state: 'retiring', retire_at: retireAt });
         await updateSigningKey(trx, next.kid, { state: 'current', activated_at: at });
         events.push({ action: 'signing_key.activate', kid: next.kid, details: { replaces: current.kid, previous_retire_at: retireAt.toISOString() } });
-      } else if (!current) {
-        // The first key of this database (or the first since switching from HS256): nothing was
-        // signed with any key yet, so a key pre-published with `keys rotate` is used at once, or a new one.
-        if (next) await updateSigningKey(trx, next.kid, { state: 'current', activated_at: at, activates_at: at });
-        const kid = next ? next.kid : (await createKey(trx, 'current', at)).kid;
-        events.push({ action: 'signing_key.activate', kid, details: { first: true } });
+      } else if (!current && next && next.activates_at <= at) {
+        // The first key after a switch from HS256, prepared with `keys rotate`: published long enough.
+        await updateSigningKey(trx, next.kid, { state: 'current', activated_at: at });
+        events.push({ action: 'signing_key.activate', kid: next.kid, details: { first: true } });
+      } else if (!current && !next) {
+        // A database that never had a key: no verifier can hold an older key set, so the first
+        // key signs at once (verifiers fetch the JWKS on its unknown kid).
+        const row = await createKey(trx, 'current', at);
+        events.push({ action: 'signing_key.activate', kid: row.kid, details: { first: true } });
       }
+      // Otherwise (no current key, a prepared one not yet due): service tokens stay HS256 until it is.
       for (const event of events) await insertAuditEntry(trx, SERVER_ACTOR, { action: event.action, targetType: 'signing_key', targetId: event.kid, details: event.details });
     });
   }
@@ -199,9 +203,8 @@ export function createSigningKeyService(deps: SigningKeysDeps) {
     published = rows.filter((r) => PUBLISHED.has(r.state)).map((r) => r.public_jwk as PublicJwk);
     if (asymmetric) {
       const current = rows.find((r) => r.state === 'current');
-      if (!current) throw new Error('no current signing key after activation');
-      if (signer?.kid !== current.kid) signer = signerFor(current);
-      for (const kid of privateKeys.keys()) if (kid !== current.kid) privateKeys.delete(kid);
+      if (current && signer?.kid !== current.kid) signer = signerFor(current);
+      for (const kid of privateKeys.keys()) if (kid !== current?.kid) privateKeys.delete(kid);
     }
   }
 
@@ -211,7 +214,10 @@ export function createSigningKeyService(deps: SigningKeysDeps) {
     jwks(): { keys: PublicJwk[] } {
       return { keys: published };
     },
-    /** The current signer; undefined in HS256 mode (tokens are then signed with JWT_ACCESS_SECRET). */
+    /**
+     * The current signer; undefined in HS256 mode, and after a switch to ES256 / EdDSA while the
+     * prepared key is not yet due (tokens are then signed with JWT_ACCESS_SECRET, as before the switch).
+     */
     signer(): ServiceTokenSigner | undefined {
       return signer;
     },
