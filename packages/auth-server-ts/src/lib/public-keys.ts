@@ -50,12 +50,18 @@ export function importPublicJwk(jwk: unknown): PublicKeyEntry | string {
   }
 }
 
-/** Checks a JWS signature over `input` with node:crypto (ES256 as the R||S pair JWS uses). */
-export function verifySignature(entry: PublicKeyEntry, input: string, signature: Buffer): boolean {
+/**
+ * Checks a JWS signature over `input` with node:crypto (ES256 as the R||S
+ * pair JWS uses). `offload`: on the libuv thread pool (several verifications
+ * in parallel, as WebCrypto does) instead of on the calling thread (no hop:
+ * faster for one verification at a time).
+ */
+export function verifySignature(entry: PublicKeyEntry, input: string, signature: Buffer, offload: boolean): boolean | Promise<boolean> {
   if (signature.length !== 64) return false;
-  return entry.alg === 'ES256'
-    ? verify('sha256', Buffer.from(input), { key: entry.key, dsaEncoding: 'ieee-p1363' }, signature)
-    : verify(null, Buffer.from(input), entry.key, signature);
+  const digest = entry.alg === 'ES256' ? 'sha256' : null;
+  const key = entry.alg === 'ES256' ? { key: entry.key, dsaEncoding: 'ieee-p1363' as const } : entry.key;
+  if (!offload) return verify(digest, Buffer.from(input), key, signature);
+  return new Promise((resolve, reject) => verify(digest, Buffer.from(input), key, signature, (err, ok) => (err ? reject(err) : resolve(ok))));
 }
 
 export interface RemoteKeySetOptions {
