@@ -1,8 +1,9 @@
 /**
  * Server benchmarks, on PostgreSQL (a throwaway server unless DATABASE_URL):
  *  1. repeat grants (one credential renewing) vs a bare Fastify route and vs
- *     node-oidc-provider's client_credentials grant, with autocannon; and the
- *     same grants with SERVICE_TOKEN_ALG=ES256 and EdDSA against HS256;
+ *     node-oidc-provider's client_credentials grant, with autocannon;
+ *  1b. the same grants with SERVICE_TOKEN_ALG=ES256 and EdDSA against HS256
+ *     (three servers, interleaved rounds);
  *  2. cold grants (each pays bcrypt): grants/s, event-loop delay and /healthz
  *     latency while 50 run at once;
  *  5. server RSS over 1,000,000 grants (BENCH_MEMORY_GRANTS to change).
@@ -12,6 +13,7 @@ import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { Agent, request } from 'undici';
 import { ms, perSecond, printTable, type Row, times } from './lib/report.js';
 import { startPostgres, startScript } from './lib/processes.js';
@@ -32,44 +34,77 @@ async function load(url: string, body: string, extra: Partial<autocannon.Options
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
 }
 
-/** One per run, so every server on the one database can open the keys another stored. */
+/** One per run, so every server on a database can open the keys another stored. */
 const BENCH_KEK = randomBytes(32).toString('base64');
+const ROUNDS = 4;
 
-/** Repeat grants against the built server with SERVICE_TOKEN_ALG=`alg` (a fresh key for each asymmetric alg). */
-async function grantsWith(databaseUrl: string, alg: 'HS256' | 'ES256' | 'EdDSA', cred?: { clientId: string; secret: string }) {
-  if (alg !== 'HS256') await resetSigningKeys(databaseUrl);
-  const server = await startServer({ databaseUrl, env: { SERVICE_TOKEN_ALG: alg, KEY_ENCRYPTION_KEY: BENCH_KEK } });
-  try {
-    const credential = cred ?? (await createCredential(server.base, await adminToken(server.base), `repeat-${Date.now().toString(36)}`));
-    const url = `${server.base}/api/v1/oauth/token`;
-    const body = grantBody(credential.clientId, credential.secret);
-    // The figure means nothing unless the tokens really are signed with `alg`.
-    const sample = (await (await fetch(url, { method: 'POST', headers: FORM, body })).json()) as { access_token: string };
-    const header = JSON.parse(Buffer.from(sample.access_token.split('.')[0]!, 'base64url').toString());
-    if (header.alg !== alg) throw new Error(`expected ${alg} tokens, got ${header.alg}`);
-    return { run: await load(url, body), credential };
-  } finally {
-    await server.stop();
-  }
-}
-
-/** Each asymmetric run starts from no key, so the server creates one of its own alg. */
-async function resetSigningKeys(databaseUrl: string): Promise<void> {
+/** A fresh database on the same PostgreSQL server: each asymmetric alg gets its own first key. */
+async function freshDatabase(databaseUrl: string, name: string): Promise<string> {
   const { connectDatabase } = await import('@rw3iss/auth-api/dist/db/connect.js');
-  const { migrateToLatest } = await import('@rw3iss/auth-api/dist/db/migrations.js');
   const database = await connectDatabase({ databaseUrl });
   try {
-    await migrateToLatest(database.db);
-    await database.db.deleteFrom('signing_keys').execute();
+    await sql`drop database if exists ${sql.id(name)}`.execute(database.db);
+    await sql`create database ${sql.id(name)}`.execute(database.db);
   } finally {
     await database.close();
+  }
+  const url = new URL(databaseUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/**
+ * Repeat grants with SERVICE_TOKEN_ALG = HS256, ES256 and EdDSA: three servers
+ * side by side, measured in ROUNDS short turns in a shuffled order, so load from
+ * other processes falls on all three alike; ratio = mean rate / HS256's mean rate.
+ */
+async function signingAlgorithms(databaseUrl: string): Promise<Row[]> {
+  const algs = ['HS256', 'ES256', 'EdDSA'] as const;
+  const servers = [];
+  try {
+    for (const alg of algs) {
+      const url = await freshDatabase(databaseUrl, `bench_grants_${alg.toLowerCase()}`);
+      const server = await startServer({ databaseUrl: url, env: { SERVICE_TOKEN_ALG: alg, KEY_ENCRYPTION_KEY: BENCH_KEK } });
+      servers.push(server);
+      const credential = await createCredential(server.base, await adminToken(server.base), `alg-${alg.toLowerCase()}`);
+      const tokenUrl = `${server.base}/api/v1/oauth/token`;
+      const body = grantBody(credential.clientId, credential.secret);
+      // The figure means nothing unless the tokens really are signed with `alg`.
+      const sample = (await (await fetch(tokenUrl, { method: 'POST', headers: FORM, body })).json()) as { access_token: string };
+      const header = JSON.parse(Buffer.from(sample.access_token.split('.')[0]!, 'base64url').toString());
+      if (header.alg !== alg) throw new Error(`expected ${alg} tokens, got ${header.alg}`);
+      step(`${alg}: warm-up`);
+      await autocannon({ url: tokenUrl, method: 'POST', headers: FORM, body, connections: CONNECTIONS, duration: 2 });
+      (server as { bench?: { url: string; body: string } }).bench = { url: tokenUrl, body };
+    }
+    const rates = new Map<string, number[]>(algs.map((a) => [a, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const i of [0, 1, 2].sort(() => Math.random() - 0.5)) {
+        const { url, body } = (servers[i] as { bench?: { url: string; body: string } }).bench!;
+        const r = await autocannon({ url, method: 'POST', headers: FORM, body, connections: CONNECTIONS, duration: Math.max(1, Math.round(DURATION / 2)) });
+        if (r.non2xx > 0 || r.errors > 0) throw new Error(`${algs[i]}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+        rates.get(algs[i]!)!.push(r.requests.average);
+      }
+    }
+    const hs = rates.get('HS256')!;
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const g = `1b. repeat grants by SERVICE_TOKEN_ALG (PostgreSQL, ${ROUNDS} interleaved rounds)`;
+    return (['ES256', 'EdDSA'] as const).map((alg): Row => {
+      // Pooled over the rounds: a round that a burst of outside load hit counts for what it measured.
+      const ratio = mean(rates.get(alg)!) / mean(hs);
+      return { group: g, metric: `auth-api grants/s, ${alg}`, value: perSecond(mean(rates.get(alg)!)), baseline: `HS256 ${perSecond(mean(hs))}`, ratio: times(ratio), bar: '≥ 0.7×', pass: ratio >= 0.7 };
+    });
+  } finally {
+    for (const server of servers) await server.stop();
   }
 }
 
 async function repeatGrants(databaseUrl: string): Promise<Row[]> {
-  const { run: ours, credential: cred } = await grantsWith(databaseUrl, 'HS256');
-  const es256 = (await grantsWith(databaseUrl, 'ES256', cred)).run;
-  const eddsa = (await grantsWith(databaseUrl, 'EdDSA', cred)).run;
+  const server = await startServer({ databaseUrl });
+  const token = await adminToken(server.base);
+  const cred = await createCredential(server.base, token, `repeat-${Date.now().toString(36)}`);
+  const ours = await load(`${server.base}/api/v1/oauth/token`, grantBody(cred.clientId, cred.secret));
+  await server.stop();
 
   const bare = await startScript('bare-server.ts', [], '/healthz');
   const bareRun = await load(`${bare.base}/token`, grantBody(cred.clientId, cred.secret));
@@ -84,15 +119,6 @@ async function repeatGrants(databaseUrl: string): Promise<Row[]> {
     { group: g, metric: 'auth-api grants/s', value: perSecond(ours.rps), baseline: `oidc-provider ${perSecond(oidcRun.rps)}`, ratio: times(ours.rps / oidcRun.rps), bar: '≥ 3×', pass: ours.rps >= 3 * oidcRun.rps },
     { group: g, metric: 'auth-api grants/s', value: perSecond(ours.rps), baseline: `bare Fastify route ${perSecond(bareRun.rps)}`, ratio: times(ours.rps / bareRun.rps), bar: '≥ 0.30×', pass: ours.rps >= 0.3 * bareRun.rps },
     { group: g, metric: 'auth-api latency p50 / p99', value: `${ms(ours.p50)} / ${ms(ours.p99)}`, baseline: `oidc-provider ${ms(oidcRun.p50)} / ${ms(oidcRun.p99)}`, ratio: '', bar: '—', pass: true },
-    ...([['ES256', es256], ['EdDSA', eddsa]] as const).map(([alg, r]): Row => ({
-      group: g,
-      metric: `auth-api grants/s, SERVICE_TOKEN_ALG=${alg}`,
-      value: perSecond(r.rps),
-      baseline: `HS256 ${perSecond(ours.rps)}`,
-      ratio: times(r.rps / ours.rps),
-      bar: '≥ 0.7×',
-      pass: r.rps >= 0.7 * ours.rps,
-    })),
   ];
 }
 
@@ -193,7 +219,7 @@ async function memory(databaseUrl: string): Promise<Row[]> {
 export async function run(): Promise<Row[]> {
   const pg = await startPostgres();
   try {
-    return [...(await repeatGrants(pg.url)), ...(await coldGrants(pg.url)), ...(await memory(pg.url))];
+    return [...(await repeatGrants(pg.url)), ...(await signingAlgorithms(pg.url)), ...(await coldGrants(pg.url)), ...(await memory(pg.url))];
   } finally {
     pg.stop();
   }

@@ -74,12 +74,14 @@ export function publicKeyFromJwk(jwk: JWK): KeyObject {
 }
 
 /**
- * A JWS signer for one key, with its header pre-encoded: node:crypto signs
- * directly (no per-token key import). ES256 signatures are the fixed-size
- * R||S form JWS requires (RFC 7518 §3.4), not DER.
+ * A JWS signer for one key: node:crypto signs directly (no per-token key
+ * import), on the libuv thread pool, so signatures run beside the event loop
+ * instead of on it (the grant path's other work continues meanwhile). ES256
+ * signatures are the fixed-size R||S form JWS requires (RFC 7518 §3.4), not DER.
  */
 export function createJwsSigner(alg: AsymmetricAlgorithm, privateKey: KeyObject) {
   const key = alg === 'ES256' ? { key: privateKey, dsaEncoding: 'ieee-p1363' as const } : privateKey;
   const digest = alg === 'ES256' ? 'sha256' : null;
-  return (signingInput: string): string => sign(digest, Buffer.from(signingInput), key).toString('base64url');
+  return (signingInput: string): Promise<string> =>
+    new Promise((resolve, reject) => sign(digest, Buffer.from(signingInput), key, (err, signature) => (err ? reject(err) : resolve(signature.toString('base64url')))));
 }

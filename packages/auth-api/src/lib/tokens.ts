@@ -40,7 +40,7 @@ export function createTokenIssuer(keys: TokenKeys, clock: Clock, serviceSigner: 
 
   return {
     /** A service token for the client_credentials grant. */
-    serviceToken(input: ServiceClaimsInput, ttlSec: number): { token: string; claims: ServiceTokenClaims } {
+    async serviceToken(input: ServiceClaimsInput, ttlSec: number): Promise<{ token: string; claims: ServiceTokenClaims }> {
       const { iss, iat, nbf, exp, jti } = baseClaims(ttlSec);
       const claims: ServiceTokenClaims = {
         iss,
@@ -57,7 +57,7 @@ export function createTokenIssuer(keys: TokenKeys, clock: Clock, serviceSigner: 
         scope: input.scopes.join(' '),
       };
       const signer = serviceSigner();
-      return { token: signer ? signer.sign(JSON.stringify(claims)) : sign(claims as unknown as Record<string, unknown>), claims };
+      return { token: signer ? await signer.sign(JSON.stringify(claims)) : sign(claims as unknown as Record<string, unknown>), claims };
     },
     /** A user (admin) token for `POST /auth/login`. */
     userToken(input: UserClaimsInput, ttlSec: number): { token: string; claims: UserTokenClaims } {

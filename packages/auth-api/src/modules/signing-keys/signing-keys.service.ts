@@ -47,7 +47,7 @@ export interface ServiceTokenSigner {
   kid: string;
   alg: AsymmetricAlgorithm;
   /** `header.payload.signature` for a JSON payload. */
-  sign(payload: string): string;
+  sign(payload: string): Promise<string>;
 }
 
 /** A published public key: a JWK with its kid, alg and `use: "sig"`. */
@@ -189,9 +189,9 @@ export function createSigningKeyService(deps: SigningKeysDeps) {
     return {
       kid: row.kid,
       alg: row.alg,
-      sign(payload) {
+      async sign(payload) {
         const input = `${header}.${Buffer.from(payload).toString('base64url')}`;
-        return `${input}.${signature(input)}`;
+        return `${input}.${await signature(input)}`;
       },
     };
   }
