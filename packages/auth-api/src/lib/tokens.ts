@@ -1,6 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { ACCESS_TOKEN_TYP, keyIdForSecret, type ServiceTokenClaims, type UserTokenClaims } from '@rw3iss/auth-server-ts';
-import { errors as joseErrors, jwtVerify } from 'jose';
+import { decodeProtectedHeader, errors as joseErrors, importJWK, type JWK, jwtVerify } from 'jose';
 import type { ServiceTokenSigner } from '../modules/signing-keys/signing-keys.service.js';
 import type { Clock } from './clock.js';
 
@@ -109,3 +109,63 @@ export function createAccessTokenVerifier(keys: TokenKeys, clock: Clock) {
     }
   };
 }
+
+/**
+ * The server's one verification of its own service tokens, for routes a
+ * service calls with its token (catalog registration). Every check of
+ * {@link createAccessTokenVerifier}, and only `token_type: "service"` passes:
+ * a user token never does. Returns undefined for anything else.
+ *
+ * Key handling (which algorithm and key signs service tokens) lives here and
+ * only here, so a change of signing scheme changes this one function.
+ */
+export function createServiceTokenVerifier(keys: TokenKeys, clock: Clock, publishedKeys: () => readonly JWK[] = () => []) {
+  const verifyAccessToken = createAccessTokenVerifier(keys, clock);
+  // ES256 / EdDSA service tokens (SERVICE_TOKEN_ALG): checked against this server's own published
+  // keys, a key only for its own alg. Rare (catalog registration), so the JWK is imported per call.
+  async function verifyAsymmetric(token: string): Promise<AccessTokenClaims | undefined> {
+    try {
+      const { payload } = await jwtVerify(
+        token,
+        async (header) => {
+          const jwk = publishedKeys().find((k) => k.kid !== undefined && k.kid === header.kid && k.alg === header.alg);
+          if (!jwk) throw new joseErrors.JWKSNoMatchingKey();
+          return importJWK(jwk, header.alg);
+        },
+        {
+          algorithms: ['ES256', 'EdDSA'],
+          typ: ACCESS_TOKEN_TYP,
+          issuer: keys.issuer,
+          audience: keys.audience,
+          requiredClaims: ['exp', 'iat', 'sub'],
+          currentDate: new Date(clock()),
+          clockTolerance: 5,
+        },
+      );
+      return payload as AccessTokenClaims;
+    } catch {
+      return undefined;
+    }
+  }
+  return async function verifyServiceToken(token: string): Promise<ServiceTokenClaims | undefined> {
+    let alg: unknown;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      return undefined;
+    }
+    const claims = alg === 'ES256' || alg === 'EdDSA' ? await verifyAsymmetric(token) : await verifyAccessToken(token);
+    if (
+      claims?.token_type !== 'service' ||
+      typeof claims.client_id !== 'string' ||
+      claims.client_id !== claims.sub ||
+      !Array.isArray(claims.scopes) ||
+      !claims.scopes.every((s) => typeof s === 'string')
+    ) {
+      return undefined;
+    }
+    return claims as ServiceTokenClaims;
+  };
+}
+
+export type ServiceTokenVerifier = ReturnType<typeof createServiceTokenVerifier>;

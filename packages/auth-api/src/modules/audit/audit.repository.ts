@@ -10,7 +10,9 @@ export type AuditAction =
   | 'user.create'
   | 'signing_key.rotate'
   | 'signing_key.activate'
-  | 'signing_key.retire';
+  | 'signing_key.retire'
+  | 'permission_catalog.register'
+  | 'm2m_client.scopes_orphaned';
 
 /** Who did something and from where: the audit trail's subject. */
 export interface Actor {
@@ -22,7 +24,7 @@ export interface Actor {
 
 export interface AuditEvent {
   action: AuditAction;
-  targetType?: 'm2m_client' | 'user' | 'signing_key';
+  targetType?: 'm2m_client' | 'user' | 'signing_key' | 'permission_catalog';
   targetId?: string;
   details?: Record<string, unknown>;
 }
