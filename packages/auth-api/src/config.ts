@@ -36,7 +36,7 @@ const envSchema = z.object({
       return !u.search && !u.hash && (u.pathname === '/' || u.pathname === '');
     }, 'must be an origin with no path, query or fragment (RFC 8414 serves metadata at its root)')
     .transform((v) => v.replace(/\/+$/, ''))
-    .default('http://127.0.0.1:3000'),
+    .optional(),
   TRUST_PROXY: optionalString.pipe(
     z
       .string()
@@ -65,6 +65,18 @@ const envSchema = z.object({
 
 export type Env = z.infer<typeof envSchema>;
 
+/**
+ * The issuer when JWT_ISSUER is unset: where this server listens, as a client on
+ * the same machine reaches it (a wildcard address becomes loopback). Undefined
+ * for port 0, which is only chosen at start.
+ */
+export function defaultIssuer(host: string, port: number): string | undefined {
+  if (port === 0) return undefined;
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' || host === '[::]' ? '::1' : host;
+  const hostPart = isIP(reachable) === 6 ? `[${reachable}]` : reachable;
+  return `http://${hostPart}:${port}`;
+}
+
 /** Validated server configuration. Built once, at start, from the environment. */
 export interface Config {
   env: Env['NODE_ENV'];
@@ -87,6 +99,8 @@ export interface Config {
     issuer: string;
     audience: string;
   };
+  /** True when `jwt.issuer` came from HOST/PORT because JWT_ISSUER is unset. */
+  issuerDerived: boolean;
   serviceTokenTtlSec: number;
   /** How service tokens are signed, and the asymmetric keys' settings (docs/TRUST.md). */
   serviceTokens: {
@@ -157,7 +171,9 @@ export function loadConfig(
   /** Development only: a KEY_ENCRYPTION_KEY kept in DATA_DIR (see dev-secret.ts), asked for when the alg is asymmetric. */
   fallbackKeyEncryptionKey?: () => string,
 ): Config {
-  const parsed = envSchema.safeParse(env);
+  // An empty setting (`PORT=`, as a blank line in an env file leaves it) means unset: its default.
+  const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''));
+  const parsed = envSchema.safeParse(set);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
@@ -178,7 +194,9 @@ export function loadConfig(
   }
   if (e.JWT_ACCESS_SECRET_PREVIOUS && e.JWT_ACCESS_SECRET_PREVIOUS === secret) problems.push('JWT_ACCESS_SECRET_PREVIOUS: must differ from JWT_ACCESS_SECRET');
   if (e.ADMIN_PASSWORD && !e.ADMIN_EMAIL) problems.push('ADMIN_EMAIL: is required when ADMIN_PASSWORD is set');
-  if (production && !e.JWT_ISSUER.startsWith('https://')) problems.push('JWT_ISSUER: must be the public https:// origin of this server when NODE_ENV=production');
+  const issuer = e.JWT_ISSUER ?? defaultIssuer(e.HOST, e.PORT);
+  if (production && !e.JWT_ISSUER?.startsWith('https://')) problems.push('JWT_ISSUER: must be the public https:// origin of this server when NODE_ENV=production');
+  else if (!issuer) problems.push('JWT_ISSUER: is required with PORT=0 (the port is chosen at start, so no issuer can be derived from it)');
   const asymmetric = e.SERVICE_TOKEN_ALG !== 'HS256';
   let keyEncryptionKey: Buffer | undefined;
   let kekText = e.KEY_ENCRYPTION_KEY;
@@ -204,7 +222,8 @@ export function loadConfig(
     trustProxy: e.TRUST_PROXY?.split(',').map((part) => part.trim()),
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
-    jwt: { secret: secret!, previousSecret: e.JWT_ACCESS_SECRET_PREVIOUS, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
+    jwt: { secret: secret!, previousSecret: e.JWT_ACCESS_SECRET_PREVIOUS, issuer: issuer!, audience: e.JWT_AUDIENCE },
+    issuerDerived: !e.JWT_ISSUER,
     serviceTokenTtlSec: e.SERVICE_TOKEN_TTL,
     serviceTokens: { alg: e.SERVICE_TOKEN_ALG, keyEncryptionKey, jwksMaxAgeSec: e.JWKS_MAX_AGE, publishDelaySec },
     userTokenTtlSec: e.USER_TOKEN_TTL,
