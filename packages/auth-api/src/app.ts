@@ -15,6 +15,8 @@ import { m2mClientsRoutes } from './modules/m2m-clients/m2m-clients.routes.js';
 import { createM2MClientsService } from './modules/m2m-clients/m2m-clients.service.js';
 import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
+import { jwksRoutes, signingKeysRoutes } from './modules/signing-keys/signing-keys.routes.js';
+import { createSigningKeyService, type SigningKeyService } from './modules/signing-keys/signing-keys.service.js';
 import { permissionsRoutes } from './modules/permissions/permissions.routes.js';
 import { createPermissionsService } from './modules/permissions/permissions.service.js';
 import { createOAuthService } from './modules/oauth/oauth.service.js';
@@ -23,6 +25,13 @@ import { type AttemptStore, createFailureThrottle, createMemoryAttemptStore } fr
 import fastifyRateLimit from '@fastify/rate-limit';
 import { createUserGuards } from './plugins/admin-guard.js';
 import { registerErrorHandlers } from './plugins/error-handler.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The service-token signing keys (refreshed every 30 s; `refresh()` forces it). */
+    signingKeys: SigningKeyService;
+  }
+}
 
 export const API_PREFIX = '/api/v1';
 /** Largest request body accepted, in bytes: far above any valid request. */
@@ -145,8 +154,24 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // The docs UI is the one HTML surface: a strict CSP on its static files (staticCSP) and framing refused.
   await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
 
+  const signingKeys = createSigningKeyService({
+    db: database.db,
+    clock,
+    alg: config.serviceTokens.alg,
+    keyEncryptionKey: config.serviceTokens.keyEncryptionKey,
+    serviceTokenTtlSec: config.serviceTokenTtlSec,
+    publishDelaySec: config.serviceTokens.publishDelaySec,
+  });
+  // Asymmetric: activates the first key if needed and loads the current one (a wrong KEK fails here, at start).
+  await signingKeys.refresh();
+  signingKeys.start((err) => app.log.warn({ err }, 'could not refresh the signing keys; keeping the last ones'));
+  app.decorate('signingKeys', signingKeys);
+  app.addHook('onClose', (_instance, done) => {
+    signingKeys.stop();
+    done();
+  });
   const tokenKeys = { ...config.jwt };
-  const tokens = createTokenIssuer(tokenKeys, clock);
+  const tokens = createTokenIssuer(tokenKeys, clock, signingKeys.signer);
   const verifyAccessToken = createAccessTokenVerifier(tokenKeys, clock);
   const attemptStore = options.attemptStore ?? createMemoryAttemptStore({ clock });
   const throttle = (name: string) =>
@@ -174,10 +199,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     onStampError: (err) => app.log.warn({ code: (err as { code?: string }).code }, 'could not record last_used_at'),
   });
   const guards = createUserGuards({ verifyAccessToken, findUser: auth.findUser });
-  const verifyServiceToken = createServiceTokenVerifier(tokenKeys, clock);
+  const verifyServiceToken = createServiceTokenVerifier(tokenKeys, clock, () => signingKeys.jwks().keys);
 
   await app.register(healthRoutes, { database });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
+  await app.register(jwksRoutes, { keys: signingKeys, maxAgeSec: config.serviceTokens.jwksMaxAgeSec });
   await app.register(
     async (api) => {
       if (config.limits.requestsPerMinute > 0) {
@@ -189,6 +215,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       await api.register(m2mClientsRoutes, { clients, guards });
       await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(oauthRoutes, { oauth });
+      await api.register(signingKeysRoutes, { keys: signingKeys, guards });
     },
     { prefix: API_PREFIX },
   );

@@ -83,7 +83,9 @@ describe('auth-api CLI', () => {
   it('migrate applies the schema to the new database', async () => {
     const migrated = await cli(['migrate']);
     expect(migrated).toMatchObject({ code: 0, stderr: '' });
+    // Every migration, in order (other branches append theirs).
     expect(migrated.stdout).toMatch(/^migrations applied \((pglite|postgres)\): 2026-11-25-001-initial(, [\w-]+)*\n$/);
+    expect(migrated.stdout).toContain('2026-11-26-012-signing-keys');
     expect(migrated.stdout).toContain(', 2026-11-26-014-permissions');
   });
 

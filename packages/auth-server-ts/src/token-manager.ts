@@ -1,6 +1,7 @@
 import { fetch as undiciFetch, Headers, type Dispatcher, type RequestInit, type Response } from 'undici';
 import { systemClock, type Clock } from './clock.js';
 import { AuthServerError, TokenRequestError, type TokenRequestErrorCode } from './errors.js';
+import { isLoopback } from './lib/urls.js';
 import { isObject, isTransientStatus, retryAfterMs, sendJson, type JsonResponse } from './lib/http.js';
 import { withRetries, type AttemptResult, type RetryContext, type RetryPolicy } from './lib/retry.js';
 import { normalizeScopes } from './lib/scopes.js';
@@ -624,10 +625,6 @@ function parseUrl(value: unknown, name: string, allowInsecureHttp: boolean): URL
     invalid(`${name} uses plain http to a remote host, which would send the client secret unencrypted: use https, or set allowInsecureHttp: true`);
   }
   return url;
-}
-
-function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
 function checkScopes(scopes: readonly string[], name: string): readonly string[] {

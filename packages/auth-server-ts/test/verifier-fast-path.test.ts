@@ -9,7 +9,9 @@ import { AUDIENCE, ISSUER, OTHER_SECRET, PREVIOUS_SECRET, SECRET, signToken } fr
  * The verifier checks platform-shaped HS256 tokens synchronously (node:crypto
  * HMAC, then jose's claim checks). Property: on any token, it decides exactly
  * as jose's full `jwtVerify` with the same options does: accepted or refused,
- * and expired vs invalid.
+ * and expired vs invalid, plus the lifetime rule every mode applies after
+ * jose's checks (`exp` and `iat` integers, `0 ≤ exp − iat ≤ 24 h`, `iat` not
+ * in the future beyond the clock tolerance).
  */
 const NOW = Date.parse('2026-11-25T12:00:00Z');
 const nowSec = NOW / 1000;
@@ -23,14 +25,26 @@ async function reference(token: string): Promise<string> {
       typ: 'at+jwt',
       issuer: ISSUER,
       audience: AUDIENCE,
-      requiredClaims: ['exp'],
+      requiredClaims: ['exp', 'iat'],
       clockTolerance: 5,
       currentDate: new Date(NOW),
     });
-    return payload.token_type === 'service' ? 'ok' : 'invalid_token';
+    return payload.token_type === 'service' && lifetimeOk(payload, 5) ? 'ok' : 'invalid_token';
   } catch (err) {
     return (err as { code?: string }).code === 'ERR_JWT_EXPIRED' ? 'token_expired' : 'invalid_token';
   }
+}
+
+/** The lifetime rule every mode applies after jose's checks: integers, 0 ≤ exp − iat ≤ 24 h, iat not in the future. */
+function lifetimeOk(payload: { exp?: unknown; iat?: unknown }, toleranceSec: number): boolean {
+  const { exp, iat } = payload;
+  return (
+    Number.isSafeInteger(exp) &&
+    Number.isSafeInteger(iat) &&
+    (exp as number) >= (iat as number) &&
+    (exp as number) - (iat as number) <= 86_400 &&
+    (iat as number) <= nowSec + toleranceSec
+  );
 }
 
 async function ours(token: string): Promise<string> {
@@ -49,9 +63,12 @@ const claimsArb = fc.record(
   {
     iss: fc.constantFrom(ISSUER, 'https://evil.test', undefined, 42),
     aud: fc.constantFrom(AUDIENCE, [AUDIENCE, 'x'], ['x'], 'other', undefined),
-    exp: fc.oneof(fc.integer({ min: -3600, max: 3600 }).map((d) => nowSec + d), fc.constantFrom(undefined, 'soon', nowSec + 4, nowSec - 4, nowSec - 6)),
+    exp: fc.oneof(
+      fc.integer({ min: -3600, max: 3600 }).map((d) => nowSec + d),
+      fc.constantFrom(undefined, 'soon', nowSec + 4, nowSec - 4, nowSec - 6, nowSec + 600.5, nowSec + 86_400, nowSec + 86_401, nowSec + 365 * 86_400, Number.MAX_VALUE),
+    ),
     nbf: fc.oneof(fc.integer({ min: -60, max: 60 }).map((d) => nowSec + d), fc.constantFrom(undefined, 'x')),
-    iat: fc.oneof(fc.integer({ min: -3600, max: 60 }).map((d) => nowSec + d), fc.constantFrom(undefined, null)),
+    iat: fc.oneof(fc.integer({ min: -3600, max: 60 }).map((d) => nowSec + d), fc.constantFrom(undefined, null, nowSec - 0.5, String(nowSec), nowSec - 86_400, nowSec + 315_360_000)),
     token_type: fc.constantFrom('service', 'user', undefined),
   },
   { requiredKeys: [] },
@@ -131,12 +148,12 @@ describe('the synchronous HS256 path decides as jose does', () => {
             typ: 'at+jwt',
             issuer: options.issuer,
             audience: options.audience,
-            requiredClaims: ['exp'],
+            requiredClaims: ['exp', 'iat'],
             clockTolerance: options.clockToleranceSec,
             ...(options.maxTokenAgeSec === undefined ? {} : { maxTokenAge: options.maxTokenAgeSec }),
             currentDate: new Date(NOW),
           });
-          expected = payload.token_type === 'service' ? 'ok' : 'invalid_token';
+          expected = payload.token_type === 'service' && lifetimeOk(payload, options.clockToleranceSec) ? 'ok' : 'invalid_token';
         } catch (err) {
           expected = (err as { code?: string }).code === 'ERR_JWT_EXPIRED' ? 'token_expired' : 'invalid_token';
         }

@@ -14,6 +14,7 @@ import { createAdminUser } from '../modules/admin-auth/admin-auth.service.js';
 import type { Actor } from '../modules/audit/audit.repository.js';
 import { clientIdSchema, createClientBodySchema, type M2MClientRecord } from '../modules/m2m-clients/m2m-clients.schemas.js';
 import { createM2MClientsService, type M2MClientsService } from '../modules/m2m-clients/m2m-clients.service.js';
+import { createSigningKeyService, type SigningKeyService } from '../modules/signing-keys/signing-keys.service.js';
 import { REGISTER_BODY_LIMIT, type RegisterBody, registerBodySchema, serviceNameSchema } from '../modules/permissions/permissions.schemas.js';
 import { createPermissionsService, type PermissionsService } from '../modules/permissions/permissions.service.js';
 import { type Command, command, EXIT, print, UsageError, validate } from './run.js';
@@ -27,6 +28,7 @@ const DATABASE_NOTE = `Works on the server's database: DATABASE_URL, or the embe
 interface Services {
   hasher: PasswordHasher;
   clients: M2MClientsService;
+  keys: SigningKeyService;
   permissions: PermissionsService;
   db: Kysely<Database>;
 }
@@ -40,7 +42,15 @@ async function withServices<T>(env: NodeJS.ProcessEnv, fn: (services: Services) 
     // No onChange: a running server reads a credential's state on every grant, so a revoke here applies at once.
     const permissions = createPermissionsService({ db: database.db, clock: systemClock });
     const clients = createM2MClientsService({ db: database.db, hasher, clock: systemClock, checkScopes: permissions.assertScopesDefined });
-    return await fn({ hasher, clients, permissions, db: database.db });
+    const keys = createSigningKeyService({
+      db: database.db,
+      clock: systemClock,
+      alg: config.serviceTokens.alg,
+      keyEncryptionKey: config.serviceTokens.keyEncryptionKey,
+      serviceTokenTtlSec: config.serviceTokenTtlSec,
+      publishDelaySec: config.serviceTokens.publishDelaySec,
+    });
+    return await fn({ hasher, clients, permissions, keys, db: database.db });
   } finally {
     await database.close();
   }
@@ -256,6 +266,38 @@ ${DATABASE_NOTE}
   },
 });
 
+const KEYS_NOTE = `SERVICE_TOKEN_ALG (ES256 or EdDSA) sets the algorithm of new keys; KEY_ENCRYPTION_KEY
+encrypts them (generated into DATA_DIR in development). See docs/TRUST.md.`;
+
+const keysListCommand = command({
+  name: 'keys list',
+  summary: 'list the service-token signing keys and their states',
+  help: `Lists every asymmetric signing key, oldest first: next (published, not signing yet),
+current (signs), retiring (published until its tokens have expired), retired.
+Never prints a private key.
+
+Options:
+  --json   print {"keys": [...]}, the same records as GET /api/v1/admin/keys
+
+${DATABASE_NOTE}
+`,
+  options: { json: { type: 'boolean' } },
+  positionals: 0,
+  async run(values, _positionals, env) {
+    const keys = await withServices(env, ({ keys }) => keys.list());
+    if (values.json) print(JSON.stringify({ keys }, null, 2));
+    else if (keys.length === 0) print('no signing keys (SERVICE_TOKEN_ALG=HS256 signs with JWT_ACCESS_SECRET)');
+    else
+      print(
+        table(
+          ['KID', 'ALG', 'STATE', 'CREATED', 'SIGNS FROM', 'PUBLISHED UNTIL'],
+          keys.map((k) => [k.kid, k.alg, k.state, shortTime(k.created_at), shortTime(k.activated_at ?? k.activates_at), shortTime(k.retired_at ?? k.retire_at)]),
+        ),
+      );
+    return EXIT.ok;
+  },
+});
+
 /** Reads a catalog manifest file (or `-` for stdin), bounded like the HTTP route's body. */
 async function readManifest(file: string): Promise<RegisterBody> {
   let text: string;
@@ -324,6 +366,38 @@ ${DATABASE_NOTE}
   },
 });
 
+const keysRotateCommand = command({
+  name: 'keys rotate',
+  summary: 'schedule a signing-key rotation (the new key is published before it signs)',
+  help: `Creates the next signing key: published in the JWKS now, signing from SIGNING_KEY_PUBLISH_DELAY
+(default twice JWKS_MAX_AGE) plus one refresh (30 s) later, so every verifier has it before
+any token uses it. A running server makes it current then and keeps the old key published
+until every token it signed has expired. While a rotation is scheduled, running this again
+changes nothing and prints the scheduled key. Audited.
+
+Before switching a server from HS256 to ES256/EdDSA, run this with SERVICE_TOKEN_ALG set
+to the new algorithm: the key is published ahead of the switch (docs/TRUST.md).
+
+Options:
+  --json   print {"created": true|false, "key": {...}}
+
+${KEYS_NOTE}
+
+${DATABASE_NOTE}
+`,
+  options: { json: { type: 'boolean' } },
+  positionals: 0,
+  async run(values, _positionals, env) {
+    const result = await withServices(env, ({ keys }) => keys.rotate(CLI_ACTOR));
+    if (values.json) print(JSON.stringify(result, null, 2));
+    else {
+      const { key } = result;
+      print(`${result.created ? 'created' : 'a rotation is already scheduled:'} next key ${key.kid} (${key.alg}), published now, signs from ${shortTime(key.activates_at)}`);
+    }
+    return EXIT.ok;
+  },
+});
+
 const permissionsListCommand = command({
   name: 'permissions list',
   summary: 'list registered permissions, by service then code',
@@ -360,6 +434,8 @@ export const COMMANDS: Command[] = [
   clientsCreateCommand,
   clientsListCommand,
   clientsRevokeCommand,
+  keysListCommand,
+  keysRotateCommand,
   permissionsListCommand,
   permissionsRegisterCommand,
 ];

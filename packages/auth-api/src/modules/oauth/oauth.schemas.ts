@@ -40,6 +40,7 @@ export const oauthErrorSchema = z.object({
 export const metadataSchema = z.object({
   issuer: z.string(),
   token_endpoint: z.string(),
+  jwks_uri: z.string(),
   grant_types_supported: z.array(z.string()),
   token_endpoint_auth_methods_supported: z.array(z.string()),
   response_types_supported: z.array(z.string()),
