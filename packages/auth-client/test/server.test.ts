@@ -234,3 +234,38 @@ describe('services.update()', () => {
     expect(empty.code).toBe('validation_failed');
   });
 });
+
+describe('services.list() filters, listPage() and getByClientId()', () => {
+  it('filter, page and look up against the server, matching its database', async () => {
+    const admin = await signedIn(ADMIN);
+    const made = [];
+    for (const [clientId, scopes] of [
+      ['page-one', ['p:read']],
+      ['page-two', ['p:write']],
+      ['page-three', ['p:read']],
+      ['other-svc', ['p:read']],
+    ] as const) {
+      made.push((await admin.services.create({ client_id: clientId, name: clientId, scopes: [...scopes] })).client);
+    }
+    await admin.services.update(made[1]!.id, { status: 'disabled' });
+    await admin.services.revoke(made[2]!.id);
+
+    const ids = async (filters: Parameters<typeof admin.services.list>[0]) => (await admin.services.list(filters)).map((c) => c.client_id).sort();
+    expect(await ids({ client_id_prefix: 'page-' })).toEqual(['page-one', 'page-two']);
+    expect(await ids({ client_id_prefix: 'page-', include_revoked: true })).toEqual(['page-one', 'page-three', 'page-two']);
+    expect((await admin.services.list({ scope: 'p:read', client_id_prefix: 'page-', include_revoked: false })).map((c) => c.client_id)).toEqual(['page-one']);
+    expect((await admin.services.list({ status: 'disabled', client_id_prefix: 'page-' })).map((c) => c.client_id)).toEqual(['page-two']);
+
+    const readers = await admin.services.list({ scope: 'p:read', include_revoked: true });
+    expect(readers.map((c) => c.client_id).sort()).toEqual(['other-svc', 'page-one', 'page-three']);
+    const first = await admin.services.listPage({ limit: 2, scope: 'p:read', include_revoked: true });
+    expect(first).toEqual({ clients: readers.slice(0, 2), next_cursor: expect.any(String) });
+    const second = await admin.services.listPage({ limit: 2, scope: 'p:read', include_revoked: true, cursor: first.next_cursor! });
+    expect(second).toEqual({ clients: readers.slice(2), next_cursor: null });
+
+    expect(await admin.services.getByClientId('page-three')).toEqual(await admin.services.get(made[2]!.id));
+    expect((await failure(admin.services.getByClientId('no-such-svc'))).code).toBe('not_found');
+    const badLimit = await failure(admin.services.listPage({ limit: 0 }));
+    expect([badLimit.code, badLimit.details?.[0]?.path]).toEqual(['validation_failed', 'querystring.limit']);
+  });
+});
