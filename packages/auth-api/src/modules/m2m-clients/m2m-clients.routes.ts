@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { errorResponses } from '../../lib/openapi.js';
 import type { UserGuards } from '../../plugins/admin-guard.js';
 import type { Actor } from '../audit/audit.repository.js';
 import {
@@ -40,7 +41,7 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
         description:
           'Creates a credential and returns its `client_secret`, shown only in this answer (`Cache-Control: no-store`): the server keeps a bcrypt hash. A `client_id` is never reused, even after revocation (409).',
         body: createClientBodySchema,
-        response: { 201: createClientResponseSchema },
+        response: { 201: createClientResponseSchema.describe('Created: the record and its secret, shown this once'), ...errorResponses(['conflict', 'The client_id is taken: client_ids are never reused, even after revocation']) },
       },
     },
     async (request, reply) => {
@@ -59,7 +60,7 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
         description:
           'By default every credential that is not revoked, newest first. Filters combine. With `limit`, one page and a `next_cursor` to pass as `cursor` for the next (stable order: creation time, then id). Unknown query parameters are refused.',
         querystring: listClientsQuerySchema,
-        response: { 200: listClientsResponseSchema },
+        response: { 200: listClientsResponseSchema.describe('The matching credentials, newest first') },
       },
     },
     async (request) => clients.list(request.query),
@@ -73,7 +74,7 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
         summary: 'One credential by its client_id (never its secret)',
         description: 'The same record as `GET /admin/m2m-clients/{id}`, looked up by the operator-chosen `client_id`; revoked ones too (with `revoked_at`).',
         params: clientIdParamsSchema,
-        response: { 200: clientRecordSchema },
+        response: { 200: clientRecordSchema.describe('The credential'), ...errorResponses(['not_found', 'No credential with that client_id']) },
       },
     },
     async (request) => clients.getByClientId(request.params.client_id),
@@ -87,7 +88,7 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
         summary: 'One credential by id (never its secret)',
         description: 'Revoked credentials too, with `revoked_at` set.',
         params: clientParamsSchema,
-        response: { 200: clientRecordSchema },
+        response: { 200: clientRecordSchema.describe('The credential') },
       },
     },
     async (request) => clients.get(request.params.id),
@@ -102,7 +103,7 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
         description: '`status: "disabled"` stops the credential obtaining tokens until it is set `active` again. A revoked credential cannot be changed (409).',
         params: clientParamsSchema,
         body: updateClientBodySchema,
-        response: { 200: clientRecordSchema },
+        response: { 200: clientRecordSchema.describe('The changed credential'), ...errorResponses(['conflict', 'The credential is revoked: revocation is final']) },
       },
     },
     async (request) => clients.update(request.params.id, request.body, actorOf(request)),
@@ -116,7 +117,7 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
         summary: 'Revoke (soft, idempotent)',
         description: 'The credential obtains no more tokens from the next grant on; tokens already issued stay valid until they expire. Revoking again answers 204 and changes nothing.',
         params: clientParamsSchema,
-        response: { 204: z.null().describe('Revoked') },
+        response: { 204: z.null().describe('Revoked (or it already was)') },
       },
     },
     async (request, reply) => {
