@@ -8,5 +8,7 @@ import { REPO_ROOT } from './process-helpers.js';
  * and two builds writing dist/ at once would race.
  */
 export default function buildServer(): void {
-  execFileSync('pnpm', ['exec', 'tsc', '-b', 'packages/auth-api'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  // Every package: the README test runs `pnpm build` and the examples import the SDK's dist, so it
+  // must find everything up to date rather than write dist/ while another test packs it.
+  execFileSync('pnpm', ['exec', 'tsc', '-b', 'packages/auth-server-ts', 'packages/auth-api', 'packages/auth-client'], { cwd: REPO_ROOT, stdio: 'inherit' });
 }

@@ -16,7 +16,7 @@ type UserClaimsInput = Pick<UserTokenClaims, 'sub' | 'email' | 'roles'>;
 /**
  * Issues HS256 access tokens (RFC 9068 shape). Signing is a single HMAC over
  * a pre-encoded header and the JSON payload: measured at ~30x jose's SignJWT
- * on this hardware (TOOLCHAIN.md), and there is no parsing on this side, so
+ * on a 2-core Node 20 machine (docs/API.md, "The service token"), and there is no parsing on this side, so
  * nothing for a library to guard. Verifiers use jose.
  */
 export function createTokenIssuer(keys: TokenKeys, clock: Clock) {
