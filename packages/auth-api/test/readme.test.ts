@@ -3,20 +3,16 @@
 // free ports and a temporary DATA_DIR. Blocks are marked `<!-- readme-test: NAME -->`:
 // `server` and `receiver` are long-running terminals; `session` blocks run in order in one
 // shell (the third terminal), then, once the server is stopped as the README says, `cli`.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, processEnv, REPO_ROOT } from './process-helpers.js';
+import { markedBlocks } from './readme-blocks.js';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 
-/** The fenced `sh` blocks marked `<!-- readme-test: name -->`, in order. */
-export function markedBlocks(markdown: string, name: string): string[] {
-  const pattern = /<!-- readme-test: ([a-z-]+) -->\n```sh\n([\s\S]*?)\n```/g;
-  return [...markdown.matchAll(pattern)].filter((m) => m[1] === name).map((m) => m[2]!);
-}
 
 interface Running {
   child: ChildProcess;
@@ -185,4 +181,60 @@ describe('documentation stays inside the repository', () => {
       expect(readFileSync(join(REPO_ROOT, dir, 'LICENSE'), 'utf8'), `${dir}/LICENSE`).toBe(license);
     }
   });
+});
+
+describe('the SDK READMEs', () => {
+  it('every TypeScript snippet type-checks as a program of its own against the built packages (no undefined names)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'auth-readme-snippets-'));
+    try {
+      const files: string[] = [];
+      for (const pkg of ['auth-server-ts', 'auth-client']) {
+        const blocks = markedBlocks(readFileSync(join(REPO_ROOT, 'packages', pkg, 'README.md'), 'utf8'), 'ts');
+        expect(blocks.length, pkg).toBeGreaterThanOrEqual(3);
+        blocks.forEach((block, i) => {
+          const file = join(dir, `${pkg}-${i + 1}.ts`);
+          writeFileSync(file, block);
+          files.push(file);
+        });
+      }
+      const sdk = (sub: string) => [join(REPO_ROOT, 'packages/auth-server-ts/dist', `${sub}.d.ts`)];
+      const sdkModules = join(REPO_ROOT, 'packages/auth-server-ts/node_modules');
+      writeFileSync(
+        join(dir, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            strict: true,
+            noEmit: true,
+            target: 'ES2022',
+            module: 'NodeNext',
+            moduleResolution: 'NodeNext',
+            lib: ['ES2023', 'DOM'],
+            types: ['node'],
+            typeRoots: [join(REPO_ROOT, 'node_modules/@types')],
+            skipLibCheck: true,
+            // As a consumer that installed the packages (and fastify, express) would resolve them.
+            paths: {
+              '@rw3iss/auth-server-ts': sdk('index'),
+              '@rw3iss/auth-server-ts/fastify': sdk('fastify'),
+              '@rw3iss/auth-server-ts/express': sdk('express'),
+              '@rw3iss/auth-client': [join(REPO_ROOT, 'packages/auth-client/dist/index.d.ts')],
+              fastify: [join(sdkModules, 'fastify/fastify.d.ts')],
+              express: [join(sdkModules, '@types/express/index.d.ts')],
+            },
+          },
+          files,
+        }),
+      );
+      // Each snippet is a module (it imports), so names do not leak from one into another.
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+      try {
+        execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', dir], { encoding: 'utf8', stdio: 'pipe' });
+      } catch (err) {
+        const { stdout = '' } = err as { stdout?: string };
+        throw new Error(`README snippets do not type-check:\n${stdout}\n${files.map((f, i) => `--- ${f}\n${readFileSync(f, 'utf8')}`).join('\n')}`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -1,7 +1,12 @@
 // The SDK against a real auth-api over a real socket (PGlite in memory).
+import { execFile } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, PLAIN_USER, createTestContext, type TestContext } from '../../auth-api/test/helpers.js';
+import { markedBlocks } from '../../auth-api/test/readme-blocks.js';
 import { createAuthClient, createMemoryStorage, type AuthClient, type TokenStorage } from '../src/index.js';
 import { failure } from './helpers.js';
 
@@ -31,6 +36,27 @@ async function signedIn(who: { email: string; password: string }, storage: Token
   await client.auth.login(who);
   return client;
 }
+
+describe('the README quick start, run from the README', () => {
+  it('creates, finds, disables and revokes inventory-svc, as the database shows', async () => {
+    const readme = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
+    const [quickStart] = markedBlocks(readme, 'ts');
+    expect(quickStart).toContain("client_id: 'inventory-svc'");
+    // Inside the package folder, so '@rw3iss/auth-client' resolves to this package (self-reference) as installed.
+    const file = fileURLToPath(new URL(`../.readme-quick-start-${process.pid}.ts`, import.meta.url));
+    writeFileSync(file, quickStart!.replaceAll('http://127.0.0.1:3000', origin));
+    try {
+      const tsx = fileURLToPath(new URL('../../../node_modules/tsx/dist/cli.mjs', import.meta.url));
+      const { stdout } = await promisify(execFile)(process.execPath, [tsx, file], { env: { ...process.env, ADMIN_PASSWORD: ADMIN.password } });
+      expect(stdout).toMatch(/^store this secret now, it is shown once: m2msk_\S+$/m);
+      expect(stdout).toMatch(/^\d+ \d+ true$/m);
+    } finally {
+      rmSync(file, { force: true });
+    }
+    const row = await ctx.database.db.selectFrom('m2m_clients').selectAll().where('client_id', '=', 'inventory-svc').executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ status: 'disabled', scopes: ['gsku:read'], allowed_audiences: ['catalog-api'], revoked_at: expect.any(Date) });
+  });
+});
 
 describe('the documented example, as written', () => {
   it('creates, lists, gets and revokes a credential whose secret obtains a token', async () => {
