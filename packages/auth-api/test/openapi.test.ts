@@ -83,6 +83,10 @@ describe('the OpenAPI document', () => {
     expect(token.security).toEqual([{ clientBasic: [] }, {}]);
     expect(Object.keys(token.requestBody.content).sort()).toEqual(['application/json', 'application/x-www-form-urlencoded']);
     const codes = (status: string) => token.responses[status].content['application/json'].schema.properties.error.enum;
+    // Only RFC 6749 §5.2 bodies: no management-API error shape leaks in.
+    for (const status of Object.keys(token.responses).filter((s) => s !== '200')) {
+      expect(Object.keys(token.responses[status].content['application/json'].schema.properties).sort(), status).toEqual(['error', 'error_description']);
+    }
     expect(codes('400')).toEqual(['invalid_request', 'unsupported_grant_type', 'invalid_scope', 'invalid_target']);
     expect(codes('401')).toEqual(['invalid_client']);
     expect(codes('429')).toEqual(['slow_down']);

@@ -7,7 +7,7 @@ import { STATUS_BY_CODE } from '../errors.js';
 /** The server's version, as its package declares it: the OpenAPI document's `info.version`. */
 export const PACKAGE_VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-const WHEN: Record<ApiErrorCode, string> = {
+const WHEN: Partial<Record<ApiErrorCode, string>> = {
   validation_failed: 'A malformed body, path or query parameter, or an unknown one; `details` names each ({path, message})',
   unauthorized: 'No bearer token, or an invalid or expired one (`WWW-Authenticate: Bearer`)',
   forbidden: 'A user token without the system_admin role, or a service token',
@@ -20,8 +20,12 @@ const WHEN: Record<ApiErrorCode, string> = {
   internal_error: 'A server fault; the body carries nothing more (the log has the request id)',
 };
 
-/** The management API's error body. Loose: the serializer must never drop or refuse a field of an error. */
-function errorBody(code: ApiErrorCode, when = WHEN[code]) {
+/**
+ * The management API's error body, for the document. The error handler
+ * serializes error bodies itself (plain JSON), so a code added later can never
+ * be refused by a schema written before it.
+ */
+function errorBody(code: ApiErrorCode, when = WHEN[code] ?? 'see docs/API.md') {
   return z
     .looseObject({
       error: z.literal(code),
@@ -41,19 +45,22 @@ export function errorResponses(...codes: (ApiErrorCode | [ApiErrorCode, string])
   return responses;
 }
 
+/** Route `config` of a route that documents every error itself, in its own shape (the token endpoint: RFC 6749 §5.2). */
+export const OWN_ERROR_DOCS = { ownErrorDocs: true } as const;
+
 /**
  * onRoute hook: documents the errors every route can answer, from what the route
  * declares (a body, parameters, bearer security), so no route's OpenAPI entry
- * lists only its success. A route's own entries win. Routes whose errors
- * are not the management API's shape (the token endpoint: RFC 6749 §5.2)
- * declare their own and are left alone (`'4xx'`, or a declared 400).
+ * lists only its success. A route's own entries win. Routes whose errors are
+ * not the management API's shape carry {@link OWN_ERROR_DOCS} in their config
+ * and are left alone.
  */
 export function documentErrorResponses(apiPrefix: string) {
   return (route: RouteOptions) => {
     const schema = route.schema as (Record<string, unknown> & { response?: Record<string, unknown>; hide?: boolean }) | undefined;
     if (!schema || schema.hide || route.url.startsWith('/docs')) return;
     const response = (schema.response ??= {});
-    if ('4xx' in response || '4XX' in response) return;
+    if ((route.config as { ownErrorDocs?: boolean } | undefined)?.ownErrorDocs || '4xx' in response || '4XX' in response) return;
     const codes: ApiErrorCode[] = ['internal_error'];
     if (route.url.startsWith(apiPrefix)) {
       codes.push('rate_limited', 'service_unavailable');

@@ -79,7 +79,8 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     if (status === 503) request.log.warn({ code: (err as FastifyError).code, message: err.message }, 'database unavailable');
     else if (status >= 500) request.log.error({ err }, 'request failed');
     if (err instanceof ApiError && err.retryAfterSec !== undefined) reply.header('retry-after', String(err.retryAfterSec));
-    return reply.status(status).send(body);
+    // The body is built here: plain JSON, never refused by a route's documented error schema.
+    return reply.status(status).serializer(JSON.stringify).send(body);
   });
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}` } satisfies ErrorBody),

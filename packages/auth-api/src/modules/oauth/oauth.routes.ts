@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDatabaseUnavailable } from '../../db/errors.js';
 import { OAuthError } from '../../errors.js';
+import { OWN_ERROR_DOCS } from '../../lib/openapi.js';
 import { readClientCredentials } from './client-auth.js';
 import { tokenErrorResponses, tokenRequestSchema, tokenResponseSchema } from './oauth.schemas.js';
 import type { OAuthService } from './oauth.service.js';
@@ -57,7 +58,7 @@ export const oauthRoutes: FastifyPluginAsyncZod<{ oauth: OAuthService }> = async
     '/oauth/token',
     {
       bodyLimit: TOKEN_BODY_LIMIT,
-      config: { rateLimit: false },
+      config: { rateLimit: false, ...OWN_ERROR_DOCS },
       schema: {
         tags: ['oauth'],
         summary: 'OAuth 2.0 client_credentials grant (RFC 6749 §4.4): a service token',
