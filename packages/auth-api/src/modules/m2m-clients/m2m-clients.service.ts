@@ -48,7 +48,7 @@ const CURSOR_VERSION = 1;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Opaque to callers: base64url JSON naming the page's last record, so the format can change. */
-export const encodeCursor = (id: string) => Buffer.from(JSON.stringify({ v: CURSOR_VERSION, id })).toString('base64url');
+const encodeCursor = (id: string) => Buffer.from(JSON.stringify({ v: CURSOR_VERSION, id })).toString('base64url');
 
 function decodeCursor(cursor: string): string | undefined {
   try {
