@@ -142,7 +142,7 @@ describe('documentation stays inside the repository', () => {
   const files: string[] = [];
   const walk = (dir: string) => {
     for (const name of readdirSync(dir)) {
-      if (['node_modules', '.git', 'dist', '.data'].includes(name)) continue;
+      if (['node_modules', '.git', 'dist', '.data', 'vendor'].includes(name)) continue;
       const path = join(dir, name);
       if (statSync(path).isDirectory()) walk(path);
       else files.push(path);
@@ -177,8 +177,12 @@ describe('documentation stays inside the repository', () => {
   it('every package declares the license the repository ships', () => {
     const license = readFileSync(join(REPO_ROOT, 'LICENSE'), 'utf8');
     expect(license).toMatch(/^MIT License/);
-    for (const dir of ['packages/auth-server-ts', 'packages/auth-client']) {
-      expect(JSON.parse(readFileSync(join(REPO_ROOT, dir, 'package.json'), 'utf8')).license, dir).toBe('MIT');
+    for (const [dir, manifest] of [
+      ['packages/auth-server-ts', 'package.json'],
+      ['packages/auth-client', 'package.json'],
+      ['packages/auth-server-laravel', 'composer.json'],
+    ] as const) {
+      expect(JSON.parse(readFileSync(join(REPO_ROOT, dir, manifest), 'utf8')).license, dir).toBe('MIT');
       expect(readFileSync(join(REPO_ROOT, dir, 'LICENSE'), 'utf8'), `${dir}/LICENSE`).toBe(license);
     }
   });
