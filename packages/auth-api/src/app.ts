@@ -8,7 +8,7 @@ import type { DatabaseHandle } from './db/connect.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { documentErrorResponses, PACKAGE_VERSION } from './lib/openapi.js';
 import { createBcryptHasher, type PasswordHasher } from './lib/password.js';
-import { createAccessTokenVerifier, createTokenIssuer } from './lib/tokens.js';
+import { createAccessTokenVerifier, createServiceTokenVerifier, createTokenIssuer } from './lib/tokens.js';
 import { adminAuthRoutes } from './modules/admin-auth/admin-auth.routes.js';
 import { createAdminAuthService } from './modules/admin-auth/admin-auth.service.js';
 import { healthRoutes } from './modules/health/health.routes.js';
@@ -16,6 +16,8 @@ import { m2mClientsRoutes } from './modules/m2m-clients/m2m-clients.routes.js';
 import { createM2MClientsService } from './modules/m2m-clients/m2m-clients.service.js';
 import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
+import { permissionsRoutes } from './modules/permissions/permissions.routes.js';
+import { createPermissionsService } from './modules/permissions/permissions.service.js';
 import { createOAuthService } from './modules/oauth/oauth.service.js';
 import { createVerifiedSecretCache, type VerifiedSecretCache } from './lib/secret-cache.js';
 import { type AttemptStore, createFailureThrottle, createMemoryAttemptStore } from './lib/throttle.js';
@@ -175,7 +177,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
   const auth = createAdminAuthService({ db: database.db, hasher, tokens, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
   const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
-  const clients = createM2MClientsService({ db: database.db, hasher, clock, onChange: (id) => secretCache.delete(id) });
+  const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: (id) => secretCache.delete(id) });
+  const clients = createM2MClientsService({ db: database.db, hasher, clock, checkScopes: permissions.assertScopesDefined, onChange: (id) => secretCache.delete(id) });
   const oauth = createOAuthService({
     db: database.db,
     hasher,
@@ -188,6 +191,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     onStampError: (err) => app.log.warn({ code: (err as { code?: string }).code }, 'could not record last_used_at'),
   });
   const guards = createUserGuards({ verifyAccessToken, findUser: auth.findUser });
+  const verifyServiceToken = createServiceTokenVerifier(tokenKeys, clock);
 
   await app.register(healthRoutes, { database });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
@@ -200,6 +204,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       }
       await api.register(adminAuthRoutes, { auth, guards });
       await api.register(m2mClientsRoutes, { clients, guards });
+      await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(oauthRoutes, { oauth });
     },
     { prefix: API_PREFIX },

@@ -113,10 +113,20 @@ describe('what the routes answer is documented', () => {
       { method: 'POST', url: '/api/v1/oauth/token', path: '/api/v1/oauth/token', payload: { grant_type: 'password' } },
       { method: 'POST', url: '/api/v1/oauth/token', path: '/api/v1/oauth/token', payload: { grant_type: 'client_credentials', client_id: 'doc-svc', client_secret: 'wrong' } },
     ];
+    // With a catalog for gsku, a misspelt gsku scope is 400 unknown_scope.
+    const registered = await ctx.app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/permissions/register',
+      headers: bearer(ctx.adminToken),
+      payload: { service: 'gsku', permissions: [{ code: 'gsku:publish', name: 'Publish' }] },
+    });
+    expect(registered.statusCode).toBe(200);
+    cases.push({ method: 'POST', url: m2m, path: m2m, headers: bearer(ctx.adminToken), payload: { client_id: 'typo-svc', name: 'Typo', scopes: ['gsku:pubish'] } });
     await ctx.app.inject({ method: 'DELETE', url: `${m2m}/${client.id}`, headers: bearer(ctx.adminToken) });
     cases.push({ method: 'PATCH', url: `${m2m}/${client.id}`, path: `${m2m}/{id}`, headers: bearer(ctx.adminToken), payload: { name: 'x' } });
 
     const seen = new Set<string>();
+    const codesSeen: string[] = [];
     for (const c of cases) {
       const res = await ctx.app.inject({ method: c.method, url: c.url, headers: c.headers, ...(c.payload === undefined ? {} : { payload: c.payload as string }) });
       const where = `${c.method} ${c.url} → ${res.statusCode}`;
@@ -127,7 +137,9 @@ describe('what the routes answer is documented', () => {
       const code = res.json().error;
       expect(schema.properties.error.enum, where).toContain(code);
       seen.add(String(res.statusCode));
+      codesSeen.push(code);
     }
     expect([...seen].sort()).toEqual(['400', '401', '403', '404', '409', '415']);
+    expect(codesSeen).toContain('unknown_scope');
   });
 });

@@ -7,13 +7,14 @@
  * `@rw3iss/auth-server-ts` (`ServiceTokenManager`) for service tokens.
  */
 export { createAuthClient } from './client.js';
-export type { AuthApi, AuthClient, AuthClientOptions, ServicesApi } from './client.js';
+export type { AuthApi, AuthClient, AuthClientOptions, PermissionsApi, ServicesApi } from './client.js';
 export { AuthClientError } from './errors.js';
 export type { AuthClientErrorCode, ErrorDetail, ServerErrorCode } from './errors.js';
 export { createMemoryStorage } from './storage.js';
 export type { TokenStorage } from './storage.js';
 export type {
   AuthUser,
+  CatalogSummary,
   CreateM2MClientRequest,
   CreateM2MClientResponse,
   FetchLike,
@@ -26,6 +27,10 @@ export type {
   M2MClientRecord,
   M2MClientStatus,
   MeResponse,
+  PermissionInput,
+  PermissionRecord,
+  RegisterCatalogRequest,
+  RegisterCatalogResponse,
   ServerMetadata,
   UpdateM2MClientRequest,
 } from './types.js';

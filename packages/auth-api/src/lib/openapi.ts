@@ -25,23 +25,33 @@ const WHEN: Partial<Record<ApiErrorCode, string>> = {
  * serializes error bodies itself (plain JSON), so a code added later can never
  * be refused by a schema written before it.
  */
-function errorBody(code: ApiErrorCode, when = WHEN[code] ?? 'see docs/API.md') {
+function errorBody(codes: ApiErrorCode[], when?: string) {
   return z
     .looseObject({
-      error: z.literal(code),
+      error: z.enum(codes),
       message: z.string(),
       details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
     })
-    .describe(`\`${code}\`: ${when}`);
+    .describe(codes.map((code) => `\`${code}\`: ${when ?? WHEN[code] ?? 'see docs/API.md'}`).join('; '));
 }
 
-/** Response schemas for `codes`, keyed by status, to spread into a route's `response`. */
+/**
+ * Response schemas for `codes`, keyed by status, to spread into a route's
+ * `response`. Codes of one status share its entry: `errorResponses('validation_failed', 'unknown_scope')`.
+ * `[code, when]` replaces the generic description of `code`.
+ */
 export function errorResponses(...codes: (ApiErrorCode | [ApiErrorCode, string])[]): Record<number, z.ZodType> {
-  const responses: Record<number, z.ZodType> = {};
+  const byStatus = new Map<number, { codes: ApiErrorCode[]; when: string[] }>();
   for (const entry of codes) {
     const [code, when] = typeof entry === 'string' ? [entry, undefined] : entry;
-    responses[STATUS_BY_CODE[code]] = errorBody(code, when);
+    const status = STATUS_BY_CODE[code];
+    const group = byStatus.get(status) ?? { codes: [], when: [] };
+    group.codes.push(code);
+    group.when.push(`\`${code}\`: ${when ?? WHEN[code] ?? 'see docs/API.md'}`);
+    byStatus.set(status, group);
   }
+  const responses: Record<number, z.ZodType> = {};
+  for (const [status, group] of byStatus) responses[status] = errorBody(group.codes).describe(group.when.join('; '));
   return responses;
 }
 

@@ -103,3 +103,31 @@ export function createAccessTokenVerifier(keys: TokenKeys, clock: Clock) {
     }
   };
 }
+
+/**
+ * The server's one verification of its own service tokens, for routes a
+ * service calls with its token (catalog registration). Every check of
+ * {@link createAccessTokenVerifier}, and only `token_type: "service"` passes:
+ * a user token never does. Returns undefined for anything else.
+ *
+ * Key handling (which algorithm and key signs service tokens) lives here and
+ * only here, so a change of signing scheme changes this one function.
+ */
+export function createServiceTokenVerifier(keys: TokenKeys, clock: Clock) {
+  const verifyAccessToken = createAccessTokenVerifier(keys, clock);
+  return async function verifyServiceToken(token: string): Promise<ServiceTokenClaims | undefined> {
+    const claims = await verifyAccessToken(token);
+    if (
+      claims?.token_type !== 'service' ||
+      typeof claims.client_id !== 'string' ||
+      claims.client_id !== claims.sub ||
+      !Array.isArray(claims.scopes) ||
+      !claims.scopes.every((s) => typeof s === 'string')
+    ) {
+      return undefined;
+    }
+    return claims as ServiceTokenClaims;
+  };
+}
+
+export type ServiceTokenVerifier = ReturnType<typeof createServiceTokenVerifier>;

@@ -7,7 +7,9 @@ export type AuditAction =
   | 'm2m_client.create'
   | 'm2m_client.update'
   | 'm2m_client.revoke'
-  | 'user.create';
+  | 'user.create'
+  | 'permission_catalog.register'
+  | 'm2m_client.scopes_orphaned';
 
 /** Who did something and from where: the audit trail's subject. */
 export interface Actor {
@@ -19,7 +21,7 @@ export interface Actor {
 
 export interface AuditEvent {
   action: AuditAction;
-  targetType?: 'm2m_client' | 'user';
+  targetType?: 'm2m_client' | 'user' | 'permission_catalog';
   targetId?: string;
   details?: Record<string, unknown>;
 }

@@ -41,7 +41,9 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
         description:
           'Creates a credential and returns its `client_secret`, shown only in this answer (`Cache-Control: no-store`): the server keeps a bcrypt hash. A `client_id` is never reused, even after revocation (409).',
         body: createClientBodySchema,
-        response: { 201: createClientResponseSchema.describe('Created: the record and its secret, shown this once'), ...errorResponses(['conflict', 'The client_id is taken: client_ids are never reused, even after revocation']) },
+        response: {
+          201: createClientResponseSchema.describe('Created: the record and its secret, shown this once'),
+          ...errorResponses('validation_failed', ['unknown_scope', 'A scope no permission catalog defines; `details` names each'], ['conflict', 'The client_id is taken: client_ids are never reused, even after revocation']) },
       },
     },
     async (request, reply) => {
@@ -103,7 +105,9 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
         description: '`status: "disabled"` stops the credential obtaining tokens until it is set `active` again. A revoked credential cannot be changed (409).',
         params: clientParamsSchema,
         body: updateClientBodySchema,
-        response: { 200: clientRecordSchema.describe('The changed credential'), ...errorResponses(['conflict', 'The credential is revoked: revocation is final']) },
+        response: {
+          200: clientRecordSchema.describe('The changed credential'),
+          ...errorResponses('validation_failed', ['unknown_scope', 'A scope no permission catalog defines; `details` names each'], ['conflict', 'The credential is revoked: revocation is final']) },
       },
     },
     async (request) => clients.update(request.params.id, request.body, actorOf(request)),
