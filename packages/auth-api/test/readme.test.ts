@@ -180,6 +180,7 @@ describe('documentation stays inside the repository', () => {
     for (const [dir, manifest] of [
       ['packages/auth-server-ts', 'package.json'],
       ['packages/auth-client', 'package.json'],
+      ['packages/auth-server-nest', 'package.json'],
       ['packages/auth-server-laravel', 'composer.json'],
     ] as const) {
       expect(JSON.parse(readFileSync(join(REPO_ROOT, dir, manifest), 'utf8')).license, dir).toBe('MIT');
