@@ -6,6 +6,7 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connect.js';
 import { type Clock, systemClock } from './lib/clock.js';
+import { documentErrorResponses, PACKAGE_VERSION } from './lib/openapi.js';
 import { createBcryptHasher, type PasswordHasher } from './lib/password.js';
 import { createAccessTokenVerifier, createServiceTokenVerifier, createTokenIssuer } from './lib/tokens.js';
 import { adminAuthRoutes } from './modules/admin-auth/admin-auth.routes.js';
@@ -142,12 +143,28 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     done();
   });
   registerErrorHandlers(app);
+  // Before any route: every route's OpenAPI entry lists the errors it can answer.
+  app.addHook('onRoute', documentErrorResponses(API_PREFIX));
 
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'auth-api: service credentials', version: '1.0.0', description: 'Service (machine-to-machine) credential registry and OAuth 2.0 client_credentials token endpoint.' },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      info: {
+        title: 'auth-api: service credentials',
+        version: PACKAGE_VERSION,
+        description:
+          'Service (machine-to-machine) credential registry and OAuth 2.0 client_credentials token endpoint (RFC 6749 §4.4). Management routes need a system_admin user token (`POST /api/v1/auth/login`); errors are `{error, message, details?}` with a stable `error` code. The token endpoint speaks RFC 6749 §5.2 (`{error, error_description}`).',
+      },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A user token from `POST /api/v1/auth/login`' },
+          clientBasic: {
+            type: 'http',
+            scheme: 'basic',
+            description: '`client_secret_basic` (RFC 6749 §2.3.1): the client_id and client_secret, each form-urlencoded, as HTTP Basic credentials',
+          },
+        },
+      },
     },
     transform: jsonSchemaTransform,
   });

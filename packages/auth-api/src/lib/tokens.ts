@@ -17,7 +17,7 @@ type UserClaimsInput = Pick<UserTokenClaims, 'sub' | 'email' | 'roles'>;
 /**
  * Issues access tokens (RFC 9068 shape). HS256 signing is a single HMAC over
  * a pre-encoded header and the JSON payload: measured at ~30x jose's SignJWT
- * on this hardware (TOOLCHAIN.md), and there is no parsing on this side, so
+ * on a 2-core Node 20 machine (docs/API.md, "The service token"), and there is no parsing on this side, so
  * nothing for a library to guard. Verifiers use jose.
  *
  * `serviceSigner`, when it returns a signer (SERVICE_TOKEN_ALG ES256 / EdDSA),

@@ -17,7 +17,14 @@ export const metadataRoutes: FastifyPluginAsyncZod<{ issuer: string; apiPrefix: 
   };
   app.get(
     '/.well-known/oauth-authorization-server',
-    { schema: { tags: ['oauth'], summary: 'RFC 8414 authorization server metadata', response: { 200: metadataSchema } } },
+    {
+      schema: {
+        tags: ['oauth'],
+        summary: 'RFC 8414 authorization server metadata',
+        description: 'The issuer, the token endpoint and the supported grant and client authentication methods. SDKs read the token endpoint from here (`serverUrl`).',
+        response: { 200: metadataSchema.describe('The metadata (cacheable for an hour)') },
+      },
+    },
     async (_request, reply) => reply.header('cache-control', 'public, max-age=3600').send(metadata),
   );
 };

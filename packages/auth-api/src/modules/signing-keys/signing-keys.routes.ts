@@ -25,8 +25,10 @@ export const jwksRoutes: FastifyPluginAsyncZod<{ keys: SigningKeyService; maxAge
     {
       schema: {
         tags: ['oauth'],
-        summary: 'Public keys of asymmetric service tokens (RFC 7517); empty with SERVICE_TOKEN_ALG=HS256 until keys are prepared',
-        response: { 200: z.object({ keys: z.array(jwkSchema) }) },
+        summary: 'Public keys of asymmetric service tokens (RFC 7517)',
+        description:
+          'The public keys receiving services verify ES256 / EdDSA service tokens with, selected by `kid` (the RFC 7638 thumbprint). Empty with SERVICE_TOKEN_ALG=HS256 until keys are prepared. A next key is published before it signs; a retired key stays until every token it signed has expired.',
+        response: { 200: z.object({ keys: z.array(jwkSchema) }).describe('The JWK set (cacheable for JWKS_MAX_AGE seconds)') },
       },
     },
     async (_request, reply) => reply.header('cache-control', cacheControl).type('application/jwk-set+json').send(keys.jwks()),
@@ -40,7 +42,14 @@ export const signingKeysRoutes: FastifyPluginAsyncZod<{ keys: SigningKeyService;
 
   app.get(
     '/admin/keys',
-    { schema: { ...common, summary: 'Every signing key and its state (never a private key)', response: { 200: z.object({ keys: z.array(keyViewSchema) }) } } },
+    {
+      schema: {
+        ...common,
+        summary: 'Every signing key and its state (never a private key)',
+        description: 'The ES256 / EdDSA signing keys: next (published, not signing yet), current (signing), retiring (published until its tokens expire) and retired.',
+        response: { 200: z.object({ keys: z.array(keyViewSchema) }).describe('The keys, newest first') },
+      },
+    },
     async () => ({ keys: await keys.list() }),
   );
 
@@ -49,8 +58,13 @@ export const signingKeysRoutes: FastifyPluginAsyncZod<{ keys: SigningKeyService;
     {
       schema: {
         ...common,
-        summary: 'Schedule a key rotation: a next key, published now, signing after the publication delay (idempotent while one is scheduled)',
-        response: { 200: rotateResponseSchema, 201: rotateResponseSchema },
+        summary: 'Schedule a signing-key rotation',
+        description:
+          'Creates a next key, published now and signing after SIGNING_KEY_PUBLISH_DELAY, so verifiers that cache the JWKS know it before it signs. Idempotent while a rotation is scheduled: answers 200 with the scheduled key.',
+        response: {
+          200: rotateResponseSchema.describe('A rotation was already scheduled: its key'),
+          201: rotateResponseSchema.describe('A new key was scheduled'),
+        },
       },
     },
     async (request, reply) => {
