@@ -2,6 +2,8 @@
  * Server benchmarks, on PostgreSQL (a throwaway server unless DATABASE_URL):
  *  1. repeat grants (one credential renewing) vs a bare Fastify route and vs
  *     node-oidc-provider's client_credentials grant, with autocannon;
+ *  1b. the same grants with SERVICE_TOKEN_ALG=ES256 and EdDSA against HS256
+ *     (three servers, interleaved rounds);
  *  2. cold grants (each pays bcrypt): grants/s, event-loop delay and /healthz
  *     latency while 50 run at once;
  *  5. server RSS over 1,000,000 grants (BENCH_MEMORY_GRANTS to change).
@@ -10,6 +12,8 @@
 import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { Agent, request } from 'undici';
 import { ms, perSecond, printTable, type Row, times } from './lib/report.js';
 import { startPostgres, startScript } from './lib/processes.js';
@@ -28,6 +32,71 @@ async function load(url: string, body: string, extra: Partial<autocannon.Options
   const r = await autocannon({ url, method: 'POST', headers: FORM, body, connections: CONNECTIONS, duration: DURATION, ...extra });
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
+}
+
+/** One per run, so every server on a database can open the keys another stored. */
+const BENCH_KEK = randomBytes(32).toString('base64');
+const ROUNDS = 4;
+
+/** A fresh database on the same PostgreSQL server: each asymmetric alg gets its own first key. */
+async function freshDatabase(databaseUrl: string, name: string): Promise<string> {
+  const { connectDatabase } = await import('@rw3iss/auth-api/dist/db/connect.js');
+  const database = await connectDatabase({ databaseUrl });
+  try {
+    await sql`drop database if exists ${sql.id(name)}`.execute(database.db);
+    await sql`create database ${sql.id(name)}`.execute(database.db);
+  } finally {
+    await database.close();
+  }
+  const url = new URL(databaseUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/**
+ * Repeat grants with SERVICE_TOKEN_ALG = HS256, ES256 and EdDSA: three servers
+ * side by side, measured in ROUNDS short turns in a shuffled order, so load from
+ * other processes falls on all three alike; ratio = mean rate / HS256's mean rate.
+ */
+async function signingAlgorithms(databaseUrl: string): Promise<Row[]> {
+  const algs = ['HS256', 'ES256', 'EdDSA'] as const;
+  const servers = [];
+  try {
+    for (const alg of algs) {
+      const url = await freshDatabase(databaseUrl, `bench_grants_${alg.toLowerCase()}`);
+      const server = await startServer({ databaseUrl: url, env: { SERVICE_TOKEN_ALG: alg, KEY_ENCRYPTION_KEY: BENCH_KEK } });
+      servers.push(server);
+      const credential = await createCredential(server.base, await adminToken(server.base), `alg-${alg.toLowerCase()}`);
+      const tokenUrl = `${server.base}/api/v1/oauth/token`;
+      const body = grantBody(credential.clientId, credential.secret);
+      // The figure means nothing unless the tokens really are signed with `alg`.
+      const sample = (await (await fetch(tokenUrl, { method: 'POST', headers: FORM, body })).json()) as { access_token: string };
+      const header = JSON.parse(Buffer.from(sample.access_token.split('.')[0]!, 'base64url').toString());
+      if (header.alg !== alg) throw new Error(`expected ${alg} tokens, got ${header.alg}`);
+      step(`${alg}: warm-up`);
+      await autocannon({ url: tokenUrl, method: 'POST', headers: FORM, body, connections: CONNECTIONS, duration: 2 });
+      (server as { bench?: { url: string; body: string } }).bench = { url: tokenUrl, body };
+    }
+    const rates = new Map<string, number[]>(algs.map((a) => [a, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const i of [0, 1, 2].sort(() => Math.random() - 0.5)) {
+        const { url, body } = (servers[i] as { bench?: { url: string; body: string } }).bench!;
+        const r = await autocannon({ url, method: 'POST', headers: FORM, body, connections: CONNECTIONS, duration: Math.max(1, Math.round(DURATION / 2)) });
+        if (r.non2xx > 0 || r.errors > 0) throw new Error(`${algs[i]}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+        rates.get(algs[i]!)!.push(r.requests.average);
+      }
+    }
+    const hs = rates.get('HS256')!;
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const g = `1b. repeat grants by SERVICE_TOKEN_ALG (PostgreSQL, ${ROUNDS} interleaved rounds)`;
+    return (['ES256', 'EdDSA'] as const).map((alg): Row => {
+      // Pooled over the rounds: a round that a burst of outside load hit counts for what it measured.
+      const ratio = mean(rates.get(alg)!) / mean(hs);
+      return { group: g, metric: `auth-api grants/s, ${alg}`, value: perSecond(mean(rates.get(alg)!)), baseline: `HS256 ${perSecond(mean(hs))}`, ratio: times(ratio), bar: '≥ 0.7×', pass: ratio >= 0.7 };
+    });
+  } finally {
+    for (const server of servers) await server.stop();
+  }
 }
 
 async function repeatGrants(databaseUrl: string): Promise<Row[]> {
@@ -150,7 +219,7 @@ async function memory(databaseUrl: string): Promise<Row[]> {
 export async function run(): Promise<Row[]> {
   const pg = await startPostgres();
   try {
-    return [...(await repeatGrants(pg.url)), ...(await coldGrants(pg.url)), ...(await memory(pg.url))];
+    return [...(await repeatGrants(pg.url)), ...(await signingAlgorithms(pg.url)), ...(await coldGrants(pg.url)), ...(await memory(pg.url))];
   } finally {
     pg.stop();
   }

@@ -6,6 +6,7 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connect.js';
 import { type Clock, systemClock } from './lib/clock.js';
+import { documentErrorResponses, PACKAGE_VERSION } from './lib/openapi.js';
 import { createBcryptHasher, type PasswordHasher } from './lib/password.js';
 import { createAccessTokenVerifier, createServiceTokenVerifier, createTokenIssuer } from './lib/tokens.js';
 import { adminAuthRoutes } from './modules/admin-auth/admin-auth.routes.js';
@@ -15,6 +16,8 @@ import { m2mClientsRoutes } from './modules/m2m-clients/m2m-clients.routes.js';
 import { createM2MClientsService } from './modules/m2m-clients/m2m-clients.service.js';
 import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
+import { jwksRoutes, signingKeysRoutes } from './modules/signing-keys/signing-keys.routes.js';
+import { createSigningKeyService, type SigningKeyService } from './modules/signing-keys/signing-keys.service.js';
 import { permissionsRoutes } from './modules/permissions/permissions.routes.js';
 import { createPermissionsService } from './modules/permissions/permissions.service.js';
 import { createOAuthService } from './modules/oauth/oauth.service.js';
@@ -26,6 +29,13 @@ import { authEventsRoutes } from './modules/auth-events/auth-events.routes.js';
 import fastifyRateLimit from '@fastify/rate-limit';
 import { createUserGuards } from './plugins/admin-guard.js';
 import { registerErrorHandlers } from './plugins/error-handler.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The service-token signing keys (refreshed every 30 s; `refresh()` forces it). */
+    signingKeys: SigningKeyService;
+  }
+}
 
 export const API_PREFIX = '/api/v1';
 /** Largest request body accepted, in bytes: far above any valid request. */
@@ -150,20 +160,52 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     done();
   });
   registerErrorHandlers(app);
+  // Before any route: every route's OpenAPI entry lists the errors it can answer.
+  app.addHook('onRoute', documentErrorResponses(API_PREFIX));
 
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'auth-api: service credentials', version: '1.0.0', description: 'Service (machine-to-machine) credential registry and OAuth 2.0 client_credentials token endpoint.' },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      info: {
+        title: 'auth-api: service credentials',
+        version: PACKAGE_VERSION,
+        description:
+          'Service (machine-to-machine) credential registry and OAuth 2.0 client_credentials token endpoint (RFC 6749 §4.4). Management routes need a system_admin user token (`POST /api/v1/auth/login`); errors are `{error, message, details?}` with a stable `error` code. The token endpoint speaks RFC 6749 §5.2 (`{error, error_description}`).',
+      },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A user token from `POST /api/v1/auth/login`' },
+          clientBasic: {
+            type: 'http',
+            scheme: 'basic',
+            description: '`client_secret_basic` (RFC 6749 §2.3.1): the client_id and client_secret, each form-urlencoded, as HTTP Basic credentials',
+          },
+        },
+      },
     },
     transform: jsonSchemaTransform,
   });
   // The docs UI is the one HTML surface: a strict CSP on its static files (staticCSP) and framing refused.
   await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
 
+  const signingKeys = createSigningKeyService({
+    db: database.db,
+    clock,
+    alg: config.serviceTokens.alg,
+    keyEncryptionKey: config.serviceTokens.keyEncryptionKey,
+    serviceTokenTtlSec: config.serviceTokenTtlSec,
+    publishDelaySec: config.serviceTokens.publishDelaySec,
+  });
+  // Asymmetric: activates the first key if needed and loads the current one (a wrong KEK fails here, at start).
+  await signingKeys.refresh();
+  signingKeys.start((err) => app.log.warn({ err }, 'could not refresh the signing keys; keeping the last ones'));
+  app.decorate('signingKeys', signingKeys);
+  app.addHook('onClose', (_instance, done) => {
+    signingKeys.stop();
+    done();
+  });
   const tokenKeys = { ...config.jwt };
-  const tokens = createTokenIssuer(tokenKeys, clock);
+  const tokens = createTokenIssuer(tokenKeys, clock, signingKeys.signer);
   const verifyAccessToken = createAccessTokenVerifier(tokenKeys, clock);
   const storeFor = (name: 'login' | 'grant'): AttemptStore => {
     const given = options.attemptStore;
@@ -216,10 +258,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     onStampError: (err) => app.log.warn({ code: (err as { code?: string }).code }, 'could not record last_used_at'),
   });
   const guards = createUserGuards({ verifyAccessToken, findUser: auth.findUser });
-  const verifyServiceToken = createServiceTokenVerifier(tokenKeys, clock);
+  const verifyServiceToken = createServiceTokenVerifier(tokenKeys, clock, () => signingKeys.jwks().keys);
 
   await app.register(healthRoutes, { database });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
+  await app.register(jwksRoutes, { keys: signingKeys, maxAgeSec: config.serviceTokens.jwksMaxAgeSec });
   await app.register(
     async (api) => {
       if (config.limits.requestsPerMinute > 0) {
@@ -239,6 +282,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(authEventsRoutes, { db: database.db, recorder: authEvents, guards });
       await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents });
+      await api.register(signingKeysRoutes, { keys: signingKeys, guards });
     },
     { prefix: API_PREFIX },
   );

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { KEK_BYTES } from './lib/key-crypto.js';
 import { newPasswordSchema } from './modules/admin-auth/admin-auth.schemas.js';
 
 /** Words of example values people paste; a secret containing one is refused. */
@@ -63,6 +64,10 @@ const envSchema = z.object({
   AUTH_FAILURE_LIMIT_PER_IP: z.coerce.number({ error: 'must be a number' }).int().min(1, 'must be at least 1').default(100),
   AUTH_FAILURE_WINDOW: durationSeconds.default(300),
   RATE_LIMIT_PER_MINUTE: z.coerce.number({ error: 'must be a number' }).int().min(0, 'must be 0 (off) or more').default(600),
+  SERVICE_TOKEN_ALG: z.enum(['HS256', 'ES256', 'EdDSA'], { error: 'must be HS256, ES256 or EdDSA' }).default('HS256'),
+  KEY_ENCRYPTION_KEY: optionalString,
+  JWKS_MAX_AGE: z.coerce.number({ error: 'must be a whole number of seconds' }).int('must be a whole number of seconds').min(0, 'must be 0 or more').max(86400, 'must be at most 86400 seconds (24 hours)').default(300),
+  SIGNING_KEY_PUBLISH_DELAY: z.coerce.number({ error: 'must be a whole number of seconds' }).int('must be a whole number of seconds').min(0, 'must be 0 or more').max(7 * 86400, 'must be at most 604800 seconds (7 days)').optional(),
   AUTH_THROTTLE_MAX_KEYS: count(100, 10_000_000).default(100_000),
   BCRYPT_CONCURRENCY: count(1, 64).default(2),
   BCRYPT_MAX_WAIT_MS: count(50, 60_000).default(2000),
@@ -114,6 +119,17 @@ export interface Config {
   /** True when `jwt.issuer` came from HOST/PORT because JWT_ISSUER is unset. */
   issuerDerived: boolean;
   serviceTokenTtlSec: number;
+  /** How service tokens are signed, and the asymmetric keys' settings (docs/TRUST.md). */
+  serviceTokens: {
+    /** HS256: the shared JWT_ACCESS_SECRET. ES256 / EdDSA: a private key only auth-api holds, public keys at /.well-known/jwks.json. */
+    alg: 'HS256' | 'ES256' | 'EdDSA';
+    /** 32 bytes encrypting the private keys at rest; set whenever alg is asymmetric. */
+    keyEncryptionKey: Buffer | undefined;
+    /** Cache-Control max-age of the JWKS, in seconds. */
+    jwksMaxAgeSec: number;
+    /** How long a new key is published before it signs (at least jwksMaxAgeSec). */
+    publishDelaySec: number;
+  };
   userTokenTtlSec: number;
   bcryptCost: number;
   admin: { email: string | undefined; password: string | undefined };
@@ -163,11 +179,34 @@ export function weakSecretReason(secret: string): string | undefined {
 }
 
 /**
+ * The 32 bytes of a KEY_ENCRYPTION_KEY (64 hex digits, or base64 / base64url
+ * of 32 bytes), or the reason it cannot be used. Low-entropy keys (a repeated
+ * byte, a placeholder) are refused in every environment.
+ */
+export function parseKeyEncryptionKey(value: string): { key: Buffer } | { problem: string } {
+  const text = value.trim();
+  let key: Buffer | undefined;
+  if (/^[0-9a-f]{64}$/i.test(text)) key = Buffer.from(text, 'hex');
+  else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) {
+    const bytes = Buffer.from(text.replace(/=$/, ''), 'base64url');
+    if (bytes.length === KEK_BYTES && bytes.toString('base64url') === text.replace(/=$/, '').replace(/\+/g, '-').replace(/\//g, '_')) key = bytes;
+  }
+  if (!key) return { problem: 'must be 32 random bytes as 64 hex digits or base64 (generate one with `openssl rand -base64 32`)' };
+  if (new Set(key).size < 16 || PLACEHOLDER_SECRET.test(text)) return { problem: 'looks like a placeholder, not 32 random bytes; generate one with `openssl rand -base64 32`' };
+  return { key };
+}
+
+/**
  * Parses and checks the environment. Throws one {@link ConfigError} listing
  * every bad value (one line each). `JWT_ACCESS_SECRET` may be missing outside
  * production; the caller then supplies a generated one (see `dev-secret.ts`).
  */
-export function loadConfig(env: Record<string, string | undefined>, fallbackSecret?: () => string): Config {
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  fallbackSecret?: () => string,
+  /** Development only: a KEY_ENCRYPTION_KEY kept in DATA_DIR (see dev-secret.ts), asked for when the alg is asymmetric. */
+  fallbackKeyEncryptionKey?: () => string,
+): Config {
   // An empty setting (`PORT=`, as a blank line in an env file leaves it) means unset: its default.
   const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''));
   const parsed = envSchema.safeParse(set);
@@ -194,6 +233,21 @@ export function loadConfig(env: Record<string, string | undefined>, fallbackSecr
   const issuer = e.JWT_ISSUER ?? defaultIssuer(e.HOST, e.PORT);
   if (production && !e.JWT_ISSUER?.startsWith('https://')) problems.push('JWT_ISSUER: must be the public https:// origin of this server when NODE_ENV=production');
   else if (!issuer) problems.push('JWT_ISSUER: is required with PORT=0 (the port is chosen at start, so no issuer can be derived from it)');
+  const asymmetric = e.SERVICE_TOKEN_ALG !== 'HS256';
+  let keyEncryptionKey: Buffer | undefined;
+  let kekText = e.KEY_ENCRYPTION_KEY;
+  if (!kekText && asymmetric) {
+    if (production || !fallbackKeyEncryptionKey) {
+      problems.push(`KEY_ENCRYPTION_KEY: is required when SERVICE_TOKEN_ALG=${e.SERVICE_TOKEN_ALG} (32 random bytes; generate them with \`openssl rand -base64 32\`)`);
+    } else kekText = fallbackKeyEncryptionKey();
+  }
+  if (kekText) {
+    const parsedKek = parseKeyEncryptionKey(kekText);
+    if ('problem' in parsedKek) problems.push(`KEY_ENCRYPTION_KEY: ${parsedKek.problem}`);
+    else keyEncryptionKey = parsedKek.key;
+  }
+  const publishDelaySec = e.SIGNING_KEY_PUBLISH_DELAY ?? 2 * e.JWKS_MAX_AGE;
+  if (publishDelaySec < e.JWKS_MAX_AGE) problems.push(`SIGNING_KEY_PUBLISH_DELAY: must be at least JWKS_MAX_AGE (${e.JWKS_MAX_AGE} s): verifiers may cache the key set that long`);
   if (production && e.BCRYPT_COST < 10) problems.push('BCRYPT_COST: must be at least 10 when NODE_ENV=production');
   if (e.HTTP_HEADERS_TIMEOUT > e.HTTP_REQUEST_TIMEOUT) problems.push('HTTP_HEADERS_TIMEOUT: must not exceed HTTP_REQUEST_TIMEOUT');
   if (problems.length > 0) throw new ConfigError(problems);
@@ -208,6 +262,7 @@ export function loadConfig(env: Record<string, string | undefined>, fallbackSecr
     jwt: { secret: secret!, previousSecret: e.JWT_ACCESS_SECRET_PREVIOUS, issuer: issuer!, audience: e.JWT_AUDIENCE },
     issuerDerived: !e.JWT_ISSUER,
     serviceTokenTtlSec: e.SERVICE_TOKEN_TTL,
+    serviceTokens: { alg: e.SERVICE_TOKEN_ALG, keyEncryptionKey, jwksMaxAgeSec: e.JWKS_MAX_AGE, publishDelaySec },
     userTokenTtlSec: e.USER_TOKEN_TTL,
     bcryptCost: e.BCRYPT_COST,
     admin: { email: e.ADMIN_EMAIL?.toLowerCase(), password: e.ADMIN_PASSWORD },

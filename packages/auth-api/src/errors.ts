@@ -1,4 +1,4 @@
-/** Stable error codes of the management API (DESIGN.md). Callers switch on these, never on messages. */
+/** Stable error codes of the management API (docs/API.md, "Errors outside OAuth"). Callers switch on these, never on messages. */
 export type ApiErrorCode =
   | 'validation_failed'
   | 'unauthorized'

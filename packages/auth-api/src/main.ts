@@ -3,15 +3,20 @@ import { bootstrapAdmin } from './bootstrap.js';
 import { type Config, loadConfig, startupWarnings } from './config.js';
 import { connectDatabase, type DatabaseHandle } from './db/connect.js';
 import { migrateToLatest } from './db/migrations.js';
-import { devSecretFrom } from './dev-secret.js';
+import { devKeyEncryptionKeyFrom, devSecretFrom } from './dev-secret.js';
 import { chooseLogFormat, prettyLogStream } from './lib/log-format.js';
 import { createBcryptHasher } from './lib/password.js';
 
 const warn = (message: string) => process.stderr.write(`warning: ${message}\n`);
 
-/** Reads and validates the environment; in development, supplies a generated JWT secret kept in DATA_DIR. */
+/** Reads and validates the environment; in development, supplies a generated JWT secret (and key-encryption key) kept in DATA_DIR. */
 export function configFromEnvironment(env: NodeJS.ProcessEnv = process.env): Config {
-  return loadConfig(env, () => devSecretFrom(env.DATA_DIR || './.data', warn));
+  const dataDir = env.DATA_DIR || './.data';
+  return loadConfig(
+    env,
+    () => devSecretFrom(dataDir, warn),
+    () => devKeyEncryptionKeyFrom(dataDir, warn),
+  );
 }
 
 export async function openDatabase(config: Config): Promise<DatabaseHandle> {

@@ -10,6 +10,8 @@ import { REPO_ROOT } from './process-helpers.js';
  * this Node directly: pnpm need not be on the PATH (`npx pnpm@… test`).
  */
 export default function buildServer(): void {
+  // Every package: the README test runs `pnpm start`/`pnpm example:*` and the examples import the SDK's
+  // dist, so they must find everything up to date rather than write dist/ while another test packs it.
   const tsc = join(REPO_ROOT, 'node_modules/typescript/bin/tsc');
-  execFileSync(process.execPath, [tsc, '-b', 'packages/auth-api'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  execFileSync(process.execPath, [tsc, '-b', 'packages/auth-server-ts', 'packages/auth-api', 'packages/auth-client'], { cwd: REPO_ROOT, stdio: 'inherit' });
 }

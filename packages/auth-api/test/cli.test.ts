@@ -54,6 +54,10 @@ describe('auth-api CLI', () => {
       [['clients', 'create', '--help'], /^Usage: auth-api clients create \[options\][\s\S]*--scope[\s\S]*--json/m],
       [['clients', 'list', '--help'], /^Usage: auth-api clients list \[options\][\s\S]*--json/m],
       [['clients', 'revoke', '--help'], /^Usage: auth-api clients revoke <id\|client_id>$/m],
+      [['clients', 'show', '--help'], /^Usage: auth-api clients show <id\|client_id> \[options\][\s\S]*--json/m],
+      [['clients', 'update', '--help'], /^Usage: auth-api clients update <id\|client_id> \[options\][\s\S]*--scope[\s\S]*--audience/m],
+      [['clients', 'disable', '--help'], /^Usage: auth-api clients disable <id\|client_id> \[options\][\s\S]*clients enable/m],
+      [['clients', 'enable', '--help'], /^Usage: auth-api clients enable <id\|client_id> \[options\]$/m],
     ] as const;
     const results = await Promise.all(helps.map(([args]) => cli([...args])));
     results.forEach((result, i) => {
@@ -72,6 +76,12 @@ describe('auth-api CLI', () => {
       [['clients', 'create', '--client-id', 'ok-id', '--name', 'x', '--scope', 'publish'], /^auth-api: clients create: --scope: must be a lower-case "service:permission"/],
       [['clients', 'revoke'], /^auth-api: clients revoke: expected <id\|client_id>$/],
       [['clients', 'revoke', 'not an id'], /^auth-api: clients revoke: <id\|client_id>: must be lower-case letters/],
+      [['clients', 'show'], /^auth-api: clients show: expected <id\|client_id>$/],
+      [['clients', 'update', 'billing-svc'], /^auth-api: clients update: options: at least one field to change is required$/],
+      [['clients', 'update', 'billing-svc', '--scope', 'Publish'], /^auth-api: clients update: --scope: must be a lower-case "service:permission"/],
+      [['clients', 'update', 'billing-svc', '--status', 'disabled'], /^auth-api: clients update: Unknown option '--status'/],
+      [['clients', 'disable', 'Bad Id!'], /^auth-api: clients disable: <id\|client_id>: must be lower-case letters/],
+      [['clients', 'list', '--status', 'gone'], /^auth-api: clients list: --status: must be "active" or "disabled"$/],
       [['admin', 'create', '--email', 'not-an-email', '--password-stdin'], /^auth-api: admin create: --email: must be an email address$/, ADMIN_PASSWORD],
       [['admin', 'create', '--email', 'ops@example.com', '--password-stdin'], /^auth-api: admin create: --password-stdin: must be at least 12 characters$/, 'short\n'],
     ];
@@ -83,7 +93,9 @@ describe('auth-api CLI', () => {
   it('migrate applies the schema to the new database', async () => {
     const migrated = await cli(['migrate']);
     expect(migrated).toMatchObject({ code: 0, stderr: '' });
+    // Every migration, in order (other branches append theirs).
     expect(migrated.stdout).toMatch(/^migrations applied \((pglite|postgres)\): 2026-11-25-001-initial(, [\w-]+)*\n$/);
+    expect(migrated.stdout).toContain('2026-11-26-012-signing-keys');
     expect(migrated.stdout).toContain(', 2026-11-26-014-permissions');
     expect(migrated.stdout).toContain(', 2026-11-26-013-auth-events');
   });
@@ -148,6 +160,63 @@ describe('auth-api CLI', () => {
     }
   });
 
+  it('clients show by client_id or id: every field, never a secret; --json is the HTTP record; unknown is exit 1', async () => {
+    const human = await cli(['clients', 'show', 'billing-svc']);
+    expect(human).toMatchObject({ code: 0, stderr: '' });
+    expect(human.stdout).toMatch(new RegExp(`^id:\\s+${billing.id}$`, 'm'));
+    expect(human.stdout).toMatch(/^client_id:\s+billing-svc$/m);
+    expect(human.stdout).toMatch(/^status:\s+active$/m);
+    expect(human.stdout).toMatch(/^scopes:\s+gsku:publish gsku:read$/m);
+    expect(human.stdout).not.toContain(billing.secret);
+
+    const json = await cli(['clients', 'show', reports.id, '--json']);
+    expect(json).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(json.stdout)).toMatchObject({ id: reports.id, client_id: 'reports', description: 'nightly jobs', scopes: ['gsku:read'] });
+    expect(json.stdout).not.toContain('$2');
+
+    expectFailure(await cli(['clients', 'show', 'no-such-client']), 1, /^auth-api: clients show: not_found: /);
+  });
+
+  it('clients update changes only what is given (lists replaced); clients disable', async () => {
+    const updated = await cli(['clients', 'update', 'billing-svc', '--name', 'Billing', '--scope', 'gsku:publish', '--audience', 'catalog-api', '--json']);
+    expect(updated).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(updated.stdout)).toMatchObject({
+      id: billing.id,
+      name: 'Billing',
+      description: null,
+      scopes: ['gsku:publish'],
+      allowed_audiences: ['catalog-api'],
+      status: 'active',
+    });
+
+    const disabled = await cli(['clients', 'disable', billing.id]);
+    expect(disabled).toMatchObject({ code: 0, stderr: '' });
+    expect(disabled.stdout).toMatch(new RegExp(`^disabled billing-svc \\(id ${billing.id}\\)$`, 'm'));
+    expect(disabled.stdout).toMatch(/^status:\s+disabled$/m);
+
+  });
+
+  it('clients list filters: --status, --scope, --prefix', async () => {
+    // One process at a time: the embedded database allows one.
+    for (const [filter, expected] of [
+      [['--status', 'disabled'], [billing.id]],
+      [['--scope', 'gsku:read'], [reports.id]],
+      [['--prefix', 'bill'], [billing.id]],
+    ] as const) {
+      const listed = await cli(['clients', 'list', ...filter, '--json']);
+      expect(JSON.parse(listed.stdout).clients.map((c: { id: string }) => c.id), filter.join(' ')).toEqual(expected);
+    }
+
+  });
+
+  it('clients enable sets a disabled credential active again; unknown is exit 1', async () => {
+    const enabled = await cli(['clients', 'enable', 'billing-svc', '--json']);
+    expect(enabled).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(enabled.stdout)).toMatchObject({ id: billing.id, status: 'active', name: 'Billing' });
+
+    expectFailure(await cli(['clients', 'enable', 'no-such-client']), 1, /^auth-api: clients enable: not_found: /);
+  });
+
   it('clients revoke by client_id or id; again is not an error; unknown is exit 1', async () => {
     const byClientId = await cli(['clients', 'revoke', 'billing-svc']);
     expect(byClientId).toMatchObject({ code: 0, stdout: `revoked billing-svc (id ${billing.id})\n`, stderr: '' });
@@ -156,7 +225,16 @@ describe('auth-api CLI', () => {
     const again = await cli(['clients', 'revoke', billing.id]);
     expect(again).toMatchObject({ code: 0, stdout: expect.stringMatching(/^billing-svc \(id .+\) was already revoked at /), stderr: '' });
     expectFailure(await cli(['clients', 'revoke', 'no-such-client']), 1, /^auth-api: clients revoke: not_found: /);
+  });
+
+  it('after revocation: list is empty unless --include-revoked; a revoked credential cannot be updated', async () => {
     expect(await cli(['clients', 'list'])).toMatchObject({ code: 0, stdout: 'no service credentials\n' });
+    const all = await cli(['clients', 'list', '--include-revoked']);
+    expect(all.stdout.trimEnd().split('\n').slice(1).map((l) => l.split(/\s{2,}/).slice(1, 4))).toEqual([
+      ['reports', 'Reports', 'revoked'],
+      ['billing-svc', 'Billing', 'revoked'],
+    ]);
+    expectFailure(await cli(['clients', 'update', 'billing-svc', '--name', 'Again']), 1, /^auth-api: clients update: conflict: /);
   });
 
   it('stores what the routes store: hashes that verify, and audit entries by `cli` with no ip', async () => {
@@ -179,6 +257,9 @@ describe('auth-api CLI', () => {
         { actor: 'cli', actor_id: null, ip: null, action: 'user.create', target_id: expect.any(String) },
         { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.create', target_id: billing.id },
         { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.create', target_id: reports.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.update', target_id: billing.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.update', target_id: billing.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.update', target_id: billing.id },
         { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.revoke', target_id: billing.id },
         { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.revoke', target_id: reports.id },
       ]);

@@ -8,7 +8,7 @@ let serviceToken: string;
 beforeAll(async () => {
   ctx = await createTestContext();
   const issuer = createTokenIssuer({ secret: TEST_SECRET, issuer: ISSUER, audience: AUDIENCE }, Date.now);
-  serviceToken = issuer.serviceToken({ sub: 'some-svc', client_id: 'some-svc', service_name: 'Some', scopes: ['admin:all'] }, 300).token;
+  serviceToken = (await issuer.serviceToken({ sub: 'some-svc', client_id: 'some-svc', service_name: 'Some', scopes: ['admin:all'] }, 300)).token;
 });
 afterAll(() => ctx?.close());
 

@@ -248,6 +248,7 @@ describe('GET /.well-known/oauth-authorization-server', () => {
     expect(res.json()).toEqual({
       issuer: ISSUER,
       token_endpoint: `${ISSUER}/api/v1/oauth/token`,
+      jwks_uri: `${ISSUER}/.well-known/jwks.json`,
       grant_types_supported: ['client_credentials'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       response_types_supported: [],

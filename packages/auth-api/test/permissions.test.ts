@@ -276,7 +276,7 @@ describe('authorization matrix of POST /admin/permissions/register', () => {
 
   it('a forged service token (another key) is 401; a user token never passes as a service token', async () => {
     const other = createTokenIssuer({ secret: 'another-secret-another-secret-another-secret', issuer: ISSUER, audience: AUDIENCE }, Date.now);
-    const forged = other.serviceToken({ sub: 'gsku-svc', client_id: 'gsku-svc', service_name: 'x', scopes: ['auth:catalog:gsku'] }, 300).token;
+    const forged = (await other.serviceToken({ sub: 'gsku-svc', client_id: 'gsku-svc', service_name: 'x', scopes: ['auth:catalog:gsku'] }, 300)).token;
     expect((await register(forged, manifest())).statusCode).toBe(401);
     // A user token shaped with a service's claims but token_type user: the admin gate decides (user unknown → 401).
     const ours = createTokenIssuer({ secret: TEST_SECRET, issuer: ISSUER, audience: AUDIENCE }, Date.now);

@@ -89,9 +89,9 @@ for (const kind of ['fastify', 'express'] as const) {
       const cases: Record<string, string | undefined> = {
         missing: undefined,
         user: ctx.userToken,
-        expired: past.serviceToken(claims, 300).token,
+        expired: (await past.serviceToken(claims, 300)).token,
         tampered,
-        'other secret': other.serviceToken(claims, 300).token,
+        'other secret': (await other.serviceToken(claims, 300)).token,
         'alg none': none,
       };
       for (const [label, token] of Object.entries(cases)) {

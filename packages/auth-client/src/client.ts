@@ -7,6 +7,9 @@ import type {
   FetchLike,
   LoginRequest,
   LoginResponse,
+  M2MClientFilters,
+  M2MClientPage,
+  M2MClientPageOptions,
   M2MClientRecord,
   MeResponse,
   PermissionRecord,
@@ -68,10 +71,24 @@ export interface ServicesApi {
    * `validation_failed` and field `details`.
    */
   create(request: CreateM2MClientRequest): Promise<CreateM2MClientResponse>;
-  /** Every credential that is not revoked, newest first (`GET /admin/m2m-clients`, unwrapped from `{clients}`). */
-  list(): Promise<M2MClientRecord[]>;
+  /**
+   * Credentials, newest first (`GET /admin/m2m-clients`, unwrapped from `{clients}`):
+   * every one that is not revoked, or those matching `filters`, in one answer.
+   *
+   * @example
+   * const disabled = await client.services.list({ status: 'disabled', include_revoked: true });
+   */
+  list(filters?: M2MClientFilters): Promise<M2MClientRecord[]>;
+  /**
+   * One page of the same listing: pass the answer's `next_cursor` as `cursor`
+   * for the next page, until it is `null`. The order is stable (creation time,
+   * then id), so pages never repeat or skip a credential.
+   */
+  listPage(options: M2MClientPageOptions): Promise<M2MClientPage>;
   /** One credential by its record `id` (a UUID, not the `client_id`), revoked ones included; `not_found` if unknown. */
   get(id: string): Promise<M2MClientRecord>;
+  /** One credential by its `client_id` (`GET /admin/m2m-clients/by-client-id/:client_id`), revoked ones included; `not_found` if unknown. */
+  getByClientId(clientId: string): Promise<M2MClientRecord>;
   /** Changes name, description, scopes, allowed_audiences or status (`PATCH /admin/m2m-clients/:id`); returns the new record. */
   update(id: string, changes: UpdateM2MClientRequest): Promise<M2MClientRecord>;
   /**
@@ -171,6 +188,22 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   const request = createRequest(fetch, storage, options.appCode);
   const clientUrl = (id: string) => `${api}/admin/m2m-clients/${encodeURIComponent(id)}`;
 
+  async function listing(options: M2MClientFilters & { limit?: number; cursor?: string }): Promise<M2MClientPage> {
+    const query = new URLSearchParams();
+    // Only the parameters the server knows, and only when given: it refuses unknown ones.
+    for (const key of ['status', 'scope', 'client_id_prefix', 'include_revoked', 'limit', 'cursor'] as const) {
+      const value = options[key];
+      if (value !== undefined) query.set(key, String(value));
+    }
+    const search = query.toString();
+    const url = `${api}/admin/m2m-clients${search ? `?${search}` : ''}`;
+    const answer = await request<{ clients?: unknown; next_cursor?: unknown }>('GET', url);
+    if (!Array.isArray(answer.clients)) {
+      throw new AuthClientError('invalid_response', `GET ${api}/admin/m2m-clients answered without a clients array`, { status: 200 });
+    }
+    return { clients: answer.clients as M2MClientRecord[], next_cursor: typeof answer.next_cursor === 'string' ? answer.next_cursor : null };
+  }
+
   return {
     async ready() {
       const url = `${root}/.well-known/oauth-authorization-server`;
@@ -218,14 +251,13 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
 
     services: {
       create: (body) => request<CreateM2MClientResponse>('POST', `${api}/admin/m2m-clients`, { body }),
-      async list() {
-        const answer = await request<{ clients?: unknown }>('GET', `${api}/admin/m2m-clients`);
-        if (!Array.isArray(answer.clients)) {
-          throw new AuthClientError('invalid_response', `GET ${api}/admin/m2m-clients answered without a clients array`, { status: 200 });
-        }
-        return answer.clients as M2MClientRecord[];
+      async list(filters = {}) {
+        const { status, scope, client_id_prefix, include_revoked } = filters;
+        return (await listing({ status, scope, client_id_prefix, include_revoked })).clients;
       },
+      listPage: (options) => listing(options),
       get: (id) => request<M2MClientRecord>('GET', clientUrl(id)),
+      getByClientId: (clientId) => request<M2MClientRecord>('GET', `${api}/admin/m2m-clients/by-client-id/${encodeURIComponent(clientId)}`),
       update: (id, body) => request<M2MClientRecord>('PATCH', clientUrl(id), { body }),
       revoke: (id) => request<void>('DELETE', clientUrl(id)),
     },

@@ -57,6 +57,35 @@ export interface UpdateM2MClientRequest {
   status?: M2MClientStatus;
 }
 
+/**
+ * Filters of `services.list()` and `services.listPage()` (`GET /admin/m2m-clients`).
+ * They combine; none → every credential that is not revoked.
+ */
+export interface M2MClientFilters {
+  status?: M2MClientStatus;
+  /** Only credentials holding this scope, e.g. `gsku:publish`. */
+  scope?: string;
+  /** Only credentials whose `client_id` starts with this. */
+  client_id_prefix?: string;
+  /** Revoked credentials too (default `false`). */
+  include_revoked?: boolean;
+}
+
+/** Options of `services.listPage()`: the filters, a page size and the cursor of the previous page. */
+export interface M2MClientPageOptions extends M2MClientFilters {
+  /** Page size, 1–500. */
+  limit: number;
+  /** `next_cursor` of the previous page; omit for the first page. */
+  cursor?: string;
+}
+
+/** One page of credentials, newest first. */
+export interface M2MClientPage {
+  clients: M2MClientRecord[];
+  /** Pass as `cursor` for the next page; `null` on the last one. */
+  next_cursor: string | null;
+}
+
 /** One permission of a catalog manifest (`permissions.register()`). */
 export interface PermissionInput {
   /** The scope it defines, `namespace:permission` in lower case, e.g. `gsku:publish`; owned by one catalog. */

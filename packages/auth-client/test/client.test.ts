@@ -68,6 +68,26 @@ describe('requests', () => {
     expect(sent[3]!.body).toBeUndefined();
   });
 
+  it('sends only the list options given, as query parameters; listPage returns the cursor', async () => {
+    const { fetch, sent } = scriptedFetch(
+      json(200, { clients: [record], next_cursor: null }),
+      json(200, { clients: [record], next_cursor: null }),
+      json(200, { clients: [record], next_cursor: 'abc' }),
+      json(200, record),
+    );
+    const client = createAuthClient({ apiBaseUrl: base, appCode: 'x', fetch });
+    expect(await client.services.list()).toEqual([record]);
+    await client.services.list({ status: 'disabled', scope: 'gsku:read', client_id_prefix: 'a&b', include_revoked: true });
+    expect(await client.services.listPage({ limit: 10, cursor: 'c=1', include_revoked: false })).toEqual({ clients: [record], next_cursor: 'abc' });
+    await client.services.getByClientId('billing/svc');
+    expect(sent.map((r) => r.url)).toEqual([
+      `${base}/admin/m2m-clients`,
+      `${base}/admin/m2m-clients?status=disabled&scope=gsku%3Aread&client_id_prefix=a%26b&include_revoked=true`,
+      `${base}/admin/m2m-clients?include_revoked=false&limit=10&cursor=c%3D1`,
+      `${base}/admin/m2m-clients/by-client-id/billing%2Fsvc`,
+    ]);
+  });
+
   it('escapes ids into the path', async () => {
     const { fetch, sent } = scriptedFetch(json(404, { error: 'not_found', message: 'Not found' }));
     const client = createAuthClient({ apiBaseUrl: `${base}/`, appCode: 'x', fetch });

@@ -64,8 +64,8 @@ const node = (script: string, env: Record<string, string> = {}) =>
 
 describe('the packed package', () => {
   it('holds the build, the README and the manifest, and nothing else', () => {
-    expect(packedFiles).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/client.js']));
-    expect(packedFiles.filter((f) => !f.startsWith('dist/') && f !== 'package.json' && f !== 'README.md')).toEqual([]);
+    expect(packedFiles).toEqual(expect.arrayContaining(['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts', 'dist/client.js']));
+    expect(packedFiles.filter((f) => !f.startsWith('dist/') && !['package.json', 'README.md', 'LICENSE'].includes(f))).toEqual([]);
     expect(packedFiles.filter((f) => /\.map$|\.tsbuildinfo$/.test(f))).toEqual([]);
   });
 
@@ -84,7 +84,7 @@ describe('the packed package', () => {
     `);
     expect(JSON.parse(stdout)).toEqual({
       exports: ['AuthClientError', 'createAuthClient', 'createMemoryStorage'],
-      client: ['function', 'login', 'logout', 'me', 'create', 'list', 'get', 'update', 'revoke'],
+      client: ['function', 'login', 'logout', 'me', 'create', 'list', 'listPage', 'get', 'getByClientId', 'update', 'revoke'],
       error: [true, 'AuthClientError', 'conflict', 409],
       storage: 'function',
     });

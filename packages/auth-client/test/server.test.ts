@@ -1,7 +1,12 @@
 // The SDK against a real auth-api over a real socket (PGlite in memory).
+import { execFile } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, PLAIN_USER, createTestContext, type TestContext } from '../../auth-api/test/helpers.js';
+import { markedBlocks } from '../../auth-api/test/readme-blocks.js';
 import { freePort } from '../../auth-api/test/process-helpers.js';
 import { createAuthClient, createMemoryStorage, type AuthClient, type TokenStorage } from '../src/index.js';
 import { failure } from './helpers.js';
@@ -34,6 +39,27 @@ async function signedIn(who: { email: string; password: string }, storage: Token
   await client.auth.login(who);
   return client;
 }
+
+describe('the README quick start, run from the README', () => {
+  it('creates, finds, disables and revokes inventory-svc, as the database shows', async () => {
+    const readme = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
+    const [quickStart] = markedBlocks(readme, 'ts');
+    expect(quickStart).toContain("client_id: 'inventory-svc'");
+    // Inside the package folder, so '@rw3iss/auth-client' resolves to this package (self-reference) as installed.
+    const file = fileURLToPath(new URL(`../.readme-quick-start-${process.pid}.ts`, import.meta.url));
+    writeFileSync(file, quickStart!.replaceAll('http://127.0.0.1:3000', origin));
+    try {
+      const tsx = fileURLToPath(new URL('../../../node_modules/tsx/dist/cli.mjs', import.meta.url));
+      const { stdout } = await promisify(execFile)(process.execPath, [tsx, file], { env: { ...process.env, ADMIN_PASSWORD: ADMIN.password } });
+      expect(stdout).toMatch(/^store this secret now, it is shown once: m2msk_\S+$/m);
+      expect(stdout).toMatch(/^\d+ \d+ true$/m);
+    } finally {
+      rmSync(file, { force: true });
+    }
+    const row = await ctx.database.db.selectFrom('m2m_clients').selectAll().where('client_id', '=', 'inventory-svc').executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ status: 'disabled', scopes: ['gsku:read'], allowed_audiences: ['catalog-api'], revoked_at: expect.any(Date) });
+  });
+});
 
 describe('the documented example, as written', () => {
   it('creates, lists, gets and revokes a credential whose secret obtains a token', async () => {
@@ -248,5 +274,40 @@ describe('services.update()', () => {
 
     const empty = await failure(admin.services.update(svc.id, {}));
     expect(empty.code).toBe('validation_failed');
+  });
+});
+
+describe('services.list() filters, listPage() and getByClientId()', () => {
+  it('filter, page and look up against the server, matching its database', async () => {
+    const admin = await signedIn(ADMIN);
+    const made = [];
+    for (const [clientId, scopes] of [
+      ['page-one', ['p:read']],
+      ['page-two', ['p:write']],
+      ['page-three', ['p:read']],
+      ['other-svc', ['p:read']],
+    ] as const) {
+      made.push((await admin.services.create({ client_id: clientId, name: clientId, scopes: [...scopes] })).client);
+    }
+    await admin.services.update(made[1]!.id, { status: 'disabled' });
+    await admin.services.revoke(made[2]!.id);
+
+    const ids = async (filters: Parameters<typeof admin.services.list>[0]) => (await admin.services.list(filters)).map((c) => c.client_id).sort();
+    expect(await ids({ client_id_prefix: 'page-' })).toEqual(['page-one', 'page-two']);
+    expect(await ids({ client_id_prefix: 'page-', include_revoked: true })).toEqual(['page-one', 'page-three', 'page-two']);
+    expect((await admin.services.list({ scope: 'p:read', client_id_prefix: 'page-', include_revoked: false })).map((c) => c.client_id)).toEqual(['page-one']);
+    expect((await admin.services.list({ status: 'disabled', client_id_prefix: 'page-' })).map((c) => c.client_id)).toEqual(['page-two']);
+
+    const readers = await admin.services.list({ scope: 'p:read', include_revoked: true });
+    expect(readers.map((c) => c.client_id).sort()).toEqual(['other-svc', 'page-one', 'page-three']);
+    const first = await admin.services.listPage({ limit: 2, scope: 'p:read', include_revoked: true });
+    expect(first).toEqual({ clients: readers.slice(0, 2), next_cursor: expect.any(String) });
+    const second = await admin.services.listPage({ limit: 2, scope: 'p:read', include_revoked: true, cursor: first.next_cursor! });
+    expect(second).toEqual({ clients: readers.slice(2), next_cursor: null });
+
+    expect(await admin.services.getByClientId('page-three')).toEqual(await admin.services.get(made[2]!.id));
+    expect((await failure(admin.services.getByClientId('no-such-svc'))).code).toBe('not_found');
+    const badLimit = await failure(admin.services.listPage({ limit: 0 }));
+    expect([badLimit.code, badLimit.details?.[0]?.path]).toEqual(['validation_failed', 'querystring.limit']);
   });
 });

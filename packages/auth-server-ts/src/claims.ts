@@ -2,7 +2,8 @@
  * Claims of a service token: the JWT that `POST /oauth/token` issues for the
  * client_credentials grant (RFC 6749 §4.4), shaped as an RFC 9068 access token.
  *
- * Header: `{ alg: "HS256", typ: "at+jwt", kid }`.
+ * Header: `{ alg, typ: "at+jwt", kid }`: alg HS256 (shared secret), ES256 or EdDSA
+ * (the server's private key; SERVICE_TOKEN_ALG).
  */
 export interface ServiceTokenClaims {
   iss: string;

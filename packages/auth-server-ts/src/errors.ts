@@ -116,7 +116,11 @@ export type TokenVerificationReason =
   | 'audience'
   | 'claims'
   | 'not_yet_valid'
-  | 'too_old';
+  | 'too_old'
+  /** `exp − iat` above `maxTokenLifetimeSec`, or `exp` / `iat` not integers. */
+  | 'lifetime'
+  /** A JWKS-based verifier has never obtained the key set (the server was unreachable). */
+  | 'jwks_unavailable';
 
 // Fixed, caller-safe descriptions: the wire never says *why* a token failed
 // beyond its code, and these stay within RFC 6750's quoted-string charset.

@@ -21,6 +21,7 @@ export type {
 } from './token-manager.js';
 export { createServiceTokenVerifier } from './verifier.js';
 export type {
+  PublicJwk,
   ScopeRequirement,
   Secret,
   ServicePrincipal,

@@ -1,6 +1,7 @@
 import { fetch as undiciFetch, Headers, type Dispatcher, type RequestInit, type Response } from 'undici';
 import { systemClock, type Clock } from './clock.js';
 import { AuthServerError, TokenRequestError, type TokenRequestErrorCode } from './errors.js';
+import { isLoopback } from './lib/urls.js';
 import { isObject, isTransientStatus, retryAfterMs, sendJson, type JsonResponse } from './lib/http.js';
 import { withRetries, type AttemptResult, type RetryContext, type RetryPolicy } from './lib/retry.js';
 import { normalizeScopes } from './lib/scopes.js';
@@ -118,6 +119,8 @@ interface CachedToken {
   value: string;
   /** When the request that obtained it started. */
   obtainedAt: number;
+  /** `Promise.resolve(value)`, made on the first cache hit and handed to every later one. */
+  settled?: Promise<string>;
   expiresAt: number;
   renewAt: number;
   expiresInSec: number;
@@ -135,6 +138,7 @@ interface Slot {
 }
 
 const WELL_KNOWN = '/.well-known/oauth-authorization-server';
+const NO_OPTIONS: GetTokenOptions = Object.freeze({});
 
 function originOf(url: string): string | undefined {
   try {
@@ -166,7 +170,8 @@ export class ServiceTokenManager {
   readonly #fetchOrigins: ReadonlySet<string> | undefined;
   // The only place the secret lives, already encoded into what is sent.
   readonly #credentials: { headers: Record<string, string>; params: Record<string, string> };
-  readonly #defaults: { scopes: readonly string[]; audience: string | undefined };
+  /** `key`: the default slot's cache key, computed once (getToken() with no scopes or audience is the hot path). */
+  readonly #defaults: { scopes: readonly string[]; audience: string | undefined; key: string };
   readonly #timeoutMs: number;
   readonly #retry: RetryPolicy;
   readonly #refresh: Required<RefreshOptions>;
@@ -217,10 +222,9 @@ export class ServiceTokenManager {
       invalid(`authMethod must be 'client_secret_basic' or 'client_secret_post'`);
     }
 
-    this.#defaults = {
-      scopes: checkScopes(options.scopes ?? [], 'scopes'),
-      audience: checkAudience(options.audience, 'audience'),
-    };
+    const scopes = checkScopes(options.scopes ?? [], 'scopes');
+    const audience = checkAudience(options.audience, 'audience');
+    this.#defaults = { scopes, audience, key: slotKey(scopes, audience) };
     this.#timeoutMs = positive(options.requestTimeoutMs ?? 10_000, 'requestTimeoutMs');
 
     const retry = options.retry ?? {};
@@ -264,18 +268,28 @@ export class ServiceTokenManager {
    *
    * @example const token = await tokens.getToken({ scopes: ['gsku:publish'] });
    */
-  async getToken(options: GetTokenOptions = {}): Promise<string> {
-    throwIfAborted(options.signal);
-    this.#throwIfClosed();
-    const slot = this.#slotFor(options);
+  getToken(options: GetTokenOptions = NO_OPTIONS): Promise<string> {
+    let slot: Slot;
+    try {
+      throwIfAborted(options.signal);
+      this.#throwIfClosed();
+      slot = this.#slotFor(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const cached = slot.token;
     const now = this.#clock.now();
     if (cached !== undefined && now < cached.expiresAt) {
       if (now >= cached.renewAt) this.#renewInBackground(slot);
       slot.used = true;
-      return cached.value;
+      // A cache hit is the hot path: no async frame, and one settled promise per token for every caller.
+      return (cached.settled ??= Promise.resolve(cached.value));
     }
-    const token = await this.#keepingProcessAlive(abortable(this.#fetch(slot, false), options.signal));
+    return this.#awaitToken(slot, options.signal);
+  }
+
+  async #awaitToken(slot: Slot, signal: AbortSignal | undefined): Promise<string> {
+    const token = await this.#keepingProcessAlive(abortable(this.#fetch(slot, false), signal));
     slot.used = true;
     return token.value;
   }
@@ -386,7 +400,7 @@ export class ServiceTokenManager {
   #slotFor(options: GetTokenOptions): Slot {
     const scopes = options.scopes === undefined ? this.#defaults.scopes : checkScopes(options.scopes, 'getToken scopes');
     const audience = options.audience === undefined ? this.#defaults.audience : checkAudience(options.audience, 'getToken audience');
-    const key = JSON.stringify([scopes, audience ?? null]);
+    const key = options.scopes === undefined && options.audience === undefined ? this.#defaults.key : slotKey(scopes, audience);
     let slot = this.#slots.get(key);
     if (slot === undefined) {
       slot = { scopes, audience, token: undefined, pending: undefined, used: false, timer: undefined };
@@ -632,6 +646,11 @@ export class ServiceTokenManager {
   }
 }
 
+/** The cache key of a slot: its sorted scopes and audience. */
+function slotKey(scopes: readonly string[], audience: string | undefined): string {
+  return JSON.stringify([scopes, audience ?? null]);
+}
+
 function describe(slot: Slot): { scopes: readonly string[]; audience: string | undefined } {
   return { scopes: slot.scopes, audience: slot.audience };
 }
@@ -658,10 +677,6 @@ function parseUrl(value: unknown, name: string, allowInsecureHttp: boolean): URL
     invalid(`${name} uses plain http to a remote host, which would send the client secret unencrypted: use https, or set allowInsecureHttp: true`);
   }
   return url;
-}
-
-function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
 function checkScopes(scopes: readonly string[], name: string): readonly string[] {

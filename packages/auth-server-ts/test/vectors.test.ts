@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createServiceTokenVerifier, TokenVerificationError, type ServiceTokenVerifierOptions } from '../src/index.js';
+import { createServiceTokenVerifier, type PublicJwk, TokenVerificationError, type ServiceTokenVerifierOptions } from '../src/index.js';
 import { corpus as generated } from './vectors/generate.js';
 
 /**
@@ -39,26 +39,18 @@ interface Corpus {
 
 const corpus = JSON.parse(readFileSync(new URL('./vectors/service-tokens.json', import.meta.url), 'utf8')) as Corpus;
 
-// TODO(trust-asym): the lifetime cap (iat required; reason `lifetime` unless 0 ≤ exp − iat ≤
-// max_lifetime_sec with both safe integers) is added to this verifier by the trust-asym branch
-// (option `maxTokenLifetimeSec`, already passed below). Once it is merged, empty this set.
-// TODO(trust-asym): ES256 / EdDSA verification with public keys (`publicKeys`, passed below)
-// comes with the same branch; once merged, remove 'asymmetric' too.
-const PENDING_FEATURES = new Set<string>(['lifetime_cap', 'asymmetric']);
-
 function verifierFor(vector: Vector) {
   const options = { ...corpus.verifier, ...vector.verifier };
   return createServiceTokenVerifier({
-    // null: no secret (public keys only). The cast: `publicKeys` is the trust-asym branch's option.
-    ...((options.secret === null ? {} : { secret: options.secret }) as { secret: string }),
-    ...(options.public_keys === undefined ? {} : ({ publicKeys: options.public_keys } as object)),
+    // null: no secret (public keys only).
+    ...(options.secret === null ? {} : { secret: options.secret }),
+    ...(options.public_keys === undefined ? {} : { publicKeys: options.public_keys as PublicJwk[] }),
     previousSecrets: options.previous_secrets,
     issuer: options.issuer,
     audience: options.audience,
     algorithms: options.algorithms,
     clockToleranceSec: options.clock_tolerance_sec,
-    // The trust-asym branch's option name; ignored by a verifier without the cap.
-    ...({ maxTokenLifetimeSec: options.max_lifetime_sec } as object),
+    maxTokenLifetimeSec: options.max_lifetime_sec,
     cache: false,
     clock: { now: () => options.now * 1000 },
   });
@@ -90,8 +82,7 @@ describe('shared service-token vectors', () => {
   });
 
   for (const vector of corpus.vectors) {
-    const pending = vector.feature !== undefined && PENDING_FEATURES.has(vector.feature);
-    (pending ? it.skip : it)(`${vector.name}: ${vector.description}`, async () => {
+    it(`${vector.name}: ${vector.description}`, async () => {
       const verifier = verifierFor(vector);
       const outcome = await verifier.verify(vector.token, { scopes: vector.required_scopes, mode: vector.mode }).then(
         (principal) => ({ ok: true as const, principal }),

@@ -9,7 +9,9 @@ import { AUDIENCE, ISSUER, OTHER_SECRET, PREVIOUS_SECRET, SECRET, signToken } fr
  * The verifier checks platform-shaped HS256 tokens synchronously (node:crypto
  * HMAC, then jose's claim checks). Property: on any token, it decides exactly
  * as jose's full `jwtVerify` with the same options does: accepted or refused,
- * and expired vs invalid.
+ * and expired vs invalid, plus the lifetime rule every mode applies after
+ * jose's checks (`exp` and `iat` integers, `0 ≤ exp − iat ≤ 24 h`, `iat` not
+ * in the future beyond the clock tolerance).
  */
 const NOW = Date.parse('2026-11-25T12:00:00Z');
 const nowSec = NOW / 1000;
@@ -23,14 +25,26 @@ async function reference(token: string): Promise<string> {
       typ: 'at+jwt',
       issuer: ISSUER,
       audience: AUDIENCE,
-      requiredClaims: ['exp'],
+      requiredClaims: ['exp', 'iat'],
       clockTolerance: 5,
       currentDate: new Date(NOW),
     });
-    return payload.token_type === 'service' ? 'ok' : 'invalid_token';
+    return payload.token_type === 'service' && lifetimeOk(payload, 5) ? 'ok' : 'invalid_token';
   } catch (err) {
     return (err as { code?: string }).code === 'ERR_JWT_EXPIRED' ? 'token_expired' : 'invalid_token';
   }
+}
+
+/** The lifetime rule every mode applies after jose's checks: integers, 0 ≤ exp − iat ≤ 24 h, iat not in the future. */
+function lifetimeOk(payload: { exp?: unknown; iat?: unknown }, toleranceSec: number): boolean {
+  const { exp, iat } = payload;
+  return (
+    Number.isSafeInteger(exp) &&
+    Number.isSafeInteger(iat) &&
+    (exp as number) >= (iat as number) &&
+    (exp as number) - (iat as number) <= 86_400 &&
+    (iat as number) <= nowSec + toleranceSec
+  );
 }
 
 async function ours(token: string): Promise<string> {
@@ -44,13 +58,17 @@ async function ours(token: string): Promise<string> {
   }
 }
 
+const KEEP = Symbol('keep the default claim');
 const claimsArb = fc.record(
   {
     iss: fc.constantFrom(ISSUER, 'https://evil.test', undefined, 42),
     aud: fc.constantFrom(AUDIENCE, [AUDIENCE, 'x'], ['x'], 'other', undefined),
-    exp: fc.oneof(fc.integer({ min: -3600, max: 3600 }).map((d) => nowSec + d), fc.constantFrom(undefined, 'soon', nowSec + 4, nowSec - 4, nowSec - 6)),
+    exp: fc.oneof(
+      fc.integer({ min: -3600, max: 3600 }).map((d) => nowSec + d),
+      fc.constantFrom(undefined, 'soon', nowSec + 4, nowSec - 4, nowSec - 6, nowSec + 600.5, nowSec + 86_400, nowSec + 86_401, nowSec + 365 * 86_400, Number.MAX_VALUE),
+    ),
     nbf: fc.oneof(fc.integer({ min: -60, max: 60 }).map((d) => nowSec + d), fc.constantFrom(undefined, 'x')),
-    iat: fc.oneof(fc.integer({ min: -3600, max: 60 }).map((d) => nowSec + d), fc.constantFrom(undefined, null)),
+    iat: fc.oneof(fc.integer({ min: -3600, max: 60 }).map((d) => nowSec + d), fc.constantFrom(undefined, null, nowSec - 0.5, String(nowSec), nowSec - 86_400, nowSec + 315_360_000)),
     token_type: fc.constantFrom('service', 'user', undefined),
   },
   { requiredKeys: [] },
@@ -86,6 +104,62 @@ describe('the synchronous HS256 path decides as jose does', () => {
         expect(await ours(token)).toBe(await reference(token));
       }),
       { numRuns: 400 },
+    );
+  });
+
+  it('under other options too: issuer and audience lists, maxTokenAgeSec, clock tolerance', async () => {
+    const optionsArb = fc.record({
+      issuer: fc.constantFrom<string | string[]>(ISSUER, [ISSUER, 'https://other.test'], ['https://other.test']),
+      audience: fc.constantFrom<string | string[]>(AUDIENCE, ['x', AUDIENCE], ['x']),
+      maxTokenAgeSec: fc.constantFrom(undefined, 60, 3600),
+      clockToleranceSec: fc.constantFrom(0, 5, 30),
+    });
+    // Mostly valid claims, each changed now and then, often to just before, at or after a boundary of the
+    // options drawn (exp and nbf against the clock tolerance, iat against maxTokenAgeSec), so acceptance is exercised too.
+    const sometimes = <T>(arb: fc.Arbitrary<T>) => fc.oneof({ weight: 2, arbitrary: fc.constant(KEEP) }, { weight: 1, arbitrary: arb });
+    const at = (...offsets: number[]) => fc.constantFrom(...offsets.flatMap((d) => [d - 1, d, d + 1])).map((d) => nowSec + d);
+    const claimsFor = (options: { maxTokenAgeSec: number | undefined; clockToleranceSec: number }) => {
+      const tol = options.clockToleranceSec;
+      const age = options.maxTokenAgeSec ?? 3600;
+      return fc
+        .record({
+          iss: sometimes(fc.constantFrom(ISSUER, 'https://other.test', 42, undefined)),
+          aud: sometimes(fc.constantFrom(AUDIENCE, 'x', ['x', AUDIENCE], ['x'], [], 7, undefined)),
+          exp: sometimes(fc.oneof(at(-tol), fc.integer({ min: -3700, max: 40 }).map((d) => nowSec + d), fc.constantFrom(undefined, null, 'soon', nowSec + 0.5))),
+          nbf: sometimes(fc.oneof(at(tol), fc.integer({ min: -40, max: 40 }).map((d) => nowSec + d), fc.constantFrom(undefined, null, 'x'))),
+          iat: sometimes(fc.oneof(at(-age - tol, tol), fc.integer({ min: -4000, max: 40 }).map((d) => nowSec + d), fc.constantFrom(undefined, null, 'x'))),
+          token_type: sometimes(fc.constantFrom('service', 'user')),
+        })
+        .map((claims) => Object.fromEntries(Object.entries(claims).filter(([, v]) => v !== KEEP)));
+    };
+    await fc.assert(
+      fc.asyncProperty(optionsArb.chain((options) => fc.tuple(fc.constant(options), claimsFor(options))), fc.boolean(), async ([options, claims], platformTyp) => {
+        const omit = Object.entries(claims).filter(([, v]) => v === undefined).map(([k]) => k);
+        const token = await signToken({ now: NOW, claims, omit, header: { kid: keyIdForSecret(SECRET), typ: platformTyp ? 'at+jwt' : 'application/at+jwt' } });
+        const verifier = createServiceTokenVerifier({ secret: SECRET, ...options, clock, cache: false });
+        const decided = await verifier.verify(token).then(
+          () => 'ok',
+          (err: TokenVerificationError) => err.code,
+        );
+        let expected: string;
+        try {
+          const { payload } = await jwtVerify(token, new TextEncoder().encode(SECRET), {
+            algorithms: ['HS256'],
+            typ: 'at+jwt',
+            issuer: options.issuer,
+            audience: options.audience,
+            requiredClaims: ['exp', 'iat'],
+            clockTolerance: options.clockToleranceSec,
+            ...(options.maxTokenAgeSec === undefined ? {} : { maxTokenAge: options.maxTokenAgeSec }),
+            currentDate: new Date(NOW),
+          });
+          expected = payload.token_type === 'service' && lifetimeOk(payload, options.clockToleranceSec) ? 'ok' : 'invalid_token';
+        } catch (err) {
+          expected = (err as { code?: string }).code === 'ERR_JWT_EXPIRED' ? 'token_expired' : 'invalid_token';
+        }
+        expect(decided).toBe(expected);
+      }),
+      { numRuns: 1000 },
     );
   });
 

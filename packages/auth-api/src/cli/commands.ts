@@ -12,8 +12,16 @@ import { configFromEnvironment, openDatabase, serve } from '../main.js';
 import { emailSchema, newPasswordSchema } from '../modules/admin-auth/admin-auth.schemas.js';
 import { createAdminUser } from '../modules/admin-auth/admin-auth.service.js';
 import type { Actor } from '../modules/audit/audit.repository.js';
-import { clientIdSchema, createClientBodySchema, type M2MClientRecord } from '../modules/m2m-clients/m2m-clients.schemas.js';
+import {
+  clientIdSchema,
+  createClientBodySchema,
+  listClientsQuerySchema,
+  type M2MClientRecord,
+  type UpdateClientBody,
+  updateClientBodySchema,
+} from '../modules/m2m-clients/m2m-clients.schemas.js';
 import { createM2MClientsService, type M2MClientsService } from '../modules/m2m-clients/m2m-clients.service.js';
+import { createSigningKeyService, type SigningKeyService } from '../modules/signing-keys/signing-keys.service.js';
 import { REGISTER_BODY_LIMIT, type RegisterBody, registerBodySchema, serviceNameSchema } from '../modules/permissions/permissions.schemas.js';
 import { createPermissionsService, type PermissionsService } from '../modules/permissions/permissions.service.js';
 import { type Command, command, EXIT, print, UsageError, validate } from './run.js';
@@ -27,6 +35,7 @@ const DATABASE_NOTE = `Works on the server's database: DATABASE_URL, or the embe
 interface Services {
   hasher: PasswordHasher;
   clients: M2MClientsService;
+  keys: SigningKeyService;
   permissions: PermissionsService;
   db: Kysely<Database>;
 }
@@ -40,7 +49,15 @@ async function withServices<T>(env: NodeJS.ProcessEnv, fn: (services: Services) 
     // No onChange: a running server reads a credential's state on every grant, so a revoke here applies at once.
     const permissions = createPermissionsService({ db: database.db, clock: systemClock });
     const clients = createM2MClientsService({ db: database.db, hasher, clock: systemClock, checkScopes: permissions.assertScopesDefined });
-    return await fn({ hasher, clients, permissions, db: database.db });
+    const keys = createSigningKeyService({
+      db: database.db,
+      clock: systemClock,
+      alg: config.serviceTokens.alg,
+      keyEncryptionKey: config.serviceTokens.keyEncryptionKey,
+      serviceTokenTtlSec: config.serviceTokenTtlSec,
+      publishDelaySec: config.serviceTokens.publishDelaySec,
+    });
+    return await fn({ hasher, clients, permissions, keys, db: database.db });
   } finally {
     await database.close();
   }
@@ -194,23 +211,39 @@ const clientsListCommand = command({
   name: 'clients list',
   summary: 'list the credentials that are not revoked, newest first',
   help: `Lists every credential that is not revoked, newest first (never a secret or its hash).
+The filters are those of GET /api/v1/admin/m2m-clients and combine.
 
 Options:
-  --json   print {"clients": [...]}, the same records as GET /api/v1/admin/m2m-clients
+  --status <active|disabled>   only credentials with this status
+  --scope <scope>              only credentials holding this scope
+  --prefix <text>              only credentials whose client_id starts with this
+  --include-revoked            revoked credentials too
+  --json                       print {"clients": [...]}, the same records as the HTTP API
 
 ${DATABASE_NOTE}
 `,
-  options: { json: { type: 'boolean' } },
+  options: {
+    status: { type: 'string' },
+    scope: { type: 'string' },
+    prefix: { type: 'string' },
+    'include-revoked': { type: 'boolean' },
+    json: { type: 'boolean' },
+  },
   positionals: 0,
   async run(values, _positionals, env) {
-    const clients = await withServices(env, ({ clients }) => clients.list());
+    const query = validate(
+      listClientsQuerySchema,
+      { status: values.status, scope: values.scope, client_id_prefix: values.prefix, include_revoked: values['include-revoked'] ? 'true' : undefined },
+      { status: '--status', scope: '--scope', client_id_prefix: '--prefix' },
+    );
+    const { clients } = await withServices(env, ({ clients }) => clients.list(query));
     if (values.json) print(JSON.stringify({ clients }, null, 2));
     else if (clients.length === 0) print('no service credentials');
     else
       print(
         table(
           ['ID', 'CLIENT_ID', 'NAME', 'STATUS', 'SCOPES', 'LAST USED', 'CREATED'],
-          clients.map((c) => [c.id, c.client_id, c.name, c.status, c.scopes.join(' ') || '-', shortTime(c.last_used_at), shortTime(c.created_at)]),
+          clients.map((c) => [c.id, c.client_id, c.name, c.revoked_at ? 'revoked' : c.status, c.scopes.join(' ') || '-', shortTime(c.last_used_at), shortTime(c.created_at)]),
         ),
       );
     return EXIT.ok;
@@ -229,6 +262,124 @@ async function findCredential(clients: M2MClientsService, idOrClientId: string):
   return clients.getByClientId(idOrClientId);
 }
 
+/** The positional `<id|client_id>`, checked before the database is opened. */
+function credentialKey(target: string | undefined): string {
+  // client_ids never look like UUIDs (the schema refuses them), so a target is one or the other.
+  return z.uuid().safeParse(target).success ? target! : validate(clientIdSchema, target, { '': '<id|client_id>' });
+}
+
+function describeCredential(c: M2MClientRecord): string {
+  const rows: [string, string][] = [
+    ['id', c.id],
+    ['client_id', c.client_id],
+    ['name', c.name],
+    ['description', c.description ?? '-'],
+    ['status', c.revoked_at ? `revoked (was ${c.status})` : c.status],
+    ['scopes', c.scopes.join(' ') || '(none)'],
+    ...(c.orphaned_scopes.length > 0 ? [['orphaned', `${c.orphaned_scopes.join(' ')} (no catalog defines them: never granted)`] as [string, string]] : []),
+    ['audiences', c.allowed_audiences.join(' ') || '(only the default, JWT_AUDIENCE)'],
+    ['created', `${shortTime(c.created_at)}${c.created_by ? ` by ${c.created_by}` : ''}`],
+    ['updated', shortTime(c.updated_at)],
+    ['last used', shortTime(c.last_used_at)],
+    ['revoked', shortTime(c.revoked_at)],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${`${k}:`.padEnd(width + 1)}  ${v}`).join('\n');
+}
+
+const clientsShowCommand = command({
+  name: 'clients show',
+  args: '<id|client_id>',
+  summary: 'show one credential, revoked ones included',
+  help: `Shows one credential, by its id (UUID) or its client_id (never its secret or its hash).
+
+Options:
+  --json   print the record, the same as GET /api/v1/admin/m2m-clients/:id
+
+${DATABASE_NOTE}
+`,
+  options: { json: { type: 'boolean' } },
+  positionals: 1,
+  async run(values, [target], env) {
+    const key = credentialKey(target);
+    const credential = await withServices(env, ({ clients }) => findCredential(clients, key));
+    print(values.json ? JSON.stringify(credential, null, 2) : describeCredential(credential));
+    return EXIT.ok;
+  },
+});
+
+/** Applies `changes` to the credential named on the command line and prints the result. */
+async function changeCredential(env: NodeJS.ProcessEnv, target: string | undefined, changes: UpdateClientBody, json: boolean | undefined, verb: string) {
+  const key = credentialKey(target);
+  const updated = await withServices(env, async ({ clients }) => clients.update((await findCredential(clients, key)).id, changes, CLI_ACTOR));
+  print(json ? JSON.stringify(updated, null, 2) : `${verb} ${updated.client_id} (id ${updated.id})\n${describeCredential(updated)}`);
+  return EXIT.ok;
+}
+
+const clientsUpdateCommand = command({
+  name: 'clients update',
+  args: '<id|client_id>',
+  summary: 'change a credential\'s name, description, scopes or audiences',
+  help: `Changes a credential, by its id (UUID) or its client_id. Only the options given change;
+--scope and --audience replace the whole list. A revoked credential cannot be changed.
+New scopes apply to the next token; tokens already issued keep theirs until they expire.
+
+Options:
+  --name <name>          what the service is
+  --description <text>   free text ("" empties it)
+  --scope <scope>        a "service:permission" the credential may assert; repeat for several
+  --audience <aud>       an extra audience it may request tokens for; repeat for several
+  --json                 print the changed record
+
+Example:
+  auth-api clients update billing-svc --scope gsku:publish --scope gsku:read --audience catalog-api
+
+${DATABASE_NOTE}
+`,
+  options: {
+    name: { type: 'string' },
+    description: { type: 'string' },
+    scope: { type: 'string', multiple: true },
+    audience: { type: 'string', multiple: true },
+    json: { type: 'boolean' },
+  },
+  positionals: 1,
+  async run(values, [target], env) {
+    const changes = validate(
+      updateClientBodySchema,
+      { name: values.name, description: values.description, scopes: values.scope, allowed_audiences: values.audience },
+      { name: '--name', description: '--description', scopes: '--scope', allowed_audiences: '--audience', '': 'options' },
+    );
+    return changeCredential(env, target, changes, values.json, 'updated');
+  },
+});
+
+function statusCommand(status: 'active' | 'disabled') {
+  const name = status === 'active' ? 'enable' : 'disable';
+  return command({
+    name: `clients ${name}`,
+    args: '<id|client_id>',
+    summary: status === 'active' ? 'let a disabled credential obtain tokens again' : 'stop a credential obtaining tokens, reversibly',
+    help: `${
+      status === 'active'
+        ? 'Sets a disabled credential active again: it can obtain tokens from the next grant on.'
+        : `Sets a credential disabled: from the next grant on it obtains no tokens (invalid_client),
+until \`clients enable\`. Tokens already issued stay valid until they expire. To end a
+credential for good, use \`clients revoke\`.`
+    }
+By its id (UUID) or its client_id.
+
+Options:
+  --json   print the changed record
+
+${DATABASE_NOTE}
+`,
+    options: { json: { type: 'boolean' } },
+    positionals: 1,
+    run: (values, [target], env) => changeCredential(env, target, { status }, values.json, `${name}d`),
+  });
+}
+
 const clientsRevokeCommand = command({
   name: 'clients revoke',
   args: '<id|client_id>',
@@ -241,8 +392,7 @@ ${DATABASE_NOTE}
   options: {},
   positionals: 1,
   async run(_values, [target], env) {
-    // client_ids never look like UUIDs (the schema refuses them), so a target is one or the other.
-    const key = z.uuid().safeParse(target).success ? target! : validate(clientIdSchema, target, { '': '<id|client_id>' });
+    const key = credentialKey(target);
     return withServices(env, async ({ clients }) => {
       const credential = await findCredential(clients, key);
       if (credential.revoked_at) {
@@ -253,6 +403,38 @@ ${DATABASE_NOTE}
       print(`revoked ${credential.client_id} (id ${credential.id})`);
       return EXIT.ok;
     });
+  },
+});
+
+const KEYS_NOTE = `SERVICE_TOKEN_ALG (ES256 or EdDSA) sets the algorithm of new keys; KEY_ENCRYPTION_KEY
+encrypts them (generated into DATA_DIR in development). See docs/TRUST.md.`;
+
+const keysListCommand = command({
+  name: 'keys list',
+  summary: 'list the service-token signing keys and their states',
+  help: `Lists every asymmetric signing key, oldest first: next (published, not signing yet),
+current (signs), retiring (published until its tokens have expired), retired.
+Never prints a private key.
+
+Options:
+  --json   print {"keys": [...]}, the same records as GET /api/v1/admin/keys
+
+${DATABASE_NOTE}
+`,
+  options: { json: { type: 'boolean' } },
+  positionals: 0,
+  async run(values, _positionals, env) {
+    const keys = await withServices(env, ({ keys }) => keys.list());
+    if (values.json) print(JSON.stringify({ keys }, null, 2));
+    else if (keys.length === 0) print('no signing keys (SERVICE_TOKEN_ALG=HS256 signs with JWT_ACCESS_SECRET)');
+    else
+      print(
+        table(
+          ['KID', 'ALG', 'STATE', 'CREATED', 'SIGNS FROM', 'PUBLISHED UNTIL'],
+          keys.map((k) => [k.kid, k.alg, k.state, shortTime(k.created_at), shortTime(k.activated_at ?? k.activates_at), shortTime(k.retired_at ?? k.retire_at)]),
+        ),
+      );
+    return EXIT.ok;
   },
 });
 
@@ -324,6 +506,38 @@ ${DATABASE_NOTE}
   },
 });
 
+const keysRotateCommand = command({
+  name: 'keys rotate',
+  summary: 'schedule a signing-key rotation (the new key is published before it signs)',
+  help: `Creates the next signing key: published in the JWKS now, signing from SIGNING_KEY_PUBLISH_DELAY
+(default twice JWKS_MAX_AGE) plus one refresh (30 s) later, so every verifier has it before
+any token uses it. A running server makes it current then and keeps the old key published
+until every token it signed has expired. While a rotation is scheduled, running this again
+changes nothing and prints the scheduled key. Audited.
+
+Before switching a server from HS256 to ES256/EdDSA, run this with SERVICE_TOKEN_ALG set
+to the new algorithm: the key is published ahead of the switch (docs/TRUST.md).
+
+Options:
+  --json   print {"created": true|false, "key": {...}}
+
+${KEYS_NOTE}
+
+${DATABASE_NOTE}
+`,
+  options: { json: { type: 'boolean' } },
+  positionals: 0,
+  async run(values, _positionals, env) {
+    const result = await withServices(env, ({ keys }) => keys.rotate(CLI_ACTOR));
+    if (values.json) print(JSON.stringify(result, null, 2));
+    else {
+      const { key } = result;
+      print(`${result.created ? 'created' : 'a rotation is already scheduled:'} next key ${key.kid} (${key.alg}), published now, signs from ${shortTime(key.activates_at)}`);
+    }
+    return EXIT.ok;
+  },
+});
+
 const permissionsListCommand = command({
   name: 'permissions list',
   summary: 'list registered permissions, by service then code',
@@ -359,7 +573,13 @@ export const COMMANDS: Command[] = [
   adminCreateCommand,
   clientsCreateCommand,
   clientsListCommand,
+  clientsShowCommand,
+  clientsUpdateCommand,
+  statusCommand('disabled'),
+  statusCommand('active'),
   clientsRevokeCommand,
+  keysListCommand,
+  keysRotateCommand,
   permissionsListCommand,
   permissionsRegisterCommand,
 ];

@@ -57,6 +57,33 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('users').execute();
     },
   },
+  '2026-11-26-012-signing-keys': {
+    async up(db: Kysely<any>) {
+      // Asymmetric service-token keys. The private key is stored encrypted (AES-256-GCM under
+      // KEY_ENCRYPTION_KEY, the kid as associated data) and erased when the key is retired.
+      await db.schema
+        .createTable('signing_keys')
+        .addColumn('kid', 'text', (c) => c.primaryKey())
+        .addColumn('alg', 'text', (c) => c.notNull().check(sql`alg in ('ES256', 'EdDSA')`))
+        .addColumn('state', 'text', (c) => c.notNull().check(sql`state in ('next', 'current', 'retiring', 'retired')`))
+        .addColumn('public_jwk', 'jsonb', (c) => c.notNull())
+        .addColumn('private_key_enc', 'text')
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        // next: may start signing from this time (published at least the JWKS cache lifetime before).
+        .addColumn('activates_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('activated_at', 'timestamptz')
+        // retiring: published until this time (every token it signed has expired by then).
+        .addColumn('retire_at', 'timestamptz')
+        .addColumn('retired_at', 'timestamptz')
+        .execute();
+      // At most one key signs and at most one waits to: the database holds the invariant, whatever the callers do.
+      await sql`create unique index signing_keys_one_current on signing_keys (state) where state = 'current'`.execute(db);
+      await sql`create unique index signing_keys_one_next on signing_keys (state) where state = 'next'`.execute(db);
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('signing_keys').execute();
+    },
+  },
   '2026-11-26-013-auth-events': {
     // Client authentication at the token endpoint, aggregated per minute, client_id (as sent,
     // bounded), address and outcome: what an investigation needs, at bounded growth.

@@ -44,6 +44,23 @@ export interface AuditLogTable {
   details: ColumnType<Record<string, unknown> | null, string | null, string | null>;
 }
 
+export type SigningKeyState = 'next' | 'current' | 'retiring' | 'retired';
+
+export interface SigningKeysTable {
+  /** RFC 7638 JWK thumbprint of the public key. */
+  kid: string;
+  alg: 'ES256' | 'EdDSA';
+  state: SigningKeyState;
+  public_jwk: ColumnType<Record<string, unknown>, string, string>;
+  /** AES-256-GCM ciphertext of the PKCS#8 private key; null once retired. */
+  private_key_enc: string | null;
+  created_at: CreatedAt;
+  activates_at: Timestamp;
+  activated_at: Timestamp | null;
+  retire_at: Timestamp | null;
+  retired_at: Timestamp | null;
+}
+
 /** Token-endpoint outcomes, counted per minute, client_id (as sent), address and outcome. */
 export interface AuthEventsTable {
   minute: ColumnType<Date, Date, never>;
@@ -84,6 +101,7 @@ export interface Database {
   users: UsersTable;
   m2m_clients: M2MClientsTable;
   audit_log: AuditLogTable;
+  signing_keys: SigningKeysTable;
   auth_events: AuthEventsTable;
   permission_catalogs: PermissionCatalogsTable;
   permissions: PermissionsTable;
@@ -94,5 +112,6 @@ export type M2MClientRow = Selectable<M2MClientsTable>;
 export type NewM2MClientRow = Insertable<M2MClientsTable>;
 export type M2MClientUpdate = Updateable<M2MClientsTable>;
 export type NewAuditEntry = Insertable<AuditLogTable>;
+export type SigningKeyRow = Selectable<SigningKeysTable>;
 export type PermissionRow = Selectable<PermissionsTable>;
 export type PermissionCatalogRow = Selectable<PermissionCatalogsTable>;

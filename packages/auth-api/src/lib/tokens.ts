@@ -1,6 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { ACCESS_TOKEN_TYP, keyIdForSecret, type ServiceTokenClaims, type UserTokenClaims } from '@rw3iss/auth-server-ts';
-import { errors as joseErrors, jwtVerify } from 'jose';
+import { decodeProtectedHeader, errors as joseErrors, importJWK, type JWK, jwtVerify } from 'jose';
+import type { ServiceTokenSigner } from '../modules/signing-keys/signing-keys.service.js';
 import type { Clock } from './clock.js';
 
 export interface TokenKeys {
@@ -14,12 +15,16 @@ type ServiceClaimsInput = Pick<ServiceTokenClaims, 'sub' | 'client_id' | 'servic
 type UserClaimsInput = Pick<UserTokenClaims, 'sub' | 'email' | 'roles'>;
 
 /**
- * Issues HS256 access tokens (RFC 9068 shape). Signing is a single HMAC over
+ * Issues access tokens (RFC 9068 shape). HS256 signing is a single HMAC over
  * a pre-encoded header and the JSON payload: measured at ~30x jose's SignJWT
- * on this hardware (TOOLCHAIN.md), and there is no parsing on this side, so
+ * on a 2-core Node 20 machine (docs/API.md, "The service token"), and there is no parsing on this side, so
  * nothing for a library to guard. Verifiers use jose.
+ *
+ * `serviceSigner`, when it returns a signer (SERVICE_TOKEN_ALG ES256 / EdDSA),
+ * signs service tokens with the current private key instead; user tokens stay
+ * HS256.
  */
-export function createTokenIssuer(keys: TokenKeys, clock: Clock) {
+export function createTokenIssuer(keys: TokenKeys, clock: Clock, serviceSigner: () => ServiceTokenSigner | undefined = () => undefined) {
   const kid = keyIdForSecret(keys.secret);
   const encodedHeader = Buffer.from(JSON.stringify({ alg: 'HS256', typ: ACCESS_TOKEN_TYP, kid })).toString('base64url');
 
@@ -35,7 +40,7 @@ export function createTokenIssuer(keys: TokenKeys, clock: Clock) {
 
   return {
     /** A service token for the client_credentials grant. */
-    serviceToken(input: ServiceClaimsInput, ttlSec: number): { token: string; claims: ServiceTokenClaims } {
+    async serviceToken(input: ServiceClaimsInput, ttlSec: number): Promise<{ token: string; claims: ServiceTokenClaims }> {
       const { iss, iat, nbf, exp, jti } = baseClaims(ttlSec);
       const claims: ServiceTokenClaims = {
         iss,
@@ -51,7 +56,8 @@ export function createTokenIssuer(keys: TokenKeys, clock: Clock) {
         scopes: input.scopes,
         scope: input.scopes.join(' '),
       };
-      return { token: sign(claims as unknown as Record<string, unknown>), claims };
+      const signer = serviceSigner();
+      return { token: signer ? await signer.sign(JSON.stringify(claims)) : sign(claims as unknown as Record<string, unknown>), claims };
     },
     /** A user (admin) token for `POST /auth/login`. */
     userToken(input: UserClaimsInput, ttlSec: number): { token: string; claims: UserTokenClaims } {
@@ -113,10 +119,42 @@ export function createAccessTokenVerifier(keys: TokenKeys, clock: Clock) {
  * Key handling (which algorithm and key signs service tokens) lives here and
  * only here, so a change of signing scheme changes this one function.
  */
-export function createServiceTokenVerifier(keys: TokenKeys, clock: Clock) {
+export function createServiceTokenVerifier(keys: TokenKeys, clock: Clock, publishedKeys: () => readonly JWK[] = () => []) {
   const verifyAccessToken = createAccessTokenVerifier(keys, clock);
+  // ES256 / EdDSA service tokens (SERVICE_TOKEN_ALG): checked against this server's own published
+  // keys, a key only for its own alg. Rare (catalog registration), so the JWK is imported per call.
+  async function verifyAsymmetric(token: string): Promise<AccessTokenClaims | undefined> {
+    try {
+      const { payload } = await jwtVerify(
+        token,
+        async (header) => {
+          const jwk = publishedKeys().find((k) => k.kid !== undefined && k.kid === header.kid && k.alg === header.alg);
+          if (!jwk) throw new joseErrors.JWKSNoMatchingKey();
+          return importJWK(jwk, header.alg);
+        },
+        {
+          algorithms: ['ES256', 'EdDSA'],
+          typ: ACCESS_TOKEN_TYP,
+          issuer: keys.issuer,
+          audience: keys.audience,
+          requiredClaims: ['exp', 'iat', 'sub'],
+          currentDate: new Date(clock()),
+          clockTolerance: 5,
+        },
+      );
+      return payload as AccessTokenClaims;
+    } catch {
+      return undefined;
+    }
+  }
   return async function verifyServiceToken(token: string): Promise<ServiceTokenClaims | undefined> {
-    const claims = await verifyAccessToken(token);
+    let alg: unknown;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      return undefined;
+    }
+    const claims = alg === 'ES256' || alg === 'EdDSA' ? await verifyAsymmetric(token) : await verifyAccessToken(token);
     if (
       claims?.token_type !== 'service' ||
       typeof claims.client_id !== 'string' ||

@@ -8,6 +8,9 @@ export type AuditAction =
   | 'm2m_client.update'
   | 'm2m_client.revoke'
   | 'user.create'
+  | 'signing_key.rotate'
+  | 'signing_key.activate'
+  | 'signing_key.retire'
   | 'permission_catalog.register'
   | 'm2m_client.scopes_orphaned';
 
@@ -21,7 +24,7 @@ export interface Actor {
 
 export interface AuditEvent {
   action: AuditAction;
-  targetType?: 'm2m_client' | 'user' | 'permission_catalog';
+  targetType?: 'm2m_client' | 'user' | 'signing_key' | 'permission_catalog';
   targetId?: string;
   details?: Record<string, unknown>;
 }

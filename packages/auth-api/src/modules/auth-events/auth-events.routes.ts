@@ -22,8 +22,10 @@ export const authEventsRoutes: FastifyPluginAsyncZod<AuthEventsRoutesOptions> = 
         tags: ['auth-events'],
         security: [{ bearerAuth: [] }],
         summary: 'Client authentication at the token endpoint, counted per minute, client_id, address and outcome (newest first)',
+        description:
+          'Every token request is counted here by minute, client_id (as sent), client address (IPv4, or the IPv6 /64) and outcome: `granted`, the RFC 6749 error it got, `throttled` (429) or `shed` (503, bcrypt budget full). Counts not yet written are flushed first, so the answer is current. Rows older than AUTH_EVENTS_RETENTION_DAYS are deleted. Filters combine; unknown query parameters are refused.',
         querystring: authEventsQuerySchema,
-        response: { 200: authEventsResponseSchema },
+        response: { 200: authEventsResponseSchema.describe('The matching counts, newest minute first, at most `limit`') },
       },
     },
     async (request) => {

@@ -9,12 +9,12 @@ const isoDate = (name: string) =>
 /** `GET /admin/auth-events` query: every filter optional; unknown parameters refused. */
 export const authEventsQuerySchema = z
   .object({
-    client_id: z.string().min(1).max(100).optional(),
-    address: z.string().min(1).max(100).optional(),
-    outcome: z.string().min(1).max(50).optional(),
-    since: isoDate('since').optional(),
-    until: isoDate('until').optional(),
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    client_id: z.string().min(1).max(100).optional().describe('Only this client_id (as sent)'),
+    address: z.string().min(1).max(100).optional().describe('Only this address (IPv4, or an IPv6 /64 as recorded)'),
+    outcome: z.string().min(1).max(50).optional().describe('Only this outcome'),
+    since: isoDate('since').optional().describe('From this minute (ISO 8601)'),
+    until: isoDate('until').optional().describe('Before this time (ISO 8601)'),
+    limit: z.coerce.number().int().min(1).max(1000).default(100).describe('At most this many rows (1-1000, default 100)'),
   })
   .strict();
 

@@ -4,7 +4,8 @@ import { z } from 'zod';
 import type { DatabaseHandle } from '../../db/connect.js';
 
 export const healthRoutes: FastifyPluginAsyncZod<{ database: DatabaseHandle }> = async (app, { database }) => {
-  app.get('/healthz', { schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: z.object({ status: z.literal('ok') }) } } }, async () => ({
+  app.get('/healthz', { schema: { tags: ['health'], summary: 'Liveness: the process answers',
+        description: 'Always 200 while the process serves requests; no dependency is checked.', response: { 200: z.object({ status: z.literal('ok') }).describe('The process is up') } } }, async () => ({
     status: 'ok' as const,
   }));
 
@@ -14,7 +15,8 @@ export const healthRoutes: FastifyPluginAsyncZod<{ database: DatabaseHandle }> =
       schema: {
         tags: ['health'],
         summary: 'Readiness: the database answers',
-        response: { 200: z.object({ status: z.literal('ok'), database: z.string() }), 503: z.object({ error: z.string(), message: z.string() }) },
+        description: '200 when the database answers a query, else 503 `service_unavailable`: take the instance out of rotation.',
+        response: { 200: z.object({ status: z.literal('ok'), database: z.string() }).describe('Ready: the database answers'), 503: z.object({ error: z.literal('service_unavailable'), message: z.string() }).describe('`service_unavailable`: the database is not answering') },
       },
     },
     async (_request, reply) => {

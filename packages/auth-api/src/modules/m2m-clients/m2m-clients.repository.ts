@@ -11,9 +11,34 @@ export function insertClient(db: Kysely<Database>, row: NewM2MClientRow): Promis
   return db.insertInto('m2m_clients').values(row).returningAll().returning(orphans()).executeTakeFirstOrThrow();
 }
 
-/** Every credential not revoked, newest first. */
-export function listActiveClients(db: Kysely<Database>): Promise<M2MClientRowWithOrphans[]> {
-  return db.selectFrom('m2m_clients').selectAll().select(orphans()).where('revoked_at', 'is', null).orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
+export interface ClientListQuery {
+  status?: 'active' | 'disabled' | undefined;
+  /** Only credentials holding this scope. */
+  scope?: string | undefined;
+  clientIdPrefix?: string | undefined;
+  includeRevoked: boolean;
+  /** Rows strictly after this record in the listing order (a page's last row). */
+  afterId?: string | undefined;
+  limit?: number | undefined;
+}
+
+/**
+ * Credentials newest first, (created_at, id) descending: a total order, so
+ * pages never skip or repeat a row. The cursor row is compared in SQL, at the
+ * database's own timestamp precision.
+ */
+export function listClients(db: Kysely<Database>, query: ClientListQuery): Promise<M2MClientRowWithOrphans[]> {
+  let q = db.selectFrom('m2m_clients').selectAll().select(orphans());
+  if (!query.includeRevoked) q = q.where('revoked_at', 'is', null);
+  if (query.status) q = q.where('status', '=', query.status);
+  if (query.scope !== undefined) q = q.where(sql<boolean>`scopes @> array[${query.scope}]::text[]`);
+  if (query.clientIdPrefix !== undefined) q = q.where(sql<boolean>`starts_with(client_id, ${query.clientIdPrefix})`);
+  if (query.afterId !== undefined) {
+    q = q.where(sql<boolean>`(created_at, id) < (select c.created_at, c.id from m2m_clients c where c.id = ${query.afterId})`);
+  }
+  q = q.orderBy('created_at', 'desc').orderBy('id', 'desc');
+  if (query.limit !== undefined) q = q.limit(query.limit);
+  return q.execute();
 }
 
 export function findClientById(db: Kysely<Database>, id: string): Promise<M2MClientRowWithOrphans | undefined> {

@@ -1,13 +1,17 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { errorResponses } from '../../lib/openapi.js';
 import type { UserGuards } from '../../plugins/admin-guard.js';
 import type { Actor } from '../audit/audit.repository.js';
 import {
+  clientIdParamsSchema,
   clientParamsSchema,
   clientRecordSchema,
   createClientBodySchema,
   createClientResponseSchema,
+  listClientsQuerySchema,
   listClientsResponseSchema,
+  noQuerySchema,
   updateClientBodySchema,
 } from './m2m-clients.schemas.js';
 import type { M2MClientsService } from './m2m-clients.service.js';
@@ -21,7 +25,7 @@ export interface M2MClientsRoutesOptions {
 export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = async (app, { clients, guards }) => {
   // onRequest: the caller is checked before the body is read or validated.
   app.addHook('onRequest', guards.requireSystemAdmin);
-  const common = { tags: ['m2m-clients'], security: [{ bearerAuth: [] }] };
+  const common = { tags: ['m2m-clients'], security: [{ bearerAuth: [] }], querystring: noQuerySchema };
   const actorOf = (request: { user?: { id: string; email: string }; ip: string }): Actor => ({
     id: request.user!.id,
     label: request.user!.email,
@@ -30,7 +34,18 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
 
   app.post(
     '/admin/m2m-clients',
-    { schema: { ...common, summary: 'Create a service credential (the secret is returned once)', body: createClientBodySchema, response: { 201: createClientResponseSchema } } },
+    {
+      schema: {
+        ...common,
+        summary: 'Create a service credential (the secret is returned once)',
+        description:
+          'Creates a credential and returns its `client_secret`, shown only in this answer (`Cache-Control: no-store`): the server keeps a bcrypt hash. A `client_id` is never reused, even after revocation (409).',
+        body: createClientBodySchema,
+        response: {
+          201: createClientResponseSchema.describe('Created: the record and its secret, shown this once'),
+          ...errorResponses('validation_failed', ['unknown_scope', 'A scope no permission catalog defines; `details` names each'], ['conflict', 'The client_id is taken: client_ids are never reused, even after revocation']) },
+      },
+    },
     async (request, reply) => {
       const created = await clients.create(request.body, actorOf(request));
       reply.header('cache-control', 'no-store');
@@ -40,13 +55,44 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
 
   app.get(
     '/admin/m2m-clients',
-    { schema: { ...common, summary: 'Every credential that is not revoked, newest first', response: { 200: listClientsResponseSchema } } },
-    async () => ({ clients: await clients.list() }),
+    {
+      schema: {
+        ...common,
+        summary: 'List credentials, newest first (filters, paging)',
+        description:
+          'By default every credential that is not revoked, newest first. Filters combine. With `limit`, one page and a `next_cursor` to pass as `cursor` for the next (stable order: creation time, then id). Unknown query parameters are refused.',
+        querystring: listClientsQuerySchema,
+        response: { 200: listClientsResponseSchema.describe('The matching credentials, newest first') },
+      },
+    },
+    async (request) => clients.list(request.query),
+  );
+
+  app.get(
+    '/admin/m2m-clients/by-client-id/:client_id',
+    {
+      schema: {
+        ...common,
+        summary: 'One credential by its client_id (never its secret)',
+        description: 'The same record as `GET /admin/m2m-clients/{id}`, looked up by the operator-chosen `client_id`; revoked ones too (with `revoked_at`).',
+        params: clientIdParamsSchema,
+        response: { 200: clientRecordSchema.describe('The credential'), ...errorResponses(['not_found', 'No credential with that client_id']) },
+      },
+    },
+    async (request) => clients.getByClientId(request.params.client_id),
   );
 
   app.get(
     '/admin/m2m-clients/:id',
-    { schema: { ...common, summary: 'One credential (never its secret)', params: clientParamsSchema, response: { 200: clientRecordSchema } } },
+    {
+      schema: {
+        ...common,
+        summary: 'One credential by id (never its secret)',
+        description: 'Revoked credentials too, with `revoked_at` set.',
+        params: clientParamsSchema,
+        response: { 200: clientRecordSchema.describe('The credential') },
+      },
+    },
     async (request) => clients.get(request.params.id),
   );
 
@@ -56,9 +102,12 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
       schema: {
         ...common,
         summary: 'Change name, description, scopes, allowed_audiences or status',
+        description: '`status: "disabled"` stops the credential obtaining tokens until it is set `active` again. A revoked credential cannot be changed (409).',
         params: clientParamsSchema,
         body: updateClientBodySchema,
-        response: { 200: clientRecordSchema },
+        response: {
+          200: clientRecordSchema.describe('The changed credential'),
+          ...errorResponses('validation_failed', ['unknown_scope', 'A scope no permission catalog defines; `details` names each'], ['conflict', 'The credential is revoked: revocation is final']) },
       },
     },
     async (request) => clients.update(request.params.id, request.body, actorOf(request)),
@@ -66,7 +115,15 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
 
   app.delete(
     '/admin/m2m-clients/:id',
-    { schema: { ...common, summary: 'Revoke (soft, idempotent)', params: clientParamsSchema, response: { 204: z.null().describe('Revoked') } } },
+    {
+      schema: {
+        ...common,
+        summary: 'Revoke (soft, idempotent)',
+        description: 'The credential obtains no more tokens from the next grant on; tokens already issued stay valid until they expire. Revoking again answers 204 and changes nothing.',
+        params: clientParamsSchema,
+        response: { 204: z.null().describe('Revoked (or it already was)') },
+      },
+    },
     async (request, reply) => {
       await clients.revoke(request.params.id, actorOf(request));
       return reply.status(204).send(null);

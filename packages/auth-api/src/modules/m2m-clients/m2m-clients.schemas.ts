@@ -61,7 +61,40 @@ export const updateClientBodySchema = z
   })
   .refine((body) => Object.values(body).some((v) => v !== undefined), { message: 'at least one field to change is required' });
 
-export const clientParamsSchema = z.strictObject({ id: z.uuid('must be a UUID') });
+export const clientParamsSchema = z.strictObject({ id: z.uuid('must be a UUID').describe("The record's UUID (`client.id`), not the client_id") });
+
+export const clientIdParamsSchema = z.strictObject({ client_id: clientIdSchema.describe('The operator-chosen client_id, e.g. `billing-svc`') });
+
+/** Routes that take no query parameters: a stray one is refused, as an unknown body field is. */
+export const noQuerySchema = z.strictObject({});
+
+/** Largest page `limit` accepts. */
+export const MAX_PAGE_SIZE = 500;
+
+const booleanParam = z.enum(['true', 'false'], 'must be "true" or "false"').transform((v) => v === 'true');
+
+export const listClientsQuerySchema = z.strictObject({
+  status: z.enum(['active', 'disabled'], 'must be "active" or "disabled"').optional().describe('Only credentials with this status'),
+  scope: scopeSchema.optional().describe('Only credentials holding this scope, e.g. `gsku:publish`'),
+  client_id_prefix: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .min(1, 'must not be empty')
+    .max(100, 'must be at most 100 characters')
+    .regex(/^[a-z0-9._-]+$/, 'must be lower-case letters, digits, ".", "_" or "-"')
+    .optional()
+    .describe('Only credentials whose client_id starts with this'),
+  include_revoked: booleanParam.optional().describe('`true`: revoked credentials too (default `false`)'),
+  limit: z
+    .string()
+    .regex(/^[0-9]{1,4}$/, `must be a whole number from 1 to ${MAX_PAGE_SIZE}`)
+    .transform(Number)
+    .pipe(z.number().min(1, `must be a whole number from 1 to ${MAX_PAGE_SIZE}`).max(MAX_PAGE_SIZE, `must be a whole number from 1 to ${MAX_PAGE_SIZE}`))
+    .optional()
+    .describe(`Page size, 1–${MAX_PAGE_SIZE}. Without it, every match in one answer`),
+  cursor: z.string().max(200, 'is not a cursor this server issued').optional().describe('`next_cursor` of the previous page'),
+});
 
 export const clientRecordSchema = z.object({
   id: z.string(),
@@ -86,9 +119,13 @@ export const createClientResponseSchema = z.object({
   client_secret: z.string().describe('Shown exactly once. Store it in a secret manager now; the server keeps only a bcrypt hash.'),
 });
 
-export const listClientsResponseSchema = z.object({ clients: z.array(clientRecordSchema) });
+export const listClientsResponseSchema = z.object({
+  clients: z.array(clientRecordSchema),
+  next_cursor: z.string().nullable().describe('Pass as `cursor` for the next page; `null` on the last page'),
+});
 
 export type CreateClientBody = z.infer<typeof createClientBodySchema>;
 export type UpdateClientBody = z.infer<typeof updateClientBodySchema>;
+export type ListClientsQuery = z.output<typeof listClientsQuerySchema>;
 /** A credential as the API shows it: never the secret or its hash. */
 export type M2MClientRecord = z.infer<typeof clientRecordSchema>;

@@ -7,13 +7,13 @@ import type { Clock } from '../../lib/clock.js';
 import type { PasswordHasher } from '../../lib/password.js';
 import { generateClientSecret } from '../../lib/secrets.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
-import type { CreateClientBody, M2MClientRecord, UpdateClientBody } from './m2m-clients.schemas.js';
+import type { CreateClientBody, ListClientsQuery, M2MClientRecord, UpdateClientBody } from './m2m-clients.schemas.js';
 import {
   findClientByClientId,
   findClientById,
   findClientByIdForUpdate,
   insertClient,
-  listActiveClients,
+  listClients,
   type M2MClientRowWithOrphans,
   revokeClient,
   updateClient,
@@ -82,6 +82,32 @@ function updateDetails(before: M2MClientRow, after: M2MClientRow, body: UpdateCl
   return { client_id: after.client_id, changed, fields };
 }
 
+/** A page of the listing: `next_cursor` is null on the last page (and always without a limit). */
+export interface ClientPage {
+  clients: M2MClientRecord[];
+  next_cursor: string | null;
+}
+
+const CURSOR_VERSION = 1;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Opaque to callers: base64url JSON naming the page's last record, so the format can change. */
+const encodeCursor = (id: string) => Buffer.from(JSON.stringify({ v: CURSOR_VERSION, id })).toString('base64url');
+
+function decodeCursor(cursor: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const { v, id } = parsed as { v?: unknown; id?: unknown };
+    return v === CURSOR_VERSION && typeof id === 'string' && UUID.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const badCursor = () =>
+  new ApiError('validation_failed', 'The request is invalid', [{ path: 'querystring.cursor', message: 'is not a cursor this server issued' }]);
+
 const duplicate = () => new ApiError('conflict', 'A credential with that client_id exists (client_ids are never reused, even after revocation)');
 const notFound = () => new ApiError('not_found', 'No credential with that id');
 
@@ -126,8 +152,29 @@ export function createM2MClientsService({ db, hasher, clock, checkScopes, onChan
       }
     },
 
-    async list(): Promise<M2MClientRecord[]> {
-      return (await listActiveClients(db)).map(toRecord);
+    /**
+     * Newest first; by default every credential not revoked. Filters combine
+     * (AND). With `limit`, one page and a cursor to the next.
+     */
+    async list(query: ListClientsQuery = {}): Promise<ClientPage> {
+      let afterId: string | undefined;
+      if (query.cursor !== undefined) {
+        afterId = decodeCursor(query.cursor);
+        // Records are never deleted, so a cursor this server issued always names a row.
+        if (afterId === undefined || !(await findClientById(db, afterId))) throw badCursor();
+      }
+      const rows = await listClients(db, {
+        status: query.status,
+        scope: query.scope,
+        clientIdPrefix: query.client_id_prefix,
+        includeRevoked: query.include_revoked ?? false,
+        afterId,
+        // One row more than asked tells whether another page exists.
+        limit: query.limit === undefined ? undefined : query.limit + 1,
+      });
+      const more = query.limit !== undefined && rows.length > query.limit;
+      const page = more ? rows.slice(0, query.limit) : rows;
+      return { clients: page.map(toRecord), next_cursor: more ? encodeCursor(page.at(-1)!.id) : null };
     },
 
     async get(id: string): Promise<M2MClientRecord> {

@@ -4,11 +4,12 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDatabaseUnavailable } from '../../db/errors.js';
 import { OAuthError } from '../../errors.js';
+import { OWN_ERROR_DOCS } from '../../lib/openapi.js';
 import { BudgetExceededError } from '../../lib/work-budget.js';
 import { addressKey, type FailureThrottle } from '../../lib/throttle.js';
 import type { AuthEventRecorder } from '../auth-events/auth-events.recorder.js';
 import { type ClientAuthMethod, readClientCredentials } from './client-auth.js';
-import { oauthErrorSchema, tokenRequestSchema, tokenResponseSchema } from './oauth.schemas.js';
+import { tokenErrorResponses, tokenRequestSchema, tokenResponseSchema } from './oauth.schemas.js';
 import type { OAuthService } from './oauth.service.js';
 
 /** Token requests are small; anything bigger is refused before parsing. */
@@ -109,13 +110,17 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
     '/oauth/token',
     {
       bodyLimit: TOKEN_BODY_LIMIT,
-      config: { rateLimit: false },
+      config: { rateLimit: false, ...OWN_ERROR_DOCS },
       schema: {
         tags: ['oauth'],
         summary: 'OAuth 2.0 client_credentials grant (RFC 6749 §4.4): a service token',
+        description:
+          'Trades a credential\'s client_id and client_secret for a service token (a JWT, `token_type: "service"`). Client authentication: HTTP Basic (`client_secret_basic`) or `client_id` + `client_secret` in the body (`client_secret_post`), not both. `scope` (space-delimited) omitted: every scope the credential holds. `audience` omitted: the server\'s default (`JWT_AUDIENCE`); otherwise one of the credential\'s `allowed_audiences`. Answers carry `Cache-Control: no-store`.',
         consumes: ['application/x-www-form-urlencoded', 'application/json'],
+        // Basic, or (the empty requirement) the credentials in the body.
+        security: [{ clientBasic: [] }, {}],
         body: tokenRequestSchema,
-        response: { 200: tokenResponseSchema, '4xx': oauthErrorSchema, '5xx': oauthErrorSchema },
+        response: { 200: tokenResponseSchema.describe('A service token (RFC 6749 §5.1)'), ...tokenErrorResponses },
       },
       // The response is built here, not from user input: plain JSON, no per-response schema pass.
       serializerCompiler: () => (data) => JSON.stringify(data),

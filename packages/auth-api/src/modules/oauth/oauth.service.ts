@@ -154,7 +154,7 @@ export function createOAuthService(deps: OAuthDeps) {
       const client = await authenticate(credentials, ip);
       const scopes = grantedScopes(params.scope, client.scopes);
       const aud = audienceFor(params.audience, client.allowed_audiences);
-      const { token, claims } = tokens.serviceToken({ sub: client.client_id, client_id: client.client_id, service_name: client.name, scopes, aud }, serviceTokenTtlSec);
+      const { token, claims } = await tokens.serviceToken({ sub: client.client_id, client_id: client.client_id, service_name: client.name, scopes, aud }, serviceTokenTtlSec);
       stampLastUsed(client.id, client.stamp_due);
       return { access_token: token, token_type: 'Bearer', expires_in: serviceTokenTtlSec, scope: claims.scope };
     },

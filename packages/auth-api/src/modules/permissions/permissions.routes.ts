@@ -1,5 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { errorResponses } from '../../lib/openapi.js';
+import { noQuerySchema } from '../m2m-clients/m2m-clients.schemas.js';
 import { ApiError } from '../../errors.js';
 import type { ServiceTokenVerifier } from '../../lib/tokens.js';
 import { bearerToken, type UserGuards } from '../../plugins/admin-guard.js';
@@ -68,7 +70,10 @@ export const permissionsRoutes: FastifyPluginAsyncZod<PermissionsRoutesOptions> 
           'Idempotent: the same manifest again changes nothing (upserted_count 0, no audit entry). ' +
           'Errors: 400 validation_failed (reserved service, duplicate or malformed codes, empty or over 1000 permissions), 409 conflict (a code owned by another catalog), 413 (body over 1 MiB).',
         body: registerBodySchema,
-        response: { 200: registerResponseSchema },
+        response: {
+          200: registerResponseSchema.describe('Reconciled: what was upserted and what was pruned'),
+          ...errorResponses(['conflict', 'A code is owned by another catalog'], ['payload_too_large', 'The manifest is over 1 MiB']),
+        },
       },
     },
     async (request, reply) => {
@@ -86,14 +91,29 @@ export const permissionsRoutes: FastifyPluginAsyncZod<PermissionsRoutesOptions> 
     '/admin/permissions',
     {
       onRequest: guards.requireSystemAdmin,
-      schema: { ...common, summary: 'Every registered permission, by service then code', querystring: listPermissionsQuerySchema, response: { 200: listPermissionsResponseSchema } },
+      schema: {
+        ...common,
+        summary: 'Every registered permission, by service then code',
+        description: 'All catalogs, or one (`?service=`; an unknown service gives an empty list). Other query parameters are refused.',
+        querystring: listPermissionsQuerySchema,
+        response: { 200: listPermissionsResponseSchema.describe('The permissions') },
+      },
     },
     async (request) => ({ permissions: await permissions.list(request.query.service) }),
   );
 
   app.get(
     '/admin/permissions/services',
-    { onRequest: guards.requireSystemAdmin, schema: { ...common, summary: 'Each registered catalog: service, count, updated_at, registered_by', response: { 200: listCatalogsResponseSchema } } },
+    {
+      onRequest: guards.requireSystemAdmin,
+      schema: {
+        ...common,
+        summary: 'Each registered catalog: service, count, updated_at, registered_by',
+        description: 'One entry per catalog, by service: how many permissions it defines, when it last changed and who changed it.',
+        querystring: noQuerySchema,
+        response: { 200: listCatalogsResponseSchema.describe('The catalogs') },
+      },
+    },
     async () => ({ services: await permissions.services() }),
   );
 };
