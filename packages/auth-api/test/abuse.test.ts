@@ -54,18 +54,20 @@ describe('lockouts cannot be flushed', () => {
 });
 
 describe('the attempt store never evicts a live window', () => {
-  it('a full store drops ended windows first, else refuses the new key (the throttle fails closed)', async () => {
+  it('a full store drops ended windows first, else refuses the new key (the throttle fails closed); its last tenth is kept for networks holding few keys', async () => {
     let t = 1_000_000;
+    // 3 keys; crowded from 2 on: then only a network holding fewer than 2 keys gets one.
     const store = createMemoryAttemptStore({ clock: () => t, maxKeys: 3 });
-    await store.increment('a', 10_000);
-    await store.increment('b', 10_000);
+    await store.increment('a', 10_000, 'net-1');
+    await store.increment('b', 10_000, 'net-1');
     t += 5_000;
-    await store.increment('c', 10_000);
-    await expect(store.increment('d', 10_000)).rejects.toBeInstanceOf(AttemptStoreFullError);
-    expect(await store.increment('a', 10_000)).toEqual({ count: 2, resetAt: 1_010_000 });
+    await expect(store.increment('c', 10_000, 'net-1')).rejects.toBeInstanceOf(AttemptStoreFullError);
+    await store.increment('c', 10_000, 'net-2');
+    await expect(store.increment('d', 10_000, 'net-3')).rejects.toBeInstanceOf(AttemptStoreFullError);
+    expect(await store.increment('a', 10_000, 'net-1')).toEqual({ count: 2, resetAt: 1_010_000 });
     t += 5_000; // a and b have ended; c is live
-    expect(await store.increment('d', 10_000)).toEqual({ count: 1, resetAt: 1_020_000 });
-    expect(await store.increment('c', 10_000)).toEqual({ count: 2, resetAt: 1_015_000 });
+    expect(await store.increment('d', 10_000, 'net-3')).toEqual({ count: 1, resetAt: 1_020_000 });
+    expect(await store.increment('c', 10_000, 'net-2')).toEqual({ count: 2, resetAt: 1_015_000 });
 
     const trips: unknown[] = [];
     const full = createMemoryAttemptStore({ clock: () => t, maxKeys: 2 });
@@ -90,14 +92,18 @@ describe('the attempt store never evicts a live window', () => {
 describe('separate stores, failing closed when full', () => {
   it('a grant flood that fills its store refuses new grant attempts, and sign-in still works', async () => {
     const ctx = await createTestContext({ clock, env: { ...LIMITS, AUTH_THROTTLE_MAX_KEYS: '100' } });
+    const grant = (clientId: string, ip: string) =>
+      ctx.app.inject({ method: 'POST', url: '/api/v1/oauth/token', remoteAddress: ip, headers: FORM, payload: grantBody(clientId, 'm2msk_x') });
     try {
-      // 7 keys per address (its counter and 6 identities): 15 addresses fill 100.
+      // 7 keys per address (its counter and 6 identities): 15 addresses would need 105.
       for (let n = 0; n < 15; n++) {
-        const ip = `10.1.${Math.floor(n / 200)}.${n % 200}`;
-        for (let i = 0; i < 6; i++) {
-          await ctx.app.inject({ method: 'POST', url: '/api/v1/oauth/token', remoteAddress: ip, headers: FORM, payload: grantBody(`fill-${n}-${i}`, 'm2msk_x') });
-        }
+        for (let i = 0; i < 6; i++) await grant(`fill-${n}-${i}`, `10.1.0.${n}`);
       }
+      // Crowded (90 of 100): an address holding many keys gets no new one; a new address still does.
+      expect((await grant('fill-more', '10.1.0.14')).statusCode).toBe(429);
+      expect((await grant('new-svc', '192.0.2.98')).statusCode).toBe(401);
+      // Two keys per new address fill the rest; then nothing new fits.
+      for (let n = 0; n < 10; n++) await grant(`reserve-${n}`, `10.2.0.${n}`);
       const refused = await ctx.app.inject({ method: 'POST', url: '/api/v1/oauth/token', remoteAddress: '192.0.2.99', headers: FORM, payload: grantBody('new-svc', 'm2msk_x') });
       expect(refused.statusCode).toBe(429);
       expect(refused.json()).toEqual({ error: 'slow_down', error_description: expect.any(String) });

@@ -17,9 +17,13 @@ export interface Attempts {
  * attempt (fails closed) rather than let it through uncounted.
  */
 export interface AttemptStore {
-  /** Adds one attempt and returns the new count; starts a window of `windowMs` if none is open. */
-  increment(key: string, windowMs: number): Promise<Attempts>;
-  /** Takes one attempt back (it succeeded), never below zero. */
+  /**
+   * Adds one attempt and returns the new count; starts a window of `windowMs` if none is open.
+   * `group` names the network the key belongs to ({@link networkKey}): a store short of room
+   * may refuse new keys of a network that already holds many.
+   */
+  increment(key: string, windowMs: number, group?: string): Promise<Attempts>;
+  /** Takes one attempt back (it succeeded, or was never tried), never below zero. A key back at zero may be dropped. */
   decrement(key: string): Promise<void>;
   reset(key: string): Promise<void>;
 }
@@ -29,57 +33,83 @@ export class AttemptStoreFullError extends Error {
   override name = 'AttemptStoreFullError';
 }
 
+/** Live keys a network may still add once the store is crowded: an address with no failures needs two (its own and one identity's). */
+const CROWDED_KEYS_PER_NETWORK = 2;
+
 /**
  * A fixed-window counter per key, bounded at `maxKeys`. A full store first
  * drops windows that have ended; it never drops a live one (that would hand
  * an attacker a way to wipe lockouts by flooding it with new keys) and
- * refuses the new key instead, so the throttle fails closed. Keys per window
- * are bounded by design: an address over its limit creates none (see
- * {@link createFailureThrottle}).
+ * refuses the new key instead, so the throttle fails closed. A key taken back
+ * to zero is dropped (it holds no failure). The last tenth of the room is
+ * kept for networks holding fewer than two keys: once the store is that
+ * crowded, a network that already holds many gets no new key, so a client
+ * with no failures from elsewhere still gets counted and served. Keys per
+ * address and window are bounded by design (see {@link createFailureThrottle}).
  */
 export function createMemoryAttemptStore({ clock, maxKeys = 100_000 }: { clock: Clock; maxKeys?: number }): AttemptStore {
+  interface Window extends Attempts {
+    group: string | undefined;
+  }
   // Insertion order = window start order, so the first entries are the first to end.
-  const windows = new Map<string, Attempts>();
+  const windows = new Map<string, Window>();
+  // Live keys per network, for keys created with a group.
+  const perGroup = new Map<string, number>();
+  const crowdedAt = maxKeys - Math.max(1, Math.floor(maxKeys / 10));
   let lastSweep = Number.NEGATIVE_INFINITY;
+  const drop = (key: string) => {
+    const entry = windows.get(key);
+    if (!entry) return;
+    windows.delete(key);
+    if (entry.group === undefined) return;
+    const left = (perGroup.get(entry.group) ?? 1) - 1;
+    if (left > 0) perGroup.set(entry.group, left);
+    else perGroup.delete(entry.group);
+  };
   const live = (key: string) => {
     const entry = windows.get(key);
     if (entry && entry.resetAt <= clock()) {
-      windows.delete(key);
+      drop(key);
       return undefined;
     }
     return entry;
   };
-  const makeRoom = () => {
+  /** Whether a new key of `group` fits, after dropping windows that have ended. */
+  const makeRoom = (group: string | undefined) => {
     const now = clock();
     for (const [key, entry] of windows) {
       if (entry.resetAt > now) break;
-      windows.delete(key);
+      drop(key);
     }
     // Windows of different lengths can end out of order: a full sweep, at most once a second.
-    if (windows.size >= maxKeys && now - lastSweep >= 1000) {
+    if (windows.size >= crowdedAt && now - lastSweep >= 1000) {
       lastSweep = now;
-      for (const [key, entry] of windows) if (entry.resetAt <= now) windows.delete(key);
+      for (const [key, entry] of windows) if (entry.resetAt <= now) drop(key);
     }
-    return windows.size < maxKeys;
+    if (windows.size >= maxKeys) return false;
+    return windows.size < crowdedAt || (group !== undefined && (perGroup.get(group) ?? 0) < CROWDED_KEYS_PER_NETWORK);
   };
   return {
-    async increment(key, windowMs) {
+    async increment(key, windowMs, group) {
       const entry = live(key);
       if (entry) {
         entry.count += 1;
-        return { ...entry };
+        return { count: entry.count, resetAt: entry.resetAt };
       }
-      if (windows.size >= maxKeys && !makeRoom()) throw new AttemptStoreFullError('attempt store is full of live windows');
-      const fresh = { count: 1, resetAt: clock() + windowMs };
+      if (windows.size >= crowdedAt && !makeRoom(group)) throw new AttemptStoreFullError('attempt store is full of live windows');
+      const fresh: Window = { count: 1, resetAt: clock() + windowMs, group };
       windows.set(key, fresh);
-      return { ...fresh };
+      if (group !== undefined) perGroup.set(group, (perGroup.get(group) ?? 0) + 1);
+      return { count: 1, resetAt: fresh.resetAt };
     },
     async decrement(key) {
       const entry = live(key);
-      if (entry && entry.count > 0) entry.count -= 1;
+      if (!entry) return;
+      entry.count -= 1;
+      if (entry.count <= 0) drop(key);
     },
     async reset(key) {
-      windows.delete(key);
+      drop(key);
     },
   };
 }
@@ -89,14 +119,27 @@ export function createMemoryAttemptStore({ clock, maxKeys = 100_000 }: { clock: 
  * IPv6), IPv6 by its /64, which one subscriber usually holds whole.
  */
 export function addressKey(ip: string): string {
+  return ipPrefix(ip, 4);
+}
+
+/**
+ * The network an address belongs to, for sharing limited room fairly: IPv4
+ * as is, IPv6 by its /48 (a site; one holder commonly has 65,536 /64s).
+ */
+export function networkKey(ip: string): string {
+  return ipPrefix(ip, 3);
+}
+
+/** IPv4 (also mapped into IPv6) as is; IPv6 cut to its first `groups` 16-bit groups. */
+function ipPrefix(ip: string, groups: number): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   if (mapped) return mapped[1]!;
   if (!isIPv6(ip)) return ip;
   const [head = '', tail = ''] = ip.toLowerCase().split('::');
   const left = head ? head.split(':') : [];
   const right = tail ? tail.split(':') : [];
-  const groups = ip.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+  const all = ip.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
+  return `${all.slice(0, groups).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/${groups * 16}`;
 }
 
 /** What a tripped limit reports (for a warning in the log): never a secret. */
@@ -132,7 +175,11 @@ export interface Attempt {
    * a limit, from an address an attacker shares) the (identity, address) count clears.
    */
   succeeded(): Promise<void>;
-  /** The attempt was never tried (shed before its check): it stops counting, nothing clears. */
+  /**
+   * The attempt was never tried (shed before its check): the identity's count
+   * is taken back (its key dropped at zero, so shed requests fill no store),
+   * the address's is not: a shed request still counts against its address.
+   */
   abandoned(): Promise<void>;
 }
 
@@ -167,20 +214,21 @@ export function createFailureThrottle({ store, clock, name, windowMs, perIdentit
     async begin(identity: string, ip: string): Promise<Attempt> {
       const ipKey = ipKeyOf(ip);
       const pairKey = `${name}:id:${identity}|${addressKey(ip)}`;
+      const group = networkKey(ip);
       let byIp: Attempts;
       try {
-        byIp = await store.increment(ipKey, windowMs);
+        byIp = await store.increment(ipKey, windowMs, group);
       } catch (err) {
         return failClosed(err);
       }
       const ipOver = over(ipKey, byIp, perIp);
       if (ipOver !== undefined) {
         // No per-identity key from an address over its limit.
-        return { retryAfterSec: ipOver, succeeded: () => store.decrement(ipKey), abandoned: () => store.decrement(ipKey) };
+        return { retryAfterSec: ipOver, succeeded: () => store.decrement(ipKey), abandoned: async () => {} };
       }
       let pair: Attempts;
       try {
-        pair = await store.increment(pairKey, windowMs);
+        pair = await store.increment(pairKey, windowMs, group);
       } catch (err) {
         await store.decrement(ipKey).catch(() => {});
         return failClosed(err);
@@ -191,9 +239,7 @@ export function createFailureThrottle({ store, clock, name, windowMs, perIdentit
         succeeded: async () => {
           await Promise.all([retryAfterSec === undefined ? store.reset(pairKey) : store.decrement(pairKey), store.decrement(ipKey)]);
         },
-        abandoned: async () => {
-          await Promise.all([store.decrement(pairKey), store.decrement(ipKey)]);
-        },
+        abandoned: () => store.decrement(pairKey),
       };
     },
 
@@ -205,7 +251,7 @@ export function createFailureThrottle({ store, clock, name, windowMs, perIdentit
     async failed(ip: string): Promise<number | undefined> {
       const ipKey = ipKeyOf(ip);
       try {
-        return over(ipKey, await store.increment(ipKey, windowMs), perIp);
+        return over(ipKey, await store.increment(ipKey, windowMs, networkKey(ip)), perIp);
       } catch (err) {
         onStoreError?.(err);
         return STORE_FAILURE_RETRY_SEC;

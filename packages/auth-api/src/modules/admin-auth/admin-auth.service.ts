@@ -4,7 +4,7 @@ import { isUniqueViolation } from '../../db/errors.js';
 import type { Database, UserRow } from '../../db/schema.js';
 import { ApiError } from '../../errors.js';
 import type { PasswordHasher } from '../../lib/password.js';
-import { addressKey, type FailureThrottle } from '../../lib/throttle.js';
+import { networkKey, type FailureThrottle } from '../../lib/throttle.js';
 import { BudgetExceededError, type WorkBudget } from '../../lib/work-budget.js';
 import type { TokenIssuer } from '../../lib/tokens.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
@@ -42,13 +42,13 @@ export function createAdminAuthService({ db, hasher, budget, tokens, throttle, u
       let ok: boolean;
       try {
         // The read inside the budget too, so a flood's reads are bounded by its concurrency.
-        ({ user, ok } = await budget.run(addressKey(ip), async () => {
+        ({ user, ok } = await budget.run(networkKey(ip), async () => {
           const found = await findUserByEmail(db, email);
           return { user: found, ok: found ? await hasher.verify(password, found.password_hash) : (await hasher.burn(password), false) };
         }));
       } catch (err) {
         if (!(err instanceof BudgetExceededError)) throw err;
-        // Never checked: not a failure of this user.
+        // Never checked: not a failure of this user (its key is dropped), but it counts against the address.
         await attempt.abandoned();
         throw new ApiError('service_unavailable', 'The server is busy; retry later', undefined, { retryAfterSec: err.retryAfterSec, cause: err });
       }

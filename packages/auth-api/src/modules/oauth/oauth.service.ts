@@ -6,7 +6,7 @@ import type { Clock } from '../../lib/clock.js';
 import { coalesceReads } from '../../lib/coalesce.js';
 import type { PasswordHasher } from '../../lib/password.js';
 import type { VerifiedSecretCache } from '../../lib/secret-cache.js';
-import { addressKey, type FailureThrottle } from '../../lib/throttle.js';
+import { addressKey, networkKey, type FailureThrottle } from '../../lib/throttle.js';
 import { BudgetExceededError, type WorkBudget } from '../../lib/work-budget.js';
 import type { TokenIssuer } from '../../lib/tokens.js';
 import { clientIdSchema } from '../m2m-clients/m2m-clients.schemas.js';
@@ -104,14 +104,14 @@ export function createOAuthService(deps: OAuthDeps) {
     // cannot queue ahead of cached grants on the database.
     let checked: { row: Awaited<ReturnType<typeof readClient>>; matches: boolean };
     try {
-      checked = await budget.run(addressKey(ip), async () => {
+      checked = await budget.run(networkKey(ip), async () => {
         const row = wellFormed ? await readClient(clientId) : undefined;
         const matches = row ? await hasher.verify(clientSecret, row.client_secret_hash) : (await hasher.burn(clientSecret), false);
         return { row, matches };
       });
     } catch (err) {
       if (!(err instanceof BudgetExceededError)) throw err;
-      // Never checked: not a failure of this client.
+      // Never checked: not a failure of this client_id (its key is dropped), but it counts against the address.
       await attempt.abandoned();
       throw new OAuthError('temporarily_unavailable', 'The authorization server is busy; retry later', 503, { retryAfterSec: err.retryAfterSec, cause: err, ...counted, outcome: 'shed' });
     }
