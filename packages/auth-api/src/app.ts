@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connect.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { createBcryptHasher, type PasswordHasher } from './lib/password.js';
-import { createAccessTokenVerifier, createTokenIssuer } from './lib/tokens.js';
+import { createTokenIssuer } from './lib/tokens.js';
 import { adminAuthRoutes } from './modules/admin-auth/admin-auth.routes.js';
 import { createAdminAuthService } from './modules/admin-auth/admin-auth.service.js';
 import { healthRoutes } from './modules/health/health.routes.js';
@@ -136,16 +136,14 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     openapi: {
       openapi: '3.1.0',
       info: { title: 'auth-api: service credentials', version: '1.0.0', description: 'Service (machine-to-machine) credential registry and OAuth 2.0 client_credentials token endpoint.' },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'An admin session token from POST /api/v1/auth/login' } } },
     },
     transform: jsonSchemaTransform,
   });
   // The docs UI is the one HTML surface: a strict CSP on its static files (staticCSP) and framing refused.
   await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
 
-  const tokenKeys = { ...config.jwt };
-  const tokens = createTokenIssuer(tokenKeys, clock);
-  const verifyAccessToken = createAccessTokenVerifier(tokenKeys, clock);
+  const tokens = createTokenIssuer(config.jwt, clock);
   const attemptStore = options.attemptStore ?? createMemoryAttemptStore({ clock });
   const throttle = (name: string) =>
     createFailureThrottle({
@@ -156,7 +154,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       perIdentityAndIp: config.limits.failuresPerIdentityAndIp,
       perIp: config.limits.failuresPerIp,
     });
-  const auth = createAdminAuthService({ db: database.db, hasher, tokens, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
+  const auth = createAdminAuthService({ db: database.db, hasher, clock, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
   const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
   const clients = createM2MClientsService({ db: database.db, hasher, clock, onChange: (id) => secretCache.delete(id) });
   const oauth = createOAuthService({
@@ -170,7 +168,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     defaultAudience: config.jwt.audience,
     onStampError: (err) => app.log.warn({ code: (err as { code?: string }).code }, 'could not record last_used_at'),
   });
-  const guards = createUserGuards({ verifyAccessToken, findUser: auth.findUser });
+  const guards = createUserGuards({ authenticate: auth.authenticate });
 
   await app.register(healthRoutes, { database });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });

@@ -1,20 +1,19 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import { ACCESS_TOKEN_TYP, keyIdForSecret, type ServiceTokenClaims, type UserTokenClaims } from '@rw3iss/auth-server-ts';
-import { errors as joseErrors, jwtVerify } from 'jose';
+import { ACCESS_TOKEN_TYP, keyIdForSecret, type ServiceTokenClaims } from '@rw3iss/auth-server-ts';
 import type { Clock } from './clock.js';
 
 export interface TokenKeys {
   secret: string;
-  previousSecret?: string | undefined;
   issuer: string;
   audience: string;
 }
 
 type ServiceClaimsInput = Pick<ServiceTokenClaims, 'sub' | 'client_id' | 'service_name' | 'scopes'> & { aud?: string | string[] };
-type UserClaimsInput = Pick<UserTokenClaims, 'sub' | 'email' | 'roles'>;
 
 /**
- * Issues HS256 access tokens (RFC 9068 shape). Signing is a single HMAC over
+ * Issues HS256 service tokens (RFC 9068 shape). Admins never get a JWT: their
+ * bearer token is an opaque server-side session (modules/admin-auth), so this
+ * key cannot mint admin access. Signing is a single HMAC over
  * a pre-encoded header and the JSON payload: measured at ~30x jose's SignJWT
  * on this hardware (TOOLCHAIN.md), and there is no parsing on this side, so
  * nothing for a library to guard. Verifiers use jose.
@@ -53,53 +52,7 @@ export function createTokenIssuer(keys: TokenKeys, clock: Clock) {
       };
       return { token: sign(claims as unknown as Record<string, unknown>), claims };
     },
-    /** A user (admin) token for `POST /auth/login`. */
-    userToken(input: UserClaimsInput, ttlSec: number): { token: string; claims: UserTokenClaims } {
-      const claims: UserTokenClaims = { ...baseClaims(ttlSec), aud: keys.audience, token_type: 'user', ...input };
-      return { token: sign(claims as unknown as Record<string, unknown>), claims };
-    },
   };
 }
 
 export type TokenIssuer = ReturnType<typeof createTokenIssuer>;
-
-/** The claims of a verified token of either kind. */
-export type AccessTokenClaims = (ServiceTokenClaims | UserTokenClaims) & Record<string, unknown>;
-
-/**
- * Verifies a bearer token issued by this server (either kind) with jose:
- * HS256 only, `typ: at+jwt`, issuer, audience, expiry; current or previous
- * secret chosen by `kid`. Returns undefined for any invalid token: callers
- * only need to know whether to answer 401.
- */
-export function createAccessTokenVerifier(keys: TokenKeys, clock: Clock) {
-  const encoder = new TextEncoder();
-  const byKid = new Map<string, Uint8Array>([[keyIdForSecret(keys.secret), encoder.encode(keys.secret)]]);
-  if (keys.previousSecret) byKid.set(keyIdForSecret(keys.previousSecret), encoder.encode(keys.previousSecret));
-
-  return async function verifyAccessToken(token: string): Promise<AccessTokenClaims | undefined> {
-    try {
-      const { payload } = await jwtVerify(
-        token,
-        (header) => {
-          const key = header.kid === undefined ? undefined : byKid.get(header.kid);
-          if (!key) throw new joseErrors.JWKSNoMatchingKey();
-          return key;
-        },
-        {
-          algorithms: ['HS256'],
-          typ: ACCESS_TOKEN_TYP,
-          issuer: keys.issuer,
-          audience: keys.audience,
-          requiredClaims: ['exp', 'iat', 'sub'],
-          currentDate: new Date(clock()),
-          clockTolerance: 5,
-        },
-      );
-      if (payload.token_type !== 'service' && payload.token_type !== 'user') return undefined;
-      return payload as AccessTokenClaims;
-    } catch {
-      return undefined;
-    }
-  };
-}

@@ -4,10 +4,17 @@ import type { Database, NewAuditEntry } from '../../db/schema.js';
 export type AuditAction =
   | 'login.success'
   | 'login.failure'
+  | 'logout'
   | 'm2m_client.create'
   | 'm2m_client.update'
   | 'm2m_client.revoke'
-  | 'user.create';
+  | 'user.create'
+  | 'user.disable'
+  | 'user.enable'
+  | 'user.password_change'
+  | 'user.password_change_failure'
+  | 'user.password_reset'
+  | 'user.sessions_revoke';
 
 /** Who did something and from where: the audit trail's subject. */
 export interface Actor {
