@@ -14,6 +14,7 @@ export { createMemoryStorage } from './storage.js';
 export type { TokenStorage } from './storage.js';
 export type {
   AuthUser,
+  ChangePasswordRequest,
   CreateM2MClientRequest,
   CreateM2MClientResponse,
   FetchLike,
@@ -23,6 +24,7 @@ export type {
   M2MClientRecord,
   M2MClientStatus,
   MeResponse,
+  RevokeAllSessionsResponse,
   ServerMetadata,
   UpdateM2MClientRequest,
 } from './types.js';

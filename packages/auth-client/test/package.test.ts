@@ -82,7 +82,7 @@ describe('the packed package', () => {
     `);
     expect(JSON.parse(stdout)).toEqual({
       exports: ['AuthClientError', 'createAuthClient', 'createMemoryStorage'],
-      client: ['function', 'login', 'logout', 'me', 'create', 'list', 'get', 'update', 'revoke'],
+      client: ['function', 'login', 'logout', 'revokeAllSessions', 'changePassword', 'me', 'create', 'list', 'get', 'update', 'revoke'],
       error: [true, 'AuthClientError', 'conflict', 409],
       storage: 'function',
     });
