@@ -46,9 +46,12 @@ export const REDACTED_LOG_PATHS = [
   'headers.authorization',
   '*.client_secret',
   '*.password',
+  '*.current_password',
+  '*.new_password',
   '*.access_token',
   '*.client_secret_hash',
   '*.password_hash',
+  '*.token_hash',
 ];
 
 /**
