@@ -185,7 +185,7 @@ describe('auth-api CLI', () => {
     expectFailure(await cli(['admin', 'revoke-sessions', 'nobody@example.com']), 1, /^auth-api: admin revoke-sessions: not_found: /);
   });
 
-  it('admin disable ends sessions and is idempotent; enable undoes it; disabling the last admin warns', async () => {
+  it('admin disable ends every session at once; again is not an error', async () => {
     await openSessions('second@example.com', 1);
     const disabled = await cli(['admin', 'disable', 'second@example.com']);
     expect(disabled).toMatchObject({ code: 0, stderr: '' });
@@ -193,7 +193,9 @@ describe('auth-api CLI', () => {
     expect(await liveSessions('second@example.com')).toBe(0);
     const again = await cli(['admin', 'disable', 'second@example.com']);
     expect(again).toMatchObject({ code: 0, stdout: expect.stringMatching(/was already disabled; 0 sessions ended\n$/) });
+  });
 
+  it('admin disable warns when no enabled system_admin is left; admin enable undoes it', async () => {
     const lastOne = await cli(['admin', 'disable', 'ops@example.com']);
     expect(lastOne.code).toBe(0);
     expect(lastOne.stderr).toMatch(/^warning: no enabled system_admin is left/);

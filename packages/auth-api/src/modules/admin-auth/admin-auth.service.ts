@@ -3,9 +3,9 @@ import type { Kysely } from 'kysely';
 import { isUniqueViolation } from '../../db/errors.js';
 import type { Database, UserRow } from '../../db/schema.js';
 import { ApiError } from '../../errors.js';
+import type { Clock } from '../../lib/clock.js';
 import type { PasswordHasher } from '../../lib/password.js';
 import type { FailureThrottle } from '../../lib/throttle.js';
-import type { Clock } from '../../lib/clock.js';
 import { generateSessionToken, hashSessionToken, isSessionTokenShape } from '../../lib/secrets.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
 import { type PublicUser, SYSTEM_ADMIN } from './admin-auth.schemas.js';
@@ -37,8 +37,6 @@ const USER_AGENT_MAX = 256;
 /** last_seen_at is written at most this often per session: one write a minute, not one per request. */
 const TOUCH_INTERVAL_MS = 60_000;
 
-const wrongCredentials = () => new ApiError('unauthorized', 'Invalid email or password');
-
 /**
  * Admin sign-in as server-side sessions. The bearer token is 256 random bits
  * with a prefix; only its SHA-256 is stored, so neither a database reader nor
@@ -67,7 +65,7 @@ export function createAdminAuthService({ db, hasher, clock, throttle, userTokenT
       if (!user || !ok || user.disabled_at !== null) {
         const details = user && ok ? { reason: 'disabled' } : undefined;
         await insertAuditEntry(db, { id: user?.id ?? null, label: email, ip }, { action: 'login.failure', targetType: 'user', ...(user ? { targetId: user.id } : {}), ...(details ? { details } : {}) });
-        throw wrongCredentials();
+        throw new ApiError('unauthorized', 'Invalid email or password');
       }
       await attempt.succeeded();
       const token = generateSessionToken();
