@@ -1,0 +1,15 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Rw3iss\AuthServer\Client;
+
+/** One HTTP exchange. {@see CurlTransport} is the default; tests inject their own. */
+interface HttpTransport
+{
+    /**
+     * @param array<string, string> $headers
+     * @throws TransportException when no complete answer arrives (network error or timeout)
+     */
+    public function send(string $method, string $url, array $headers, ?string $body, float $timeoutSeconds): HttpResponse;
+}
