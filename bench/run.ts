@@ -4,6 +4,7 @@
  * (a few minutes), loopback only, never part of `pnpm test`. Exit code 1 when
  * a bar is missed. See docs/BENCHMARKS.md.
  */
+import { run as catalogGrants } from './catalog-grants.js';
 import { run as grants } from './grants.js';
 import { printTable, type Row } from './lib/report.js';
 import { run as tokenManager } from './token-manager.js';
@@ -13,6 +14,7 @@ const started = Date.now();
 const rows: Row[] = [];
 for (const [name, bench] of [
   ['server (grants, cold grants, memory)', grants],
+  ['grants with catalogs', catalogGrants],
   ['verifier', verifier],
   ['token manager', tokenManager],
 ] as const) {

@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connect.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { createBcryptHasher, type PasswordHasher } from './lib/password.js';
-import { createTokenIssuer } from './lib/tokens.js';
+import { createServiceTokenVerifier, createTokenIssuer } from './lib/tokens.js';
 import { adminAuthRoutes } from './modules/admin-auth/admin-auth.routes.js';
 import { createAdminAuthService } from './modules/admin-auth/admin-auth.service.js';
 import { healthRoutes } from './modules/health/health.routes.js';
@@ -15,6 +15,8 @@ import { m2mClientsRoutes } from './modules/m2m-clients/m2m-clients.routes.js';
 import { createM2MClientsService } from './modules/m2m-clients/m2m-clients.service.js';
 import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
+import { permissionsRoutes } from './modules/permissions/permissions.routes.js';
+import { createPermissionsService } from './modules/permissions/permissions.service.js';
 import { createOAuthService } from './modules/oauth/oauth.service.js';
 import { createVerifiedSecretCache, type VerifiedSecretCache } from './lib/secret-cache.js';
 import { type AttemptStore, createFailureThrottle, createMemoryAttemptStore } from './lib/throttle.js';
@@ -159,7 +161,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
   const auth = createAdminAuthService({ db: database.db, hasher, clock, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
   const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
-  const clients = createM2MClientsService({ db: database.db, hasher, clock, onChange: (id) => secretCache.delete(id) });
+  const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: (id) => secretCache.delete(id) });
+  const clients = createM2MClientsService({ db: database.db, hasher, clock, checkScopes: permissions.assertScopesDefined, onChange: (id) => secretCache.delete(id) });
   const oauth = createOAuthService({
     db: database.db,
     hasher,
@@ -172,6 +175,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     onStampError: (err) => app.log.warn({ code: (err as { code?: string }).code }, 'could not record last_used_at'),
   });
   const guards = createUserGuards({ authenticate: auth.authenticate });
+  const verifyServiceToken = createServiceTokenVerifier(config.jwt, clock);
 
   await app.register(healthRoutes, { database });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
@@ -184,6 +188,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       }
       await api.register(adminAuthRoutes, { auth, guards });
       await api.register(m2mClientsRoutes, { clients, guards });
+      await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(oauthRoutes, { oauth });
     },
     { prefix: API_PREFIX },

@@ -5,6 +5,7 @@ export type ApiErrorCode =
   | 'forbidden'
   | 'not_found'
   | 'conflict'
+  | 'unknown_scope'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'rate_limited'
@@ -17,6 +18,7 @@ export const STATUS_BY_CODE: Record<ApiErrorCode, number> = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  unknown_scope: 400,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,7 +95,9 @@ describe('auth-api CLI', () => {
   it('migrate applies the schema to the new database', async () => {
     const migrated = await cli(['migrate']);
     expect(migrated).toMatchObject({ code: 0, stderr: '' });
-    expect(migrated.stdout).toMatch(/^migrations applied \((pglite|postgres)\): 2026-11-25-001-initial, .*2026-11-26-011-admin-sessions/);
+    expect(migrated.stdout).toMatch(/^migrations applied \((pglite|postgres)\): 2026-11-25-001-initial(, [\w-]+)*\n$/);
+    expect(migrated.stdout).toContain(', 2026-11-26-011-admin-sessions');
+    expect(migrated.stdout).toContain(', 2026-11-26-014-permissions');
   });
 
   it('admin create: from stdin, or generated and shown once; a second time is a conflict (exit 1)', async () => {
@@ -268,7 +270,7 @@ describe('auth-api CLI', () => {
     const { clients } = JSON.parse(json.stdout);
     expect(clients.map((c: { id: string }) => c.id)).toEqual([reports.id, billing.id]);
     expect(Object.keys(clients[0]).sort()).toEqual(
-      ['allowed_audiences', 'client_id', 'created_at', 'created_by', 'description', 'id', 'last_used_at', 'name', 'revoked_at', 'scopes', 'status', 'updated_at'].sort(),
+      ['allowed_audiences', 'client_id', 'created_at', 'created_by', 'description', 'id', 'last_used_at', 'name', 'revoked_at', 'scopes', 'status', 'updated_at', 'orphaned_scopes'].sort(),
     );
     for (const out of [table.stdout, json.stdout]) {
       expect(out).not.toContain(billing.secret);
@@ -322,4 +324,54 @@ describe('auth-api CLI', () => {
       await database.close();
     }
   });
+
+  it('permissions register --file and permissions list: reconcile, idempotent, --json, and bad manifests (exit 2)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'auth-api-catalog-'));
+    try {
+      const file = (name: string, body: unknown) => {
+        const path = join(dir, name);
+        writeFileSync(path, typeof body === 'string' ? body : JSON.stringify(body));
+        return path;
+      };
+      // Usage problems are found before the database opens: run them at once.
+      const usage: [string[], number, RegExp][] = [
+        [['permissions', 'register', '--file', file('bad.json', '{ not json')], 2, /^auth-api: permissions register: --file: .* is not valid JSON$/m],
+        [
+          ['permissions', 'register', '--file', file('invalid.json', { service: 'core', permissions: [{ code: 'x:y', name: 'x' }, { code: 'x:y', name: 'x' }] })],
+          2,
+          /^auth-api: permissions register: --file: service: is reserved[\s\S]*--file: permissions\.1\.code: duplicate code "x:y"/,
+        ],
+        [['permissions', 'register'], 2, /^auth-api: permissions register: --file: is required$/m],
+        [['permissions', 'register', '--file', join(dir, 'missing.json')], 2, /^auth-api: permissions register: --file: cannot read .* \(ENOENT\)$/m],
+        [['permissions', 'list', '--service', 'Bad Name'], 2, /^auth-api: permissions list: --service: must be lower-case/],
+      ];
+      const usageResults = await Promise.all(usage.map(([args]) => cli(args)));
+      usageResults.forEach((result, i) => {
+        expect({ code: result.code, stdout: result.stdout }).toEqual({ code: usage[i]![1], stdout: '' });
+        expect(result.stderr).toMatch(usage[i]![2]);
+      });
+      expect((await cli(['permissions', '--help'])).stdout).toMatch(/permissions list[\s\S]*permissions register/);
+
+      const catalog = file('catalog.json', { service: 'gsku', permissions: [{ code: 'gsku:publish', name: 'Publish', category: 'write' }, { code: 'gsku:read', name: 'Read' }] });
+      expect(await cli(['permissions', 'register', '--file', catalog])).toMatchObject({ code: 0, stdout: 'catalog gsku: 2 upserted, 0 pruned\n', stderr: '' });
+      expect(await cli(['permissions', 'register', '--file', catalog])).toMatchObject({ code: 0, stdout: 'catalog gsku: unchanged\n' });
+      const pruned = await cli(['permissions', 'register', '--file', '-', '--json'], JSON.stringify({ service: 'gsku', permissions: [{ code: 'gsku:publish', name: 'Publish', category: 'write' }] }));
+      expect(pruned.code).toBe(0);
+      expect(JSON.parse(pruned.stdout)).toEqual({ service: 'gsku', upserted_count: 0, pruned_codes: ['gsku:read'] });
+
+      const listed = await cli(['permissions', 'list']);
+      expect(listed).toMatchObject({ code: 0, stderr: '' });
+      const lines = listed.stdout.trimEnd().split('\n');
+      expect(lines[0]).toMatch(/^SERVICE\s+CODE\s+NAME\s+CATEGORY\s+UPDATED$/);
+      expect(lines.slice(1).map((l) => l.split(/\s{2,}/).slice(0, 4))).toEqual([['gsku', 'gsku:publish', 'Publish', 'write']]);
+      const json = JSON.parse((await cli(['permissions', 'list', '--service', 'gsku', '--json'])).stdout);
+      expect(json.permissions).toEqual([expect.objectContaining({ code: 'gsku:publish', service: 'gsku', name: 'Publish', category: 'write' })]);
+      // The scope rule applies to the CLI too; a code another catalog owns is a conflict (exit 1).
+      expectFailure(await cli(['clients', 'create', '--client-id', 'typo-svc', '--name', 'x', '--scope', 'gsku:pubish']), 1, /^auth-api: clients create: unknown_scope: /);
+      const conflict = file('conflict.json', { service: 'billing', permissions: [{ code: 'gsku:publish', name: 'x' }] });
+      expectFailure(await cli(['permissions', 'register', '--file', conflict]), 1, /^auth-api: permissions register: conflict: .*gsku:publish \(owned by gsku\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 });

@@ -97,7 +97,7 @@ describe('lifecycle', () => {
     });
     expect(client.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(Object.keys(client).sort()).toEqual(
-      ['id', 'client_id', 'name', 'description', 'scopes', 'allowed_audiences', 'status', 'created_at', 'updated_at', 'last_used_at', 'revoked_at', 'created_by'].sort(),
+      ['id', 'client_id', 'name', 'description', 'scopes', 'allowed_audiences', 'status', 'created_at', 'updated_at', 'last_used_at', 'revoked_at', 'created_by', 'orphaned_scopes'].sort(),
     );
     expect(new Date(client.created_at).toISOString()).toBe(client.created_at);
     // The secret: prefixed, 256 bits of base64url, under bcrypt's 72 bytes.

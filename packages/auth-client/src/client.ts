@@ -11,6 +11,10 @@ import type {
   M2MClientRecord,
   MeResponse,
   RevokeAllSessionsResponse,
+  PermissionRecord,
+  CatalogSummary,
+  RegisterCatalogRequest,
+  RegisterCatalogResponse,
   ServerMetadata,
   UpdateM2MClientRequest,
 } from './types.js';
@@ -96,6 +100,26 @@ export interface ServicesApi {
   revoke(id: string): Promise<void>;
 }
 
+/**
+ * Permission catalogs (`/admin/permissions`): the scopes each service
+ * defines. Once a namespace has a catalog, credentials may only hold scopes
+ * it defines (`unknown_scope` otherwise).
+ */
+export interface PermissionsApi {
+  /**
+   * Reconciles a service's catalog (`POST /admin/permissions/register`):
+   * upserts every declared permission and prunes the service's others.
+   * Idempotent. Needs a system_admin, or a service token (put it in the
+   * client's `storage`) whose credential holds `auth:catalog:<service>`.
+   * A code another catalog owns rejects with `conflict` naming the owner.
+   */
+  register(catalog: RegisterCatalogRequest): Promise<RegisterCatalogResponse>;
+  /** Every registered permission, by service then code, or one service's (`GET /admin/permissions`, unwrapped). */
+  list(filter?: { service?: string }): Promise<PermissionRecord[]>;
+  /** Each registered catalog with its count, last change and who made it (`GET /admin/permissions/services`, unwrapped). */
+  services(): Promise<CatalogSummary[]>;
+}
+
 /** The client {@link createAuthClient} returns. */
 export interface AuthClient {
   /**
@@ -110,6 +134,14 @@ export interface AuthClient {
   ready(): Promise<ServerMetadata>;
   auth: AuthApi;
   services: ServicesApi;
+  permissions: PermissionsApi;
+}
+
+/** The array under `key` of a list answer; `invalid_response` when there is none. */
+function unwrap<T>(answer: Record<string, unknown>, key: string, what: string): T[] {
+  const items = answer?.[key];
+  if (!Array.isArray(items)) throw new AuthClientError('invalid_response', `${what} answered without a ${key} array`, { status: 200 });
+  return items as T[];
 }
 
 /** Header-safe: printable ASCII, no leading or trailing space. */
@@ -221,6 +253,17 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       get: (id) => request<M2MClientRecord>('GET', clientUrl(id)),
       update: (id, body) => request<M2MClientRecord>('PATCH', clientUrl(id), { body }),
       revoke: (id) => request<void>('DELETE', clientUrl(id)),
+    },
+
+    permissions: {
+      register: (body) => request<RegisterCatalogResponse>('POST', `${api}/admin/permissions/register`, { body }),
+      async list(filter = {}) {
+        const query = filter.service === undefined ? '' : `?service=${encodeURIComponent(filter.service)}`;
+        return unwrap<PermissionRecord>(await request<{ permissions?: unknown }>('GET', `${api}/admin/permissions${query}`), 'permissions', `GET ${api}/admin/permissions`);
+      },
+      async services() {
+        return unwrap<CatalogSummary>(await request<{ services?: unknown }>('GET', `${api}/admin/permissions/services`), 'services', `GET ${api}/admin/permissions/services`);
+      },
     },
   };
 }

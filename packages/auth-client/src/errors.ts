@@ -5,6 +5,7 @@ export type ServerErrorCode =
   | 'forbidden'
   | 'not_found'
   | 'conflict'
+  | 'unknown_scope'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'rate_limited'
@@ -41,7 +42,7 @@ export class AuthClientError extends Error {
   readonly code: AuthClientErrorCode;
   /** HTTP status of the answer; `0` when there was none (`network_error`). */
   readonly status: number;
-  /** Field details, sent with `validation_failed`. */
+  /** Field details, sent with `validation_failed`, `unknown_scope` (one per unknown scope) and `conflict` on catalogs. */
   readonly details: ErrorDetail[] | undefined;
   /** Seconds to wait before retrying, from the `Retry-After` header (`rate_limited`, `service_unavailable`). */
   readonly retryAfterSec: number | undefined;

@@ -7,7 +7,7 @@
  * `@rw3iss/auth-server-ts` (`ServiceTokenManager`) for service tokens.
  */
 export { createAuthClient } from './client.js';
-export type { AuthApi, AuthClient, AuthClientOptions, ServicesApi } from './client.js';
+export type { AuthApi, AuthClient, AuthClientOptions, PermissionsApi, ServicesApi } from './client.js';
 export { AuthClientError } from './errors.js';
 export type { AuthClientErrorCode, ErrorDetail, ServerErrorCode } from './errors.js';
 export { createMemoryStorage } from './storage.js';
@@ -15,6 +15,7 @@ export type { TokenStorage } from './storage.js';
 export type {
   AuthUser,
   ChangePasswordRequest,
+  CatalogSummary,
   CreateM2MClientRequest,
   CreateM2MClientResponse,
   FetchLike,
@@ -25,6 +26,10 @@ export type {
   M2MClientStatus,
   MeResponse,
   RevokeAllSessionsResponse,
+  PermissionInput,
+  PermissionRecord,
+  RegisterCatalogRequest,
+  RegisterCatalogResponse,
   ServerMetadata,
   UpdateM2MClientRequest,
 } from './types.js';

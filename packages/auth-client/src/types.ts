@@ -22,6 +22,12 @@ export interface M2MClientRecord {
   /** Set once the credential is revoked; revoked records leave `services.list()`. */
   revoked_at: string | null;
   created_by: string | null;
+  /**
+   * Scopes in `scopes` that no permission catalog defines any more (pruned
+   * from their catalog, or in a namespace that got a catalog later). They are
+   * never granted; a `services.update()` that sets scopes must drop them.
+   */
+  orphaned_scopes: string[];
 }
 
 /** Body of `services.create()` (`POST /admin/m2m-clients`). */
@@ -49,6 +55,57 @@ export interface UpdateM2MClientRequest {
   scopes?: string[];
   allowed_audiences?: string[];
   status?: M2MClientStatus;
+}
+
+/** One permission of a catalog manifest (`permissions.register()`). */
+export interface PermissionInput {
+  /** The scope it defines, `namespace:permission` in lower case, e.g. `gsku:publish`; owned by one catalog. */
+  code: string;
+  name: string;
+  description?: string | null;
+  resource?: string | null;
+  action?: string | null;
+  category?: string | null;
+}
+
+/** Body of `permissions.register()`: the whole catalog of one service (1 to 1000 permissions). */
+export interface RegisterCatalogRequest {
+  /** The catalog's name, e.g. `gsku`; `core` and `auth` are reserved. */
+  service: string;
+  permissions: PermissionInput[];
+}
+
+/** Answer of `permissions.register()`. */
+export interface RegisterCatalogResponse {
+  service: string;
+  /** Permissions inserted or changed; 0 when the manifest matched the catalog. */
+  upserted_count: number;
+  /** Codes the catalog no longer declares, now removed (credentials holding them see them in `orphaned_scopes`). */
+  pruned_codes: string[];
+}
+
+/** A registered permission as the server shows it. */
+export interface PermissionRecord {
+  code: string;
+  service: string;
+  name: string;
+  description: string | null;
+  resource: string | null;
+  action: string | null;
+  category: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One registered catalog (`permissions.services()`). */
+export interface CatalogSummary {
+  service: string;
+  /** How many permissions it defines. */
+  count: number;
+  /** When it last changed. */
+  updated_at: string;
+  /** Who made that change: an admin's email, `client:<client_id>` (the service itself), or `cli`. */
+  registered_by: string;
 }
 
 /** Body of `auth.login()`. */

@@ -1,3 +1,4 @@
+import { readFileSync, statSync } from 'node:fs';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { connectDatabase } from '../db/connect.js';
@@ -14,6 +15,8 @@ import { createAdminUsersService, type AdminUsersService } from '../modules/admi
 import type { Actor } from '../modules/audit/audit.repository.js';
 import { clientIdSchema, createClientBodySchema, type M2MClientRecord } from '../modules/m2m-clients/m2m-clients.schemas.js';
 import { createM2MClientsService, type M2MClientsService } from '../modules/m2m-clients/m2m-clients.service.js';
+import { REGISTER_BODY_LIMIT, type RegisterBody, registerBodySchema, serviceNameSchema } from '../modules/permissions/permissions.schemas.js';
+import { createPermissionsService, type PermissionsService } from '../modules/permissions/permissions.service.js';
 import { type Command, command, EXIT, print, UsageError, validate } from './run.js';
 
 /** The audit trail's subject for everything done from the command line. */
@@ -26,6 +29,7 @@ interface Services {
   hasher: PasswordHasher;
   clients: M2MClientsService;
   users: AdminUsersService;
+  permissions: PermissionsService;
   db: Kysely<Database>;
 }
 
@@ -36,10 +40,11 @@ async function withServices<T>(env: NodeJS.ProcessEnv, fn: (services: Services) 
   try {
     const hasher = createBcryptHasher(config.bcryptCost);
     // No onChange: a running server reads a credential's state on every grant, so a revoke here applies at once.
-    const clients = createM2MClientsService({ db: database.db, hasher, clock: systemClock });
+    const permissions = createPermissionsService({ db: database.db, clock: systemClock });
+    const clients = createM2MClientsService({ db: database.db, hasher, clock: systemClock, checkScopes: permissions.assertScopesDefined });
     // Sessions live in the database and are looked up on every request: ending one here applies at once.
     const users = createAdminUsersService({ db: database.db, hasher, clock: systemClock });
-    return await fn({ hasher, clients, users, db: database.db });
+    return await fn({ hasher, clients, permissions, users, db: database.db });
   } finally {
     await database.close();
   }
@@ -379,6 +384,103 @@ ${DATABASE_NOTE}
   },
 });
 
+/** Reads a catalog manifest file (or `-` for stdin), bounded like the HTTP route's body. */
+async function readManifest(file: string): Promise<RegisterBody> {
+  let text: string;
+  try {
+    if (file === '-') {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of process.stdin) {
+        size += (chunk as Buffer).length;
+        if (size > REGISTER_BODY_LIMIT) throw new UsageError([`--file: standard input is larger than ${REGISTER_BODY_LIMIT / 1024} KiB`]);
+        chunks.push(chunk as Buffer);
+      }
+      text = Buffer.concat(chunks).toString('utf8');
+    } else {
+      if (statSync(file).size > REGISTER_BODY_LIMIT) throw new UsageError([`--file: ${file} is larger than ${REGISTER_BODY_LIMIT / 1024} KiB`]);
+      text = readFileSync(file, 'utf8');
+    }
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError([`--file: cannot read ${file} (${(err as { code?: string }).code ?? 'error'})`]);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new UsageError([`--file: ${file} is not valid JSON`]);
+  }
+  const parsed = registerBodySchema.safeParse(json);
+  if (!parsed.success) throw new UsageError(parsed.error.issues.map((issue) => `--file: ${issue.path.join('.') || '(top level)'}: ${issue.message}`));
+  return parsed.data;
+}
+
+const permissionsRegisterCommand = command({
+  name: 'permissions register',
+  summary: "reconcile a service's permission catalog with a manifest file",
+  help: `Reconciles one service's permission catalog with a manifest, exactly as
+POST /api/v1/admin/permissions/register does: every declared permission is inserted or updated,
+the service's permissions the manifest no longer declares are pruned (credentials holding them
+see them as orphaned and stop being granted them). The same manifest again changes nothing.
+
+The manifest is JSON: {"service": "gsku", "permissions": [{"code": "gsku:publish", "name": "Publish",
+"description": "...", "resource": "...", "action": "...", "category": "..."}]} (1 to 1000 permissions,
+at most 1 MiB; codes are lower-case "namespace:permission" scopes; "core" and "auth" are reserved).
+
+Options:
+  --file <path>   the manifest (required); "-" reads standard input
+  --json          print {"service", "upserted_count", "pruned_codes"}
+
+Example:
+  auth-api permissions register --file catalog.json
+
+${DATABASE_NOTE}
+`,
+  options: { file: { type: 'string' }, json: { type: 'boolean' } },
+  positionals: 0,
+  async run(values, _positionals, env) {
+    const body = await readManifest(required(values.file, '--file'));
+    const result = await withServices(env, ({ permissions }) => permissions.register(body, { kind: 'admin', actor: CLI_ACTOR }));
+    if (values.json) print(JSON.stringify(result, null, 2));
+    else if (result.upserted_count === 0 && result.pruned_codes.length === 0) print(`catalog ${result.service}: unchanged`);
+    else {
+      print(`catalog ${result.service}: ${result.upserted_count} upserted, ${result.pruned_codes.length} pruned`);
+      if (result.pruned_codes.length > 0) print(`pruned: ${result.pruned_codes.join(' ')}`);
+    }
+    return EXIT.ok;
+  },
+});
+
+const permissionsListCommand = command({
+  name: 'permissions list',
+  summary: 'list registered permissions, by service then code',
+  help: `Lists every registered permission, or one service's.
+
+Options:
+  --service <name>   only this catalog
+  --json             print {"permissions": [...]}, the same records as GET /api/v1/admin/permissions
+
+${DATABASE_NOTE}
+`,
+  options: { service: { type: 'string' }, json: { type: 'boolean' } },
+  positionals: 0,
+  async run(values, _positionals, env) {
+    const service = values.service === undefined ? undefined : validate(serviceNameSchema, values.service, { '': '--service' });
+    const permissions = await withServices(env, ({ permissions }) => permissions.list(service));
+    if (values.json) print(JSON.stringify({ permissions }, null, 2));
+    else if (permissions.length === 0) print(service === undefined ? 'no permissions registered' : `no permissions in the catalog ${service}`);
+    else
+      print(
+        table(
+          ['SERVICE', 'CODE', 'NAME', 'CATEGORY', 'UPDATED'],
+          permissions.map((p) => [p.service, p.code, p.name, p.category ?? '-', shortTime(p.updated_at)]),
+        ),
+      );
+    return EXIT.ok;
+  },
+});
+
 export const COMMANDS: Command[] = [
   serveCommand,
   migrateCommand,
@@ -391,4 +493,6 @@ export const COMMANDS: Command[] = [
   clientsCreateCommand,
   clientsListCommand,
   clientsRevokeCommand,
+  permissionsListCommand,
+  permissionsRegisterCommand,
 ];

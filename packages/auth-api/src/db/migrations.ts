@@ -81,6 +81,38 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('users').dropColumn('disabled_at').execute();
     },
   },
+  '2026-11-26-014-permissions': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('permission_catalogs')
+        .addColumn('service', 'text', (c) => c.primaryKey())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('registered_by', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('permissions')
+        // The primary key makes a code owned by one catalog, also when two registrations race.
+        .addColumn('code', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull().generatedAlwaysAs(sql`split_part(code, ':', 1)`).stored())
+        .addColumn('service', 'text', (c) => c.notNull().references('permission_catalogs.service').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('resource', 'text')
+        .addColumn('action', 'text')
+        .addColumn('category', 'text')
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+      await db.schema.createIndex('permissions_service').on('permissions').column('service').execute();
+      // The grant path asks "does any catalog define a code in this namespace?" per scope.
+      await db.schema.createIndex('permissions_namespace').on('permissions').column('namespace').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('permissions').execute();
+      await db.schema.dropTable('permission_catalogs').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -66,12 +66,39 @@ export interface AuditLogTable {
   details: ColumnType<Record<string, unknown> | null, string | null, string | null>;
 }
 
+/** One registered permission catalog: a service and when (and by whom) it last changed. */
+export interface PermissionCatalogsTable {
+  service: string;
+  created_at: CreatedAt;
+  /** When the catalog last changed (an idempotent registration changes nothing). */
+  updated_at: Timestamp;
+  /** Who made that change: an admin's email, `client:<client_id>`, or `cli`. */
+  registered_by: string;
+}
+
+/** A permission a catalog defines. `code` is a scope, owned by exactly one catalog. */
+export interface PermissionsTable {
+  code: string;
+  /** The part of `code` before the first ':' (a stored generated column). */
+  namespace: ColumnType<string, never, never>;
+  service: string;
+  name: string;
+  description: string | null;
+  resource: string | null;
+  action: string | null;
+  category: string | null;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
 /** Every table, as kysely sees it. */
 export interface Database {
   users: UsersTable;
   admin_sessions: AdminSessionsTable;
   m2m_clients: M2MClientsTable;
   audit_log: AuditLogTable;
+  permission_catalogs: PermissionCatalogsTable;
+  permissions: PermissionsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -81,3 +108,5 @@ export type M2MClientRow = Selectable<M2MClientsTable>;
 export type NewM2MClientRow = Insertable<M2MClientsTable>;
 export type M2MClientUpdate = Updateable<M2MClientsTable>;
 export type NewAuditEntry = Insertable<AuditLogTable>;
+export type PermissionRow = Selectable<PermissionsTable>;
+export type PermissionCatalogRow = Selectable<PermissionCatalogsTable>;

@@ -1,9 +1,12 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { ACCESS_TOKEN_TYP, keyIdForSecret, type ServiceTokenClaims } from '@rw3iss/auth-server-ts';
+import { errors as joseErrors, jwtVerify } from 'jose';
 import type { Clock } from './clock.js';
 
 export interface TokenKeys {
   secret: string;
+  /** Still accepted by the service-token verifier during a key rotation. */
+  previousSecret?: string | undefined;
   issuer: string;
   audience: string;
 }
@@ -56,3 +59,58 @@ export function createTokenIssuer(keys: TokenKeys, clock: Clock) {
 }
 
 export type TokenIssuer = ReturnType<typeof createTokenIssuer>;
+
+/**
+ * The server's one verification of its own service tokens, for routes a
+ * service calls with its token (catalog registration), with jose: HS256 only,
+ * `typ: at+jwt`, issuer, audience, expiry; current or previous secret chosen
+ * by `kid`; and only `token_type: "service"` with a consistent `client_id` and
+ * `scopes` passes. Returns undefined for anything else: callers only need to
+ * know whether to fall back to the admin session check. (Admins never hold a
+ * JWT: their bearer token is a server-side session, modules/admin-auth.)
+ *
+ * Key handling (which algorithm and key signs service tokens) lives here and
+ * only here, so a change of signing scheme changes this one function.
+ */
+export function createServiceTokenVerifier(keys: TokenKeys, clock: Clock) {
+  const encoder = new TextEncoder();
+  const byKid = new Map<string, Uint8Array>([[keyIdForSecret(keys.secret), encoder.encode(keys.secret)]]);
+  if (keys.previousSecret) byKid.set(keyIdForSecret(keys.previousSecret), encoder.encode(keys.previousSecret));
+
+  return async function verifyServiceToken(token: string): Promise<ServiceTokenClaims | undefined> {
+    let claims: Record<string, unknown>;
+    try {
+      ({ payload: claims } = await jwtVerify(
+        token,
+        (header) => {
+          const key = header.kid === undefined ? undefined : byKid.get(header.kid);
+          if (!key) throw new joseErrors.JWKSNoMatchingKey();
+          return key;
+        },
+        {
+          algorithms: ['HS256'],
+          typ: ACCESS_TOKEN_TYP,
+          issuer: keys.issuer,
+          audience: keys.audience,
+          requiredClaims: ['exp', 'iat', 'sub'],
+          currentDate: new Date(clock()),
+          clockTolerance: 5,
+        },
+      ));
+    } catch {
+      return undefined;
+    }
+    if (
+      claims.token_type !== 'service' ||
+      typeof claims.client_id !== 'string' ||
+      claims.client_id !== claims.sub ||
+      !Array.isArray(claims.scopes) ||
+      !claims.scopes.every((s) => typeof s === 'string')
+    ) {
+      return undefined;
+    }
+    return claims as unknown as ServiceTokenClaims;
+  };
+}
+
+export type ServiceTokenVerifier = ReturnType<typeof createServiceTokenVerifier>;

@@ -31,6 +31,7 @@ const DEFAULT_MESSAGES: Record<ApiErrorCode, string> = {
   forbidden: 'Not allowed',
   not_found: 'Not found',
   conflict: 'Conflict',
+  unknown_scope: 'A scope is not defined by the permission catalogs',
   payload_too_large: 'The request body is too large',
   unsupported_media_type: 'Unsupported Content-Type; send application/json',
   rate_limited: 'Too many requests; retry later',

@@ -11,18 +11,22 @@ export interface RequestOptions {
 
 export type SendRequest = <T>(method: string, url: string, options?: RequestOptions) => Promise<T>;
 
-const SERVER_CODES = new Set<string>([
-  'validation_failed',
-  'unauthorized',
-  'forbidden',
-  'not_found',
-  'conflict',
-  'payload_too_large',
-  'unsupported_media_type',
-  'rate_limited',
-  'service_unavailable',
-  'internal_error',
-] satisfies ServerErrorCode[]);
+// A record, so that a code added to ServerErrorCode and forgotten here fails the type check.
+const SERVER_CODES = new Set<string>(
+  Object.keys({
+    validation_failed: true,
+    unauthorized: true,
+    forbidden: true,
+    not_found: true,
+    conflict: true,
+    unknown_scope: true,
+    payload_too_large: true,
+    unsupported_media_type: true,
+    rate_limited: true,
+    service_unavailable: true,
+    internal_error: true,
+  } satisfies Record<ServerErrorCode, true>),
+);
 
 // For answers without our error body (a proxy's HTML page, an older server).
 const CODE_BY_STATUS: Partial<Record<number, AuthClientErrorCode>> = {

@@ -14,7 +14,9 @@ export type AuditAction =
   | 'user.password_change'
   | 'user.password_change_failure'
   | 'user.password_reset'
-  | 'user.sessions_revoke';
+  | 'user.sessions_revoke'
+  | 'permission_catalog.register'
+  | 'm2m_client.scopes_orphaned';
 
 /** Who did something and from where: the audit trail's subject. */
 export interface Actor {
@@ -26,7 +28,7 @@ export interface Actor {
 
 export interface AuditEvent {
   action: AuditAction;
-  targetType?: 'm2m_client' | 'user';
+  targetType?: 'm2m_client' | 'user' | 'permission_catalog';
   targetId?: string;
   details?: Record<string, unknown>;
 }

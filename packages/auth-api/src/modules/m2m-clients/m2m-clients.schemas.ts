@@ -31,13 +31,13 @@ export const audienceSchema = z
 export const audiencesSchema = z.array(audienceSchema).max(20, 'at most 20 audiences per credential').transform(dedupe);
 
 // No control characters (PostgreSQL text cannot even hold NUL); a description may have line breaks and tabs.
-const nameSchema = z
+export const nameSchema = z
   .string()
   .trim()
   .min(1, 'is required')
   .max(200, 'must be at most 200 characters')
   .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
-const descriptionSchema = z
+export const descriptionSchema = z
   .string()
   .trim()
   .max(2000, 'must be at most 2000 characters')
@@ -76,6 +76,9 @@ export const clientRecordSchema = z.object({
   last_used_at: z.string().nullable(),
   revoked_at: z.string().nullable(),
   created_by: z.string().nullable(),
+  orphaned_scopes: z
+    .array(z.string())
+    .describe('Scopes in `scopes` that no permission catalog defines any more (pruned, or in a namespace that got a catalog): never granted'),
 });
 
 export const createClientResponseSchema = z.object({

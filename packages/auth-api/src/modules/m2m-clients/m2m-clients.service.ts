@@ -1,19 +1,27 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { isUniqueViolation } from '../../db/errors.js';
-import type { Database, M2MClientRow, M2MClientUpdate } from '../../db/schema.js';
+import type { Database, M2MClientUpdate } from '../../db/schema.js';
 import { ApiError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
 import type { PasswordHasher } from '../../lib/password.js';
 import { generateClientSecret } from '../../lib/secrets.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
 import type { CreateClientBody, M2MClientRecord, UpdateClientBody } from './m2m-clients.schemas.js';
-import { findClientByClientId, findClientById, insertClient, listActiveClients, revokeClient, updateClient } from './m2m-clients.repository.js';
+import {
+  findClientByClientId,
+  findClientById,
+  insertClient,
+  listActiveClients,
+  type M2MClientRowWithOrphans,
+  revokeClient,
+  updateClient,
+} from './m2m-clients.repository.js';
 
 const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 
 /** Row → API record. The secret hash never leaves this module. */
-export function toRecord(row: M2MClientRow): M2MClientRecord {
+export function toRecord(row: M2MClientRowWithOrphans): M2MClientRecord {
   return {
     id: row.id,
     client_id: row.client_id,
@@ -27,6 +35,7 @@ export function toRecord(row: M2MClientRow): M2MClientRecord {
     last_used_at: iso(row.last_used_at),
     revoked_at: iso(row.revoked_at),
     created_by: row.created_by,
+    orphaned_scopes: row.orphaned_scopes,
   };
 }
 
@@ -34,6 +43,11 @@ export interface M2MClientsDeps {
   db: Kysely<Database>;
   hasher: PasswordHasher;
   clock: Clock;
+  /**
+   * Refuses scopes the permission catalogs do not define (`unknown_scope`);
+   * checked on every create and on every update that sets scopes.
+   */
+  checkScopes: (scopes: string[]) => Promise<void>;
   /** Called after a credential changes (update, revoke) so caches drop it. */
   onChange?: (id: string) => void;
 }
@@ -42,12 +56,13 @@ const duplicate = () => new ApiError('conflict', 'A credential with that client_
 const notFound = () => new ApiError('not_found', 'No credential with that id');
 
 /** The service-credential registry: create, read, change and revoke, each audited. */
-export function createM2MClientsService({ db, hasher, clock, onChange }: M2MClientsDeps) {
+export function createM2MClientsService({ db, hasher, clock, checkScopes, onChange }: M2MClientsDeps) {
   return {
     /** Creates a credential; returns its record and the secret, which is shown only this once. */
     async create(body: CreateClientBody, actor: Actor): Promise<{ client: M2MClientRecord; client_secret: string }> {
       // Cheap early answer for the common duplicate; the unique index settles races.
       if (await findClientByClientId(db, body.client_id)) throw duplicate();
+      await checkScopes(body.scopes ?? []);
       const clientSecret = generateClientSecret();
       const hash = await hasher.hash(clientSecret);
       const now = new Date(clock());
@@ -105,6 +120,7 @@ export function createM2MClientsService({ db, hasher, clock, onChange }: M2MClie
       if (body.scopes !== undefined) changes.scopes = body.scopes;
       if (body.allowed_audiences !== undefined) changes.allowed_audiences = body.allowed_audiences;
       if (body.status !== undefined) changes.status = body.status;
+      if (body.scopes !== undefined) await checkScopes(body.scopes);
 
       const row = await db.transaction().execute(async (trx) => {
         const updated = await updateClient(trx, id, changes);
