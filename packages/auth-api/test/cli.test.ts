@@ -152,7 +152,8 @@ describe('auth-api CLI', () => {
       ).length,
     );
 
-  it('admin list: a table, or --json; sessions counted; never a hash', async () => {
+  // Several CLI processes in a row: allow for a loaded machine.
+  it('admin list: a table, or --json; sessions counted; never a hash', { timeout: 180_000 }, async () => {
     await openSessions('ops@example.com', 2);
     const table = await cli(['admin', 'list']);
     expect(table).toMatchObject({ code: 0, stderr: '' });
@@ -197,7 +198,8 @@ describe('auth-api CLI', () => {
     expect(again).toMatchObject({ code: 0, stdout: expect.stringMatching(/was already disabled; 0 sessions ended\n$/) });
   });
 
-  it('admin disable warns when no enabled system_admin is left; admin enable undoes it', async () => {
+  // Several CLI processes in a row: allow for a loaded machine.
+  it('admin disable warns when no enabled system_admin is left; admin enable undoes it', { timeout: 180_000 }, async () => {
     const lastOne = await cli(['admin', 'disable', 'ops@example.com']);
     expect(lastOne.code).toBe(0);
     expect(lastOne.stderr).toMatch(/^warning: no enabled system_admin is left/);
@@ -209,7 +211,8 @@ describe('auth-api CLI', () => {
     expect(await cli(['admin', 'enable', 'second@example.com'])).toMatchObject({ code: 0 });
   });
 
-  it('admin reset-password: generated and shown once, or from stdin; ends sessions', async () => {
+  // Several CLI processes in a row: allow for a loaded machine.
+  it('admin reset-password: generated and shown once, or from stdin; ends sessions', { timeout: 180_000 }, async () => {
     await openSessions('second@example.com', 1);
     const generated = await cli(['admin', 'reset-password', 'second@example.com']);
     expect(generated.code).toBe(0);

@@ -75,8 +75,8 @@ describe('client.permissions', () => {
 
     const other = await failure(asService.permissions.register({ service: 'billing', permissions: [{ code: 'billing:charge', name: 'Charge' }] }));
     expect({ code: other.code, status: other.status }).toEqual({ code: 'forbidden', status: 403 });
-    // Listings stay admin-only.
-    expect((await failure(asService.permissions.list())).code).toBe('forbidden');
+    // Listings stay admin-only: a service token is no admin session (401).
+    expect((await failure(asService.permissions.list())).code).toBe('unauthorized');
   });
 
   it('errors carry the stable code and details: conflict naming the owner, unknown_scope, forbidden, validation_failed', async () => {
