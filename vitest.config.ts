@@ -1,50 +1,12 @@
-import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { projects } from './vitest.workspace.js';
 
-// vitest 4 ignores vitest.workspace.ts: the projects are listed here.
-const sdkSrc = fileURLToPath(new URL('./packages/auth-server-ts/src/', import.meta.url));
-// The server and the admin SDK import the SDK by its package name; tests run it from
-// source (root and the /fastify, /express subpaths), one module instance for all.
-const sdkAlias = [
-  { find: /^@rw3iss\/auth-server-ts$/, replacement: `${sdkSrc}index.ts` },
-  { find: /^@rw3iss\/auth-server-ts\/(fastify|express)$/, replacement: `${sdkSrc}$1.ts` },
-];
-
+// Vitest 4 ignores vitest.workspace.ts on its own: the project list lives there
+// (the layout the design names) and is used here.
 export default defineConfig({
   test: {
     // Test files run in parallel, one database each (PGlite takes seconds to boot): 2 cores here.
     maxWorkers: 2,
-    projects: [
-      {
-        test: {
-          name: 'auth-server-ts',
-          root: './packages/auth-server-ts',
-          include: ['test/**/*.test.ts'],
-          testTimeout: 20_000,
-        },
-      },
-      {
-        resolve: { alias: sdkAlias },
-        test: {
-          name: 'auth-api',
-          root: './packages/auth-api',
-          include: ['test/**/*.test.ts'],
-          // The CLI and production tests spawn the built server: build it once, first.
-          globalSetup: ['./test/build.global.ts'],
-          testTimeout: 60_000,
-          hookTimeout: 120_000,
-        },
-      },
-      {
-        resolve: { alias: sdkAlias },
-        test: {
-          name: 'auth-client',
-          root: './packages/auth-client',
-          include: ['test/**/*.test.ts'],
-          testTimeout: 60_000,
-          hookTimeout: 120_000,
-        },
-      },
-    ],
+    projects,
   },
 });

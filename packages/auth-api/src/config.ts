@@ -35,7 +35,7 @@ const envSchema = z.object({
       return !u.search && !u.hash && (u.pathname === '/' || u.pathname === '');
     }, 'must be an origin with no path, query or fragment (RFC 8414 serves metadata at its root)')
     .transform((v) => v.replace(/\/+$/, ''))
-    .default('http://127.0.0.1:3000'),
+    .optional(),
   TRUST_PROXY: optionalString.pipe(
     z
       .string()
@@ -60,6 +60,18 @@ const envSchema = z.object({
 
 export type Env = z.infer<typeof envSchema>;
 
+/**
+ * The issuer when JWT_ISSUER is unset: where this server listens, as a client on
+ * the same machine reaches it (a wildcard address becomes loopback). Undefined
+ * for port 0, which is only chosen at start.
+ */
+export function defaultIssuer(host: string, port: number): string | undefined {
+  if (port === 0) return undefined;
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' || host === '[::]' ? '::1' : host;
+  const hostPart = isIP(reachable) === 6 ? `[${reachable}]` : reachable;
+  return `http://${hostPart}:${port}`;
+}
+
 /** Validated server configuration. Built once, at start, from the environment. */
 export interface Config {
   env: Env['NODE_ENV'];
@@ -82,6 +94,8 @@ export interface Config {
     issuer: string;
     audience: string;
   };
+  /** True when `jwt.issuer` came from HOST/PORT because JWT_ISSUER is unset. */
+  issuerDerived: boolean;
   serviceTokenTtlSec: number;
   userTokenTtlSec: number;
   bcryptCost: number;
@@ -118,7 +132,9 @@ export function weakSecretReason(secret: string): string | undefined {
  * production; the caller then supplies a generated one (see `dev-secret.ts`).
  */
 export function loadConfig(env: Record<string, string | undefined>, fallbackSecret?: () => string): Config {
-  const parsed = envSchema.safeParse(env);
+  // An empty setting (`PORT=`, as a blank line in an env file leaves it) means unset: its default.
+  const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''));
+  const parsed = envSchema.safeParse(set);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
@@ -139,7 +155,9 @@ export function loadConfig(env: Record<string, string | undefined>, fallbackSecr
   }
   if (e.JWT_ACCESS_SECRET_PREVIOUS && e.JWT_ACCESS_SECRET_PREVIOUS === secret) problems.push('JWT_ACCESS_SECRET_PREVIOUS: must differ from JWT_ACCESS_SECRET');
   if (e.ADMIN_PASSWORD && !e.ADMIN_EMAIL) problems.push('ADMIN_EMAIL: is required when ADMIN_PASSWORD is set');
-  if (production && !e.JWT_ISSUER.startsWith('https://')) problems.push('JWT_ISSUER: must be the public https:// origin of this server when NODE_ENV=production');
+  const issuer = e.JWT_ISSUER ?? defaultIssuer(e.HOST, e.PORT);
+  if (production && !e.JWT_ISSUER?.startsWith('https://')) problems.push('JWT_ISSUER: must be the public https:// origin of this server when NODE_ENV=production');
+  else if (!issuer) problems.push('JWT_ISSUER: is required with PORT=0 (the port is chosen at start, so no issuer can be derived from it)');
   if (production && e.BCRYPT_COST < 10) problems.push('BCRYPT_COST: must be at least 10 when NODE_ENV=production');
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -150,7 +168,8 @@ export function loadConfig(env: Record<string, string | undefined>, fallbackSecr
     trustProxy: e.TRUST_PROXY?.split(',').map((part) => part.trim()),
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
-    jwt: { secret: secret!, previousSecret: e.JWT_ACCESS_SECRET_PREVIOUS, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
+    jwt: { secret: secret!, previousSecret: e.JWT_ACCESS_SECRET_PREVIOUS, issuer: issuer!, audience: e.JWT_AUDIENCE },
+    issuerDerived: !e.JWT_ISSUER,
     serviceTokenTtlSec: e.SERVICE_TOKEN_TTL,
     userTokenTtlSec: e.USER_TOKEN_TTL,
     bcryptCost: e.BCRYPT_COST,

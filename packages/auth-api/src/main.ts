@@ -4,6 +4,7 @@ import { type Config, loadConfig } from './config.js';
 import { connectDatabase, type DatabaseHandle } from './db/connect.js';
 import { migrateToLatest } from './db/migrations.js';
 import { devSecretFrom } from './dev-secret.js';
+import { chooseLogFormat, prettyLogStream } from './lib/log-format.js';
 import { createBcryptHasher } from './lib/password.js';
 
 const warn = (message: string) => process.stderr.write(`warning: ${message}\n`);
@@ -35,8 +36,11 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<Fasti
   let app: FastifyInstance | undefined;
   try {
     // Loaded here, not at the top: the CLI's other commands start faster without the HTTP stack.
-    const { buildApp } = await import('./app.js');
-    app = await buildApp({ config, database, hasher });
+    const { buildApp, serverLoggerOptions } = await import('./app.js');
+    // Readable in a developer's terminal; JSON lines anywhere else (see lib/log-format.ts).
+    const pretty = chooseLogFormat(config.env, process.stdout.isTTY) === 'pretty';
+    const logger = pretty ? { ...serverLoggerOptions(config.logLevel), stream: await prettyLogStream() } : undefined;
+    app = await buildApp({ config, database, hasher, ...(logger ? { logger } : {}) });
     const log = app.log;
     await bootstrapAdmin(config, database.db, hasher, {
       info: (m) => log.info(m),
@@ -45,7 +49,10 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<Fasti
     });
     stopOnSignals(app, database);
     const address = await app.listen({ port: config.port, host: config.host });
-    log.info({ address, database: database.kind, docs: '/docs' }, 'auth-api ready');
+    if (config.issuerDerived) {
+      log.info({ issuer: config.jwt.issuer }, 'JWT_ISSUER is not set: the issuer is derived from HOST and PORT; set JWT_ISSUER to the URL clients use to reach this server');
+    }
+    log.info({ address, database: database.kind, issuer: config.jwt.issuer, docs: '/docs' }, 'auth-api ready');
     return app;
   } catch (err) {
     // Release what was opened (a pg pool keeps the process alive), then report.

@@ -78,6 +78,12 @@ describe('POST /admin/m2m-clients rejects bad bodies and writes nothing', () => 
   it('form body', () =>
     expectRejected({ method: 'POST', url: base, payload: 'client_id=abc&name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415, 'unsupported_media_type'));
   it('text body', () => expectRejected({ method: 'POST', url: base, payload: 'client_id=abc', headers: { 'content-type': 'text/plain' } }, 415, 'unsupported_media_type'));
+  it('a 415 names the media type expected, in the message and in Accept', async () => {
+    const res = await ctx.app.inject({ method: 'POST', url: base, payload: '<x/>', headers: { ...bearer(ctx.adminToken), 'content-type': 'application/xml' } });
+    expect(res.statusCode).toBe(415);
+    expect(res.json()).toEqual({ error: 'unsupported_media_type', message: 'Unsupported Content-Type: send the body as application/json' });
+    expect(res.headers.accept).toBe('application/json');
+  });
   it('body over the limit', () =>
     expectRejected({ method: 'POST', url: base, payload: JSON.stringify({ client_id: 'abc', name: 'x', description: 'd'.repeat(200_000) }), headers: { 'content-type': 'application/json' } }, 413, 'payload_too_large'));
   it('a duplicate client_id, differently cased', () => expectRejected({ method: 'POST', url: base, payload: { client_id: ' EXISTING-svc', name: 'x' } }, 409, 'conflict'));

@@ -1,12 +1,15 @@
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { REPO_ROOT } from './process-helpers.js';
 
 /**
  * Vitest global setup: the CLI and production tests spawn the built server
  * (dist/), so build it once before any test file runs. Incremental: about a
  * second when dist is up to date. Once, not per file: files run in parallel
- * and two builds writing dist/ at once would race.
+ * and two builds writing dist/ at once would race. The compiler is run with
+ * this Node directly: pnpm need not be on the PATH (`npx pnpm@… test`).
  */
 export default function buildServer(): void {
-  execFileSync('pnpm', ['exec', 'tsc', '-b', 'packages/auth-api'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  const tsc = join(REPO_ROOT, 'node_modules/typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-b', 'packages/auth-api'], { cwd: REPO_ROOT, stdio: 'inherit' });
 }

@@ -52,6 +52,25 @@ describe('loadConfig', () => {
     expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1', JWT_ACCESS_SECRET: strong }).trustProxy).toEqual(['10.0.0.0/8', '127.0.0.1']);
   });
 
+  it('derives the default issuer from where the server listens', () => {
+    const issuer = (env: Record<string, string>) => loadConfig({ JWT_ACCESS_SECRET: strong, ...env });
+    expect(issuer({})).toMatchObject({ jwt: { issuer: 'http://127.0.0.1:3000' }, issuerDerived: true });
+    expect(issuer({ PORT: '3002' }).jwt.issuer).toBe('http://127.0.0.1:3002');
+    expect(issuer({ HOST: 'auth.internal', PORT: '8080' }).jwt.issuer).toBe('http://auth.internal:8080');
+    expect(issuer({ HOST: '0.0.0.0', PORT: '3002' }).jwt.issuer).toBe('http://127.0.0.1:3002');
+    expect(issuer({ HOST: '::', PORT: '3002' }).jwt.issuer).toBe('http://[::1]:3002');
+    expect(issuer({ HOST: '::1' }).jwt.issuer).toBe('http://[::1]:3000');
+    expect(issuer({ PORT: '3002', JWT_ISSUER: 'http://localhost:9999/' })).toMatchObject({ jwt: { issuer: 'http://localhost:9999' }, issuerDerived: false });
+    // Port 0 is only chosen at start: no issuer can be derived from it.
+    expect(problems({ JWT_ACCESS_SECRET: strong, PORT: '0' })).toEqual([expect.stringMatching(/^JWT_ISSUER: is required with PORT=0/)]);
+    expect(issuer({ PORT: '0', JWT_ISSUER: 'http://127.0.0.1:1234' }).port).toBe(0);
+  });
+
+  it('treats an empty setting as unset: PORT= is the default port, not a random one', () => {
+    const config = loadConfig({ JWT_ACCESS_SECRET: strong, PORT: '', HOST: ' ', BCRYPT_COST: '', NODE_ENV: '', LOG_LEVEL: '', JWT_ISSUER: '' });
+    expect(config).toMatchObject({ port: 3000, host: '127.0.0.1', bcryptCost: 10, env: 'development', logLevel: 'info', jwt: { issuer: 'http://127.0.0.1:3000' } });
+  });
+
   it('names every bad value', () => {
     const list = problems({ PORT: 'eighty', BCRYPT_COST: '40', SERVICE_TOKEN_TTL: '5', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud', JWT_ACCESS_SECRET: strong });
     expect(list.map((p) => p.split(':')[0]).sort()).toEqual(['BCRYPT_COST', 'DATABASE_URL', 'LOG_LEVEL', 'PORT', 'SERVICE_TOKEN_TTL']);

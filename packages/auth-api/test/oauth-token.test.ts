@@ -203,10 +203,26 @@ describe('POST /api/v1/oauth/token: request errors', () => {
     expect((await post(form(ok), { ...FORM, authorization: encoded })).statusCode).toBe(200);
   });
 
+  it('other methods: 405 with Allow: POST, in the OAuth error format', async () => {
+    for (const method of ['GET', 'PUT', 'PATCH', 'DELETE'] as const) {
+      const res = await ctx.app.inject({ method, url });
+      expectOAuthError(res, 405, 'invalid_request');
+      expect(res.headers.allow, method).toBe('POST');
+      expect(res.json().error_description).toMatch(/accepts POST only/);
+    }
+    const head = await ctx.app.inject({ method: 'HEAD', url });
+    expect({ status: head.statusCode, allow: head.headers.allow }).toEqual({ status: 405, allow: 'POST' });
+  });
+
   it('bad bodies: malformed JSON, wrong content type, no body, huge body', async () => {
     expectOAuthError(await post('{"grant_type":', { 'content-type': 'application/json' }), 400, 'invalid_request');
-    expectOAuthError(await post('grant_type=client_credentials', { 'content-type': 'text/plain' }), 400, 'invalid_request');
-    expectOAuthError(await post('<xml/>', { 'content-type': 'application/xml' }), 400, 'invalid_request');
+    for (const [payload, type] of [['grant_type=client_credentials', 'text/plain'], ['<xml/>', 'application/xml']]) {
+      const res = await post(payload!, { 'content-type': type! });
+      expectOAuthError(res, 415, 'invalid_request');
+      // The 415 names what would have been accepted, in the body and in Accept (RFC 9110 §15.5.16).
+      expect(res.json().error_description).toBe('Unsupported Content-Type: send the parameters as application/x-www-form-urlencoded or application/json');
+      expect(res.headers.accept).toBe('application/x-www-form-urlencoded, application/json');
+    }
     expectOAuthError(await ctx.app.inject({ method: 'POST', url }), 400, 'invalid_request');
     expectOAuthError(await post(JSON.stringify([1, 2]), { 'content-type': 'application/json' }), 400, 'invalid_request');
     expectOAuthError(await post(JSON.stringify({ grant_type: 5 }), { 'content-type': 'application/json' }), 400, 'invalid_request');
@@ -216,9 +232,11 @@ describe('POST /api/v1/oauth/token: request errors', () => {
     expectOAuthError(longBasic, 400, 'invalid_request');
   });
 
-  it('GET is not the token endpoint', async () => {
+  it('GET is not the token endpoint: credentials in a query string get 405, never a token', async () => {
     const res = await ctx.app.inject({ method: 'GET', url: `${url}?grant_type=client_credentials&client_id=${svc.client_id}&client_secret=${svc.secret}` });
-    expect(res.statusCode).toBe(404);
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+    expect(Object.keys(res.json()).sort()).toEqual(['error', 'error_description']);
     expect(res.body).not.toContain(svc.secret);
   });
 });

@@ -125,9 +125,10 @@ export interface AuthClient {
   /**
    * Checks that an auth server compatible with this SDK answers: reads the
    * RFC 8414 metadata at `<server root>/.well-known/oauth-authorization-server`
-   * and checks it offers the client_credentials grant with its token endpoint
-   * under `apiBaseUrl` (same API version). The server root is `apiBaseUrl`
-   * without its trailing `/api/v<n>`, or its origin when there is none.
+   * and checks it offers the client_credentials grant, that its `issuer` is
+   * that server root (RFC 8414 §3.3: not metadata of another origin) and that
+   * its token endpoint is exactly `<apiBaseUrl>/oauth/token` (same origin, same
+   * API version). The server root is `apiBaseUrl` without its trailing `/api/v<n>`.
    * Resolves to the metadata; rejects with `incompatible_server`,
    * `network_error` or the server's error. Optional, but a cheap early failure.
    */
@@ -152,8 +153,8 @@ const APP_CODE = /^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/;
  * service (machine-to-machine) credentials. Dependency-free, on the
  * platform's `fetch`, so it runs in browsers and Node 20.
  *
- * Throws a `TypeError` for an `apiBaseUrl` that is not an http(s) URL or an
- * empty `appCode`.
+ * Throws a `TypeError` for an `apiBaseUrl` that is not an http(s) URL ending
+ * in the API version prefix (`/api/v1`), or an empty `appCode`.
  *
  * @example
  * const client = createAuthClient({ apiBaseUrl: 'https://auth.example.com/api/v1', appCode: 'my-admin-ui' });
@@ -174,8 +175,13 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   }
 
   const apiPath = base.pathname.replace(/\/+$/, '');
+  if (!/\/api\/v\d+$/.test(apiPath) || base.search || base.hash) {
+    throw new TypeError(
+      `apiBaseUrl must be the API root with its version prefix and nothing after it, e.g. ${base.origin}${apiPath}/api/v1; got ${JSON.stringify(options.apiBaseUrl)}`,
+    );
+  }
   const api = `${base.origin}${apiPath}`;
-  const root = /\/api\/v\d+$/.test(apiPath) ? `${base.origin}${apiPath.replace(/\/api\/v\d+$/, '')}` : base.origin;
+  const root = `${base.origin}${apiPath.replace(/\/api\/v\d+$/, '')}`;
   const storage = options.storage ?? createMemoryStorage();
   // Looked up per call, unbound: a browser's window.fetch throws "Illegal invocation" when called as a method of another object.
   const fetch: FetchLike = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
@@ -202,8 +208,14 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       if (typeof metadata.issuer !== 'string' || !grants.includes('client_credentials')) {
         throw new AuthClientError('incompatible_server', `${url} does not describe an authorization server with the client_credentials grant`, { status: 200 });
       }
-      if (typeof metadata.token_endpoint !== 'string' || !metadata.token_endpoint.endsWith(`${apiPath}/oauth/token`)) {
-        throw new AuthClientError('incompatible_server', `The server's token endpoint (${String(metadata.token_endpoint)}) is not under ${api}: wrong apiBaseUrl or API version`, {
+      // RFC 8414 §3.3: the metadata must be about the server it was fetched from.
+      if (metadata.issuer.replace(/\/+$/, '') !== root) {
+        throw new AuthClientError('incompatible_server', `${url} names the issuer ${JSON.stringify(metadata.issuer)}, not ${root}: use the server's own URL (its JWT_ISSUER) in apiBaseUrl`, {
+          status: 200,
+        });
+      }
+      if (metadata.token_endpoint !== `${api}/oauth/token`) {
+        throw new AuthClientError('incompatible_server', `The server's token endpoint (${String(metadata.token_endpoint)}) is not ${api}/oauth/token: wrong apiBaseUrl or API version`, {
           status: 200,
         });
       }

@@ -105,6 +105,10 @@ describe('requests', () => {
     expect(() => createAuthClient({ apiBaseUrl: 'auth.example.com/api/v1', appCode: 'x' })).toThrow(TypeError);
     expect(() => createAuthClient({ apiBaseUrl: 'ftp://auth.example.com/api/v1', appCode: 'x' })).toThrow(TypeError);
     expect(() => createAuthClient({ apiBaseUrl: base, appCode: '' })).toThrow(TypeError);
+    // Every route lives under the version prefix: a server root alone would 404 on every call.
+    for (const apiBaseUrl of ['https://auth.example.com', 'https://auth.example.com/', 'https://auth.example.com/api', 'https://auth.example.com/api/v1/admin', 'https://auth.example.com/api/v1?x=1']) {
+      expect(() => createAuthClient({ apiBaseUrl, appCode: 'x' }), apiBaseUrl).toThrow(/apiBaseUrl must be the API root with its version prefix/);
+    }
     expect(() => createAuthClient({ apiBaseUrl: base, appCode: 'bad\nheader' })).toThrow(TypeError);
   });
 });
@@ -257,18 +261,30 @@ describe('ready()', () => {
   it('reads the metadata at the server root, below a path prefix too', async () => {
     const { fetch, sent } = scriptedFetch(
       json(200, metadata('https://auth.example.com/api/v1/oauth/token')),
-      json(200, metadata('https://example.com/auth/api/v1/oauth/token')),
-      json(200, metadata('https://example.com/oauth/token')),
+      json(200, { ...metadata('https://example.com/auth/api/v1/oauth/token'), issuer: 'https://example.com/auth' }),
     );
     await createAuthClient({ apiBaseUrl: base, appCode: 'x', fetch }).ready();
-    await createAuthClient({ apiBaseUrl: 'https://example.com/auth/api/v1', appCode: 'x', fetch }).ready();
-    await createAuthClient({ apiBaseUrl: 'https://example.com/', appCode: 'x', fetch }).ready();
+    await createAuthClient({ apiBaseUrl: 'https://example.com/auth/api/v1/', appCode: 'x', fetch }).ready();
     expect(sent.map((r) => r.url)).toEqual([
       'https://auth.example.com/.well-known/oauth-authorization-server',
       'https://example.com/auth/.well-known/oauth-authorization-server',
-      'https://example.com/.well-known/oauth-authorization-server',
     ]);
     expect(sent[0]!.headers.authorization).toBeUndefined();
+  });
+
+  it('refuses metadata for another origin: another issuer, or a token endpoint elsewhere', async () => {
+    const cases = [
+      [{ ...metadata(`${base}/oauth/token`), issuer: 'https://evil.example' }, /names the issuer "https:\/\/evil.example", not https:\/\/auth.example.com/],
+      [metadata('https://evil.example/api/v1/oauth/token'), /token endpoint \(https:\/\/evil.example\/api\/v1\/oauth\/token\) is not https:\/\/auth.example.com\/api\/v1\/oauth\/token/],
+      [metadata('http://auth.example.com/api/v1/oauth/token'), /is not https:\/\/auth.example.com\/api\/v1\/oauth\/token/],
+      [metadata('https://auth.example.com/other/api/v1/oauth/token'), /is not https:/],
+    ] as const;
+    for (const [body, message] of cases) {
+      const { fetch } = scriptedFetch(json(200, body));
+      const err = await failure(createAuthClient({ apiBaseUrl: base, appCode: 'x', fetch }).ready());
+      expect(err.code).toBe('incompatible_server');
+      expect(err.message).toMatch(message);
+    }
   });
 
   it('refuses metadata without client_credentials', async () => {

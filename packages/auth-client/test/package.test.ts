@@ -2,13 +2,13 @@
 // and type-check a consumer against it, and run the documented example from it against a real server.
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, createTestContext, type TestContext } from '../../auth-api/test/helpers.js';
+import { freePort } from '../../auth-api/test/process-helpers.js';
 
 const execFileAsync = promisify(execFile);
 /** execFile that puts the command's output into the error, so a failing tsc or npm shows why. */
@@ -34,9 +34,11 @@ beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'auth-client-pack-'));
   consumerDir = join(workDir, 'consumer');
   const server = (async () => {
-    ctx = await createTestContext();
-    await ctx.app.listen({ port: 0, host: '127.0.0.1' });
-    apiBaseUrl = `http://127.0.0.1:${(ctx.app.server.address() as AddressInfo).port}/api/v1`;
+    // The server's issuer is the URL it is reached at, as ready() checks.
+    const port = await freePort();
+    ctx = await createTestContext({ env: { JWT_ISSUER: `http://127.0.0.1:${port}` } });
+    await ctx.app.listen({ port, host: '127.0.0.1' });
+    apiBaseUrl = `http://127.0.0.1:${port}/api/v1`;
   })();
 
   await run(process.execPath, [tsc, '-b'], { cwd: packageDir });

@@ -2,6 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, PLAIN_USER, createTestContext, type TestContext } from '../../auth-api/test/helpers.js';
+import { freePort } from '../../auth-api/test/process-helpers.js';
 import { createAuthClient, createMemoryStorage, type AuthClient, type TokenStorage } from '../src/index.js';
 import { failure } from './helpers.js';
 
@@ -10,10 +11,12 @@ let origin: string;
 let apiBaseUrl: string;
 
 beforeAll(async () => {
-  ctx = await createTestContext();
-  await ctx.app.listen({ port: 0, host: '127.0.0.1' });
-  origin = `http://127.0.0.1:${(ctx.app.server.address() as AddressInfo).port}`;
+  // The server's issuer is the URL it is reached at, as ready() checks (RFC 8414 §3.3).
+  const port = await freePort();
+  origin = `http://127.0.0.1:${port}`;
   apiBaseUrl = `${origin}/api/v1`;
+  ctx = await createTestContext({ env: { JWT_ISSUER: origin } });
+  await ctx.app.listen({ port, host: '127.0.0.1' });
 });
 afterAll(() => ctx?.close());
 
@@ -100,6 +103,19 @@ describe('ready()', () => {
   it('rejects another API version as incompatible_server', async () => {
     const err = await failure(createAuthClient({ apiBaseUrl: `${origin}/api/v2`, appCode: 'x' }).ready());
     expect(err.code).toBe('incompatible_server');
+  });
+
+  it('rejects a server whose issuer is another origin (JWT_ISSUER not this URL)', async () => {
+    const other = await createTestContext();
+    try {
+      await other.app.listen({ port: 0, host: '127.0.0.1' });
+      const url = `http://127.0.0.1:${(other.app.server.address() as AddressInfo).port}`;
+      const err = await failure(createAuthClient({ apiBaseUrl: `${url}/api/v1`, appCode: 'x' }).ready());
+      expect(err.code).toBe('incompatible_server');
+      expect(err.message).toContain(`names the issuer "http://auth.test", not ${url}`);
+    } finally {
+      await other.close();
+    }
   });
 
   it('rejects a server without the metadata as incompatible_server', async () => {

@@ -37,13 +37,14 @@ export class AuthServerError extends Error {
 /**
  * Why a token request failed.
  *
- * - `oauth_error`: the server answered with an RFC 6749 §5.2 error
- *   (`invalid_client`, `invalid_scope`, …); see `error`, `errorDescription`, `status`.
- * - `http_error`: any other non-2xx answer (e.g. 503 after the last retry, 429).
+ * - `oauth_error`: the server answered with an RFC 6749 §5.2 error, a 400 or 401
+ *   with an `error` field (`invalid_client`, `invalid_scope`, …); see `error`, `errorDescription`, `status`.
+ * - `http_error`: any other non-2xx answer (a 404 from a wrong URL, 503 after the last retry, 429).
  * - `network_error`: the connection failed.
  * - `timeout`: no complete answer within `requestTimeoutMs`.
  * - `invalid_response`: a 2xx answer that is not a usable token response.
- * - `discovery_failed`: the RFC 8414 metadata had no usable `token_endpoint`.
+ * - `discovery_failed`: the RFC 8414 metadata names another issuer (the message names the
+ *   one found and the one expected) or has no usable `token_endpoint` on its origin.
  */
 export type TokenRequestErrorCode =
   | 'oauth_error'

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AuthServerError } from './errors.js';
-import { authenticate, toRequirement } from './lib/guard.js';
+import { authenticate, notifyRefused, type RefusalListener, toRequirement } from './lib/guard.js';
 import {
   createServiceTokenVerifier,
   type ScopeRequirement,
@@ -21,12 +21,35 @@ declare module 'fastify' {
   }
 }
 
-/** Options of {@link serviceTokenPlugin}: a verifier, or the options to create one. */
-export type ServiceTokenPluginOptions = { verifier: ServiceTokenVerifier } | ServiceTokenVerifierOptions;
+/**
+ * Options of {@link serviceTokenPlugin}: a verifier, or the options to create one,
+ * and optionally `onRefused`.
+ */
+export type ServiceTokenPluginOptions = ({ verifier: ServiceTokenVerifier } | ServiceTokenVerifierOptions) & {
+  /**
+   * Called for every refused request with the error (`code`, `reason`) and the
+   * request. Default: one `info` line on `request.log`, "service token refused",
+   * with `code`, `reason` and `requiredScopes`. The response never carries the reason.
+   */
+  onRefused?: RefusalListener<FastifyRequest>;
+};
+
+const REFUSAL_LISTENER = Symbol('serviceTokenRefusalListener');
+
+/** The default listener: why a token was refused, in the request's log (never the token). */
+const logRefusal: RefusalListener<FastifyRequest> = (error, request) => {
+  request.log.info(
+    { code: error.code, reason: error.reason, requiredScopes: error.code === 'insufficient_scope' ? error.requiredScopes : undefined },
+    'service token refused',
+  );
+};
 
 const plugin: FastifyPluginAsync<ServiceTokenPluginOptions> = async (app, options) => {
-  const verifier = 'verifier' in options ? options.verifier : createServiceTokenVerifier(options);
+  const { onRefused = logRefusal, ...rest } = options;
+  if (typeof onRefused !== 'function') throw new AuthServerError('invalid_options', 'serviceTokenPlugin: onRefused must be a function');
+  const verifier = 'verifier' in rest ? rest.verifier : createServiceTokenVerifier(rest);
   app.decorate('serviceTokenVerifier', verifier);
+  app.decorate(REFUSAL_LISTENER, onRefused);
   app.decorateRequest('servicePrincipal', null);
 };
 
@@ -39,6 +62,8 @@ const plugin: FastifyPluginAsync<ServiceTokenPluginOptions> = async (app, option
  * await app.register(serviceTokenPlugin, { secret, issuer: 'https://auth.example.com', audience: 'billing-api' });
  * // or with a verifier you already have:
  * await app.register(serviceTokenPlugin, { verifier });
+ * // why tokens are refused, your way (the default is an info line on request.log):
+ * await app.register(serviceTokenPlugin, { verifier, onRefused: (err, request) => request.log.warn({ reason: err.reason }, 'refused') });
  */
 export const serviceTokenPlugin = fp(plugin, { name: '@rw3iss/auth-server-ts', fastify: '5.x' });
 
@@ -68,6 +93,7 @@ export function requireServiceToken(...args: Array<string | ScopeRequirement>): 
     }
     const outcome = await authenticate(verifier, request.headers.authorization, requirement);
     if ('response' in outcome) {
+      notifyRefused((request.server as unknown as Record<symbol, RefusalListener<FastifyRequest>>)[REFUSAL_LISTENER], outcome.error, request);
       const { status, headers, body } = outcome.response;
       return reply.code(status).headers(headers).send(body);
     }

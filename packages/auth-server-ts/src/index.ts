@@ -29,4 +29,4 @@ export type {
   ServiceTokenVerifierOptions,
 } from './verifier.js';
 export { bearerErrorResponse } from './lib/guard.js';
-export type { GuardResponse } from './lib/guard.js';
+export type { GuardResponse, RefusalListener } from './lib/guard.js';

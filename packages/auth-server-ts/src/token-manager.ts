@@ -162,6 +162,9 @@ export class ServiceTokenManager {
   readonly #lifetime = new AbortController();
   #discovered: Promise<URL> | undefined;
   #closed = false;
+  /** Callers waiting in getToken(), and the timer that keeps the process alive meanwhile. */
+  #waiting = 0;
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
 
   /** Validates the options; throws an `AuthServerError` with code `invalid_options`. No request is made yet. */
   constructor(options: ServiceTokenManagerOptions) {
@@ -251,7 +254,7 @@ export class ServiceTokenManager {
       slot.used = true;
       return cached.value;
     }
-    const token = await abortable(this.#fetch(slot, false), options.signal);
+    const token = await this.#keepingProcessAlive(abortable(this.#fetch(slot, false), options.signal));
     slot.used = true;
     return token.value;
   }
@@ -446,10 +449,18 @@ export class ServiceTokenManager {
       }
       // RFC 8414 §3.3: the metadata must name the server it was fetched from, and the secret is
       // only ever sent to that origin, whatever a wrong or poisoned document says.
-      const issuer = isObject(response.body) && typeof response.body.issuer === 'string' ? response.body.issuer : '';
-      if (originOf(issuer) !== metadataUrl.origin || url?.origin !== metadataUrl.origin) url = undefined;
-      if (url === undefined) {
-        const error = new TokenRequestError('discovery_failed', `${metadataUrl.href} has no usable token_endpoint on its own origin, or names another issuer`, {
+      const issuer = isObject(response.body) && typeof response.body.issuer === 'string' ? response.body.issuer : undefined;
+      const expected = metadataUrl.origin;
+      let problem: string | undefined;
+      if (issuer === undefined || originOf(issuer) !== expected) {
+        problem = `names the issuer ${quote(issuer)}, expected ${JSON.stringify(expected)} (the serverUrl it was fetched from: set the server's JWT_ISSUER to it, or use that issuer as serverUrl)`;
+      } else if (url === undefined) {
+        problem = `has no usable token_endpoint (found ${quote(endpoint)})`;
+      } else if (url.origin !== expected) {
+        problem = `names a token_endpoint on another origin (${url.origin}, expected ${expected})`;
+      }
+      if (problem !== undefined || url === undefined) {
+        const error = new TokenRequestError('discovery_failed', `The metadata at ${metadataUrl.href} ${problem}`, {
           status: response.status,
           attempts: attempt,
         });
@@ -485,7 +496,9 @@ export class ServiceTokenManager {
     const error = typeof body.error === 'string' ? body.error : undefined;
     const errorDescription = typeof body.error_description === 'string' ? body.error_description : undefined;
     const transient = isTransientStatus(response.status);
-    const code = !transient && error !== undefined ? 'oauth_error' : 'http_error';
+    // RFC 6749 §5.2 errors come with 400 (or 401 for invalid_client); any other status with an
+    // `error` field (a 404 from a wrong URL, a proxy's 403) is not the token endpoint speaking OAuth.
+    const code = (response.status === 400 || response.status === 401) && error !== undefined ? 'oauth_error' : 'http_error';
     const message = `${what} answered ${response.status}${error === undefined ? '' : ` ${error}`}`;
     return {
       ok: false,
@@ -543,6 +556,25 @@ export class ServiceTokenManager {
     }
   }
 
+  /**
+   * Holds the process open while a caller waits on `promise`. The backoff and
+   * renewal timers are unref'd (a cached token must never keep a server from
+   * exiting), so without this a short-lived script whose token endpoint is
+   * down would exit in the middle of a retry and its `await` would never settle.
+   */
+  async #keepingProcessAlive<T>(promise: Promise<T>): Promise<T> {
+    // A real, ref'd timer: this is about the process's lifetime, not the injected clock's time.
+    if (this.#waiting++ === 0) this.#keepAlive = setInterval(() => {}, 2 ** 31 - 1);
+    try {
+      return await promise;
+    } finally {
+      if (--this.#waiting === 0) {
+        clearInterval(this.#keepAlive);
+        this.#keepAlive = undefined;
+      }
+    }
+  }
+
   #throwIfClosed(): void {
     if (this.#closed) throw new AuthServerError('closed', 'The ServiceTokenManager is closed');
   }
@@ -550,6 +582,12 @@ export class ServiceTokenManager {
 
 function describe(slot: Slot): { scopes: readonly string[]; audience: string | undefined } {
   return { scopes: slot.scopes, audience: slot.audience };
+}
+
+/** A value from a server's answer, quoted and cut short for an error message. */
+function quote(value: unknown): string {
+  const text = JSON.stringify(value ?? null) ?? 'null';
+  return text.length > 120 ? `${text.slice(0, 119)}…` : text;
 }
 
 function invalid(message: string): never {

@@ -156,4 +156,99 @@ describe('Fastify plugin', () => {
     expect(() => requireServiceToken('bad scope')).toThrowError(expect.objectContaining({ code: 'invalid_options' }));
     expect(() => expressGuard(verifier, 'bad"scope')).toThrowError(expect.objectContaining({ code: 'invalid_options' }));
   });
+
+  it('refuses, when the route is defined, a scope the auth server can never issue', () => {
+    // The server's rule: lower-case "service:permission" (its credentials cannot hold anything else).
+    for (const scope of ['GSKU:Read', 'gsku', 'gsku:', ':read', 'gsku read', `gsku:${'a'.repeat(200)}`]) {
+      expect(() => requireServiceToken(scope), scope).toThrowError(expect.objectContaining({ code: 'invalid_options' }));
+      expect(() => requireServiceToken({ scopes: [scope] }), scope).toThrowError(expect.objectContaining({ code: 'invalid_options' }));
+      expect(() => expressGuard(verifier, scope), scope).toThrowError(expect.objectContaining({ code: 'invalid_options' }));
+    }
+    expect(() => requireServiceToken('GSKU:Read')).toThrowError(/GSKU:Read.*never issues/);
+    for (const scope of ['gsku:read', 'gsku:items:write', 'gsku-v2.beta:publish', 'gsku:*']) {
+      expect(() => requireServiceToken(scope), scope).not.toThrow();
+    }
+  });
+});
+
+describe('refusal reasons', () => {
+  const expired = async () => {
+    const iat = Math.floor(Date.now() / 1000) - 2000;
+    return signToken({ claims: { iat, nbf: iat, exp: iat + 900 } });
+  };
+
+  it('Fastify: onRefused sees code and reason; the response does not', async () => {
+    const seen: Array<{ code: string; reason: string | undefined; url: string }> = [];
+    const app = Fastify();
+    await app.register(serviceTokenPlugin, { verifier, onRefused: (err, request) => seen.push({ code: err.code, reason: err.reason, url: request.url }) });
+    app.get('/x', { preHandler: requireServiceToken('gsku:publish') }, async () => ({}));
+    const bad = await app.inject({ url: '/x', headers: { authorization: `Bearer ${await signToken({ claims: { iss: 'https://other.test' } })}` } });
+    const old = await app.inject({ url: '/x', headers: { authorization: `Bearer ${await expired()}` } });
+    const ok = await app.inject({ url: '/x', headers: { authorization: `Bearer ${await signToken()}` } });
+    expect([bad.statusCode, old.statusCode, ok.statusCode]).toEqual([401, 401, 200]);
+    expect(seen).toEqual([
+      { code: 'invalid_token', reason: 'issuer', url: '/x' },
+      { code: 'token_expired', reason: undefined, url: '/x' },
+    ]);
+    expect(bad.body).not.toMatch(/issuer/);
+    expect(bad.json()).toEqual({ error: 'invalid_token', error_description: 'The access token is invalid' });
+    await app.close();
+  });
+
+  it('Fastify: by default, one info line on the request log with code and reason, never the token', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const stream = { write: (line: string) => lines.push(JSON.parse(line)) };
+    const app = Fastify({ logger: { level: 'info', stream } });
+    await app.register(serviceTokenPlugin, { verifier });
+    app.get('/x', { preHandler: requireServiceToken('gsku:admin') }, async () => ({}));
+    const token = await signToken({ claims: { aud: 'someone-else' } });
+    await app.inject({ url: '/x', headers: { authorization: `Bearer ${token}` } });
+    await app.inject({ url: '/x', headers: { authorization: `Bearer ${await signToken()}` } });
+    const refused = lines.filter((line) => line.msg === 'service token refused');
+    expect(refused).toEqual([
+      expect.objectContaining({ level: 30, code: 'invalid_token', reason: 'audience', reqId: expect.anything() }),
+      expect.objectContaining({ level: 30, code: 'insufficient_scope', requiredScopes: ['gsku:admin'] }),
+    ]);
+    expect(JSON.stringify(lines)).not.toContain(token.split('.')[2]);
+    await app.close();
+  });
+
+  it('Fastify: a throwing onRefused does not change the answer', async () => {
+    const app = Fastify();
+    await app.register(serviceTokenPlugin, {
+      verifier,
+      onRefused: () => {
+        throw new Error('listener bug');
+      },
+    });
+    app.get('/x', { preHandler: requireServiceToken('gsku:publish') }, async () => ({}));
+    const res = await app.inject({ url: '/x' });
+    expect(res.statusCode).toBe(401);
+    expect(res.json()).toEqual({ error: 'missing_token', error_description: 'A bearer token is required' });
+    await app.close();
+  });
+
+  it('Express: { verifier, onRefused } sees code, reason and the request; the response does not', async () => {
+    const seen: Array<{ code: string; reason: string | undefined; url: string | undefined }> = [];
+    const app = express();
+    const guarded = { verifier, onRefused: (err: { code: string; reason?: string }, req: { url?: string }) => seen.push({ code: err.code, reason: err.reason, url: req.url }) };
+    app.get('/x', expressGuard(guarded, 'gsku:publish'), (_req, res) => {
+      res.json({ ok: true });
+    });
+    const server = await new Promise<import('node:http').Server>((resolve) => {
+      const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
+    });
+    try {
+      const { port } = server.address() as AddressInfo;
+      const res = await fetch(`http://127.0.0.1:${port}/x`, { headers: { authorization: `Bearer ${await signToken({ secret: OTHER_SECRET })}` } });
+      expect(res.status).toBe(401);
+      expect(await res.json()).toEqual({ error: 'invalid_token', error_description: 'The access token is invalid' });
+      const ok = await fetch(`http://127.0.0.1:${port}/x`, { headers: { authorization: `Bearer ${await signToken()}` } });
+      expect(ok.status).toBe(200);
+      expect(seen).toEqual([{ code: 'invalid_token', reason: expect.stringMatching(/^(signature|unknown_key)$/), url: '/x' }]);
+    } finally {
+      server.close();
+    }
+    expect(() => expressGuard({ verifier, onRefused: 'log' as never }, 'gsku:read')).toThrowError(expect.objectContaining({ code: 'invalid_options' }));
+  });
 });

@@ -120,6 +120,17 @@ describe('ServiceTokenManager: requests and cache', () => {
     }
   });
 
+  it('says which issuer the metadata names and which one was expected', async () => {
+    const auth = await server((request, n) =>
+      request.url === '/.well-known/oauth-authorization-server' ? { status: 200, body: { issuer: 'http://127.0.0.1:3000', token_endpoint: 'http://127.0.0.1:3000/api/v1/oauth/token' } } : tokenReply(n),
+    );
+    const { manager: tokens } = manager({ serverUrl: auth.url });
+    const err = await rejection(tokens.getToken());
+    expect(err.code).toBe('discovery_failed');
+    expect(err.message).toContain('names the issuer "http://127.0.0.1:3000"');
+    expect(err.message).toContain(`expected "${auth.url}"`);
+  });
+
   it('fails discovery with discovery_failed when the metadata has no token_endpoint', async () => {
     const auth = await server(() => ({ status: 200, body: { issuer: 'x' } }));
     const { manager: tokens } = manager({ serverUrl: auth.url });
@@ -343,6 +354,16 @@ describe('ServiceTokenManager: retries', () => {
     expect(await rejection(tokens.getToken({ scopes: ['x'] }))).toMatchObject({ code: 'oauth_error', error: 'invalid_scope', status: 400, attempts: 1 });
     expect(await rejection(tokens.getToken())).toMatchObject({ code: 'http_error', error: undefined, status: 404, attempts: 1 });
     expect(auth.requests).toHaveLength(2);
+  });
+
+  it('reports a 404 from a wrong token endpoint as http_error, even with an error field in its body', async () => {
+    // What the auth server itself answers for an unknown path, and what a proxy may send.
+    const bodies = [{ status: 404, body: { error: 'not_found', message: 'No route POST /api/v1/oauth/tokens' } }, { status: 403, body: { error: 'forbidden' } }, { status: 405, body: { error: 'method_not_allowed' } }];
+    const auth = await server((_, n) => bodies[n - 1]!);
+    const { manager: tokens } = manager({ tokenEndpoint: `${auth.url}/api/v1/oauth/tokens` });
+    for (const { status, body } of bodies) {
+      expect(await rejection(tokens.getToken())).toMatchObject({ code: 'http_error', status, error: body.error, attempts: 1 });
+    }
   });
 
   it('rejects a 200 without a usable token as invalid_response', async () => {

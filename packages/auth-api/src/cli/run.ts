@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { z } from 'zod';
 import { ConfigError } from '../config.js';
+import { DatabaseOpenError } from '../db/errors.js';
 import { ApiError } from '../errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -123,6 +124,11 @@ function report(err: unknown, c: Command): number {
   }
   if (err instanceof ConfigError) {
     for (const problem of err.problems) printError(`invalid configuration: ${problem}`);
+    return EXIT.failure;
+  }
+  if (err instanceof DatabaseOpenError) {
+    // Complete as it is: where, why and what to do.
+    printError(`${c.name}: ${err.message}`);
     return EXIT.failure;
   }
   if (err instanceof ApiError) {

@@ -3,6 +3,8 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
 import pg from 'pg';
+import { lockDataDir } from './data-dir-lock.js';
+import { DatabaseOpenError } from './errors.js';
 import type { Database } from './schema.js';
 
 export interface DatabaseHandle {
@@ -37,20 +39,70 @@ export async function connectDatabase(options: ConnectOptions): Promise<Database
     });
     // An idle client losing its connection (database restart) must not crash the process.
     pool.on('error', () => {});
+    // One connection now, so an unreachable database is reported as that, and where, before anything else runs.
+    try {
+      (await pool.connect()).release();
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw new DatabaseOpenError(
+        'unreachable',
+        `Could not reach the database at ${describeDatabaseUrl(options.databaseUrl)}: ${connectFailure(err)}. Is PostgreSQL running there, and is DATABASE_URL right?`,
+        { cause: err },
+      );
+    }
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withPreparedStatements(pool) }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
 
   const [{ PGlite }, { PGliteDialect }] = await Promise.all([import('@electric-sql/pglite'), import('kysely-pglite-dialect')]);
   const dataDir = options.dataDir ?? './.data';
-  let location = dataDir;
-  if (!dataDir.startsWith('memory://')) {
-    location = resolve(dataDir, 'pglite');
-    mkdirSync(location, { recursive: true, mode: 0o700 });
+  if (dataDir.startsWith('memory://')) {
+    const db = new Kysely<Database>({ dialect: new PGliteDialect(await PGlite.create(dataDir)) });
+    return { db, kind: 'pglite', close: () => db.destroy() };
   }
-  const pglite = await PGlite.create(location);
-  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
-  return { db, kind: 'pglite', close: () => db.destroy() };
+  const location = resolve(dataDir, 'pglite');
+  mkdirSync(location, { recursive: true, mode: 0o700 });
+  // Before PGlite touches its files: a second process is refused here, before any migration.
+  const unlock = lockDataDir(dataDir);
+  try {
+    const db = new Kysely<Database>({ dialect: new PGliteDialect(await PGlite.create(location)) });
+    return {
+      db,
+      kind: 'pglite',
+      close: async () => {
+        try {
+          await db.destroy();
+        } finally {
+          unlock();
+        }
+      },
+    };
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+}
+
+/** `postgres://user@host:port/db`: the URL without its password or query (which may hold one). */
+export function describeDatabaseUrl(databaseUrl: string): string {
+  try {
+    const url = new URL(databaseUrl);
+    const user = url.username ? `${url.username}@` : '';
+    return `${url.protocol}//${user}${url.host}${url.pathname}`;
+  } catch {
+    return 'DATABASE_URL (not a parsable URL)';
+  }
+}
+
+/** Why a connection failed, in a few words: a Node error code, or PostgreSQL's own message (never a password). */
+function connectFailure(err: unknown): string {
+  const errors = err instanceof AggregateError && err.errors.length > 0 ? err.errors : [err];
+  const first = errors[0] as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof first?.code === 'string' ? first.code : undefined;
+  const message = typeof first?.message === 'string' ? first.message : '';
+  if (code && /^E[A-Z]+$/.test(code)) return code === 'ECONNREFUSED' ? 'connection refused (ECONNREFUSED)' : code;
+  if (/timeout/i.test(message)) return 'no answer in time (connection timeout)';
+  return message || 'connection failed';
 }
 
 /**

@@ -1,3 +1,20 @@
+/**
+ * The database could not be opened at start: `unreachable` (PostgreSQL did not
+ * answer or refused the connection) or `locked` (another process holds the
+ * embedded data folder). The message is complete for an operator and never
+ * contains a password.
+ */
+export class DatabaseOpenError extends Error {
+  override name = 'DatabaseOpenError';
+  constructor(
+    readonly code: 'unreachable' | 'locked',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** SQLSTATE of a unique-constraint violation (same on PostgreSQL and PGlite). */
 export function isUniqueViolation(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505';

@@ -122,8 +122,9 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
   const migrator = new Migrator({ db, provider });
   const { error, results = [] } = await migrator.migrateToLatest();
   if (error) {
-    const failed = results.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    throw new Error(`migration ${failed} failed`, { cause: error });
+    const failed = results.find((r) => r.status === 'Error')?.migrationName;
+    // No failed migration: it broke before running one (reading or locking kysely's migration tables).
+    throw new Error(failed ? `migration ${failed} failed` : 'could not read or lock the migration tables', { cause: error });
   }
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

@@ -33,7 +33,7 @@ const DEFAULT_MESSAGES: Record<ApiErrorCode, string> = {
   conflict: 'Conflict',
   unknown_scope: 'A scope is not defined by the permission catalogs',
   payload_too_large: 'The request body is too large',
-  unsupported_media_type: 'Unsupported Content-Type; send application/json',
+  unsupported_media_type: 'Unsupported Content-Type: send the body as application/json',
   rate_limited: 'Too many requests; retry later',
   service_unavailable: 'The service is temporarily unavailable; retry later',
   internal_error: 'Internal error',
@@ -67,6 +67,9 @@ export function toErrorBody(err: FastifyError | Error): { status: number; body: 
   const fe = err as FastifyError;
   const statusCode = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
   const code = (fe.code && FASTIFY_CODES[fe.code]) || (statusCode < 500 ? (STATUS_CODES[statusCode] ?? 'validation_failed') : undefined);
+  if (code === 'unsupported_media_type') {
+    return { status: 415, body: { error: code, message: DEFAULT_MESSAGES.unsupported_media_type } };
+  }
   if (code) {
     // Fastify's client-error messages are safe and useful ("Body is not valid JSON…").
     return { status: STATUS_BY_CODE[code], body: { error: code, message: fe.message || DEFAULT_MESSAGES[code] } };
@@ -80,6 +83,8 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     if (status === 503) request.log.warn({ code: (err as FastifyError).code, message: err.message }, 'database unavailable');
     else if (status >= 500) request.log.error({ err }, 'request failed');
     if (err instanceof ApiError && err.retryAfterSec !== undefined) reply.header('retry-after', String(err.retryAfterSec));
+    // RFC 9110 §15.5.16: the media type that would have been accepted.
+    if (status === 415) reply.header('accept', 'application/json');
     return reply.status(status).send(body);
   });
   app.setNotFoundHandler((request, reply) =>

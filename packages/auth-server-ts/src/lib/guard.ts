@@ -1,9 +1,26 @@
 import { AuthServerError, TokenVerificationError } from '../errors.js';
 import type { ScopeRequirement, ServicePrincipal, ServiceTokenVerifier } from '../verifier.js';
-import { normalizeScopes } from './scopes.js';
+import { normalizeRequiredScopes } from './scopes.js';
 
 /** The arguments a guard factory takes after its verifier: scopes, or one requirement object. */
 export type ScopeArguments = readonly string[] | readonly [ScopeRequirement];
+
+/**
+ * Called by a guard for every refused request, with the error (its `code`,
+ * and `reason` saying why an `invalid_token` was refused) and the request.
+ * For logs and metrics: the response never carries the reason. Errors it
+ * throws are ignored.
+ */
+export type RefusalListener<Request> = (error: TokenVerificationError, request: Request) => void;
+
+/** Calls a refusal listener; a faulty one must not change the answer. */
+export function notifyRefused<Request>(listener: RefusalListener<Request> | undefined, error: TokenVerificationError, request: Request): void {
+  try {
+    listener?.(error, request);
+  } catch {
+    // ignored: see RefusalListener
+  }
+}
 
 /** Turns `('a', 'b')` or `({ scopes, mode })` into a checked requirement, once per route. */
 export function toRequirement(args: ReadonlyArray<string | ScopeRequirement>, label: string): ScopeRequirement {
@@ -11,9 +28,9 @@ export function toRequirement(args: ReadonlyArray<string | ScopeRequirement>, la
   if (args.length === 1 && typeof first === 'object' && first !== null) {
     const mode = first.mode ?? 'all';
     if (mode !== 'all' && mode !== 'any') throw new AuthServerError('invalid_options', `${label}: mode must be 'all' or 'any'`);
-    return { scopes: normalizeScopes(first.scopes ?? [], `${label} scopes`), mode };
+    return { scopes: normalizeRequiredScopes(first.scopes ?? [], `${label} scopes`), mode };
   }
-  return { scopes: normalizeScopes(args as string[], `${label} scopes`), mode: 'all' };
+  return { scopes: normalizeRequiredScopes(args as string[], `${label} scopes`), mode: 'all' };
 }
 
 const BEARER = /^Bearer(?: +(.*))?$/i;
@@ -63,11 +80,11 @@ export async function authenticate(
   verifier: ServiceTokenVerifier,
   authorization: string | undefined,
   requirement: ScopeRequirement,
-): Promise<{ principal: ServicePrincipal } | { response: GuardResponse }> {
+): Promise<{ principal: ServicePrincipal } | { response: GuardResponse; error: TokenVerificationError }> {
   try {
     return { principal: await verifier.verify(bearerToken(authorization), requirement) };
   } catch (err) {
-    if (err instanceof TokenVerificationError) return { response: bearerErrorResponse(err) };
+    if (err instanceof TokenVerificationError) return { response: bearerErrorResponse(err), error: err };
     throw err;
   }
 }

@@ -11,6 +11,8 @@ import type { OAuthService } from './oauth.service.js';
 /** Token requests are small; anything bigger is refused before parsing. */
 export const TOKEN_BODY_LIMIT = 8 * 1024;
 export const BASIC_REALM = 'auth-api';
+/** What the token endpoint reads: the RFC's form encoding, and JSON. */
+const TOKEN_MEDIA_TYPES = ['application/x-www-form-urlencoded', 'application/json'];
 
 /** Any error on the token endpoint → RFC 6749 §5.2 `{error, error_description}`. */
 export function toOAuthError(err: unknown): OAuthError {
@@ -25,7 +27,7 @@ export function toOAuthError(err: unknown): OAuthError {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new OAuthError('invalid_request', 'The request body is too large', 413);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new OAuthError('invalid_request', 'Send the parameters as application/x-www-form-urlencoded (or application/json)');
+      return new OAuthError('invalid_request', `Unsupported Content-Type: send the parameters as ${TOKEN_MEDIA_TYPES.join(' or ')}`, 415);
   }
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return new OAuthError('invalid_request', 'The request is malformed');
@@ -46,6 +48,8 @@ export const oauthRoutes: FastifyPluginAsyncZod<{ oauth: OAuthService }> = async
     if (oauthError.code === 'invalid_client') reply.header('www-authenticate', `Basic realm="${BASIC_REALM}", charset="UTF-8"`);
     const retryAfter = oauthError.retryAfterSec ?? (oauthError.code === 'temporarily_unavailable' ? 5 : undefined);
     if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+    // RFC 9110 §15.5.16: a 415 may say, in Accept, which media types would have been accepted.
+    if (oauthError.status === 415) reply.header('accept', TOKEN_MEDIA_TYPES.join(', '));
     return reply
       .status(oauthError.status)
       .header('cache-control', 'no-store')
@@ -78,4 +82,18 @@ export const oauthRoutes: FastifyPluginAsyncZod<{ oauth: OAuthService }> = async
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(result);
     },
   );
+
+  // Any other method on the token endpoint: 405 with Allow (RFC 9110 §15.5.6), in the OAuth error format.
+  app.route({
+    method: ['GET', 'PUT', 'PATCH', 'DELETE'],
+    url: '/oauth/token',
+    schema: { hide: true },
+    config: { rateLimit: false },
+    handler: async (_request, reply) =>
+      reply
+        .status(405)
+        .header('allow', 'POST')
+        .header('cache-control', 'no-store')
+        .send({ error: 'invalid_request', error_description: 'The token endpoint accepts POST only (RFC 6749 §3.2)' }),
+  });
 };
