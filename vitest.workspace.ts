@@ -8,10 +8,10 @@ import type { TestProjectConfiguration } from 'vitest/config';
  */
 const sdkSrc = fileURLToPath(new URL('./packages/auth-server-ts/src/', import.meta.url));
 // The server and the admin SDK import the SDK by its package name; tests run it from
-// source (root and the /fastify, /express subpaths), one module instance for all.
+// source (root and the /fastify, /express, /guard subpaths), one module instance for all.
 const sdkAlias = [
   { find: /^@rw3iss\/auth-server-ts$/, replacement: `${sdkSrc}index.ts` },
-  { find: /^@rw3iss\/auth-server-ts\/(fastify|express)$/, replacement: `${sdkSrc}$1.ts` },
+  { find: /^@rw3iss\/auth-server-ts\/(fastify|express|guard)$/, replacement: `${sdkSrc}$1.ts` },
 ];
 
 export const projects: TestProjectConfiguration[] = [
@@ -40,6 +40,18 @@ export const projects: TestProjectConfiguration[] = [
     test: {
       name: 'auth-client',
       root: './packages/auth-client',
+      include: ['test/**/*.test.ts'],
+      testTimeout: 60_000,
+      hookTimeout: 120_000,
+    },
+  },
+  {
+    resolve: { alias: sdkAlias },
+    // Nest's decorators are the legacy (experimentalDecorators) kind, with emitted parameter types.
+    oxc: { decorator: { legacy: true, emitDecoratorMetadata: true } },
+    test: {
+      name: 'auth-server-nest',
+      root: './packages/auth-server-nest',
       include: ['test/**/*.test.ts'],
       testTimeout: 60_000,
       hookTimeout: 120_000,

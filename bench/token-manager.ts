@@ -108,7 +108,7 @@ async function cachedCalls(options: ServiceTokenManagerOptions): Promise<Row[]> 
   await manager.close();
   const g = `1. cached getToken() (${CALLS.toLocaleString('en-US')} awaited calls)`;
   return [
-    { group: g, metric: 'getToken() from the cache', value: perSecond(ours), baseline: `await Promise.resolve(token) ${perSecond(baseline)}`, ratio: times(ours / baseline), bar: '≥ 1,000,000/s', pass: ours >= 1_000_000 },
+    { group: g, metric: 'getToken() from the cache', value: perSecond(ours), baseline: `await Promise.resolve(token) ${perSecond(baseline)}`, ratio: times(ours / baseline), bar: '≥ 5,000,000/s', pass: ours >= 5_000_000 },
   ];
 }
 

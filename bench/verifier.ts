@@ -52,7 +52,7 @@ const REQUIRED = { scopes: ['gsku:publish'] };
 function sdk(cache: boolean): Contender {
   return {
     name: cache ? 'SDK verifier, cache on' : 'SDK verifier, cache off',
-    slow: true,
+    slow: false, // platform-shaped HS256 tokens take the node:crypto path, not WebCrypto
     async create() {
       const verifier = createServiceTokenVerifier({
         secret: TOKEN_SECRET,
@@ -296,6 +296,19 @@ export async function run(): Promise<Row[]> {
       };
     };
     rows.push(row(sdkOff, 0.9), row(sdkOn, 0.9), row(fastNoCache, undefined), row(fastCache, undefined), row(floor, undefined));
+    // The bar that matters on fresh tokens: every check jose makes, at least at fast-jwt's uncached speed.
+    for (const c of [sdkOff, sdkOn]) {
+      const ratio = pairedRatio(results.get(c)!, results.get(fastNoCache)!);
+      rows.push({
+        group: g1,
+        metric: `${c.name}, ${mode}`,
+        value: perSecond(results.get(c)!.median),
+        baseline: `fast-jwt, no cache ${perSecond(results.get(fastNoCache)!.median)}`,
+        ratio: times(ratio),
+        bar: '≥ 1.0×',
+        pass: ratio >= 1,
+      });
+    }
   }
 
   // 2. Repeated tokens: the first chunk holds the caches' misses, so the figure is all tokens over all the time.

@@ -103,6 +103,8 @@ export type ServiceTokenEvent =
 
 interface CachedToken {
   value: string;
+  /** `Promise.resolve(value)`, made on the first cache hit and handed to every later one. */
+  settled?: Promise<string>;
   expiresAt: number;
   renewAt: number;
   expiresInSec: number;
@@ -120,6 +122,7 @@ interface Slot {
 }
 
 const WELL_KNOWN = '/.well-known/oauth-authorization-server';
+const NO_OPTIONS: GetTokenOptions = Object.freeze({});
 
 function originOf(url: string): string | undefined {
   try {
@@ -150,7 +153,8 @@ export class ServiceTokenManager {
   readonly #allowInsecureHttp: boolean;
   // The only place the secret lives, already encoded into what is sent.
   readonly #credentials: { headers: Record<string, string>; params: Record<string, string> };
-  readonly #defaults: { scopes: readonly string[]; audience: string | undefined };
+  /** `key`: the default slot's cache key, computed once (getToken() with no scopes or audience is the hot path). */
+  readonly #defaults: { scopes: readonly string[]; audience: string | undefined; key: string };
   readonly #timeoutMs: number;
   readonly #retry: RetryPolicy;
   readonly #refresh: Required<RefreshOptions>;
@@ -197,10 +201,9 @@ export class ServiceTokenManager {
       invalid(`authMethod must be 'client_secret_basic' or 'client_secret_post'`);
     }
 
-    this.#defaults = {
-      scopes: checkScopes(options.scopes ?? [], 'scopes'),
-      audience: checkAudience(options.audience, 'audience'),
-    };
+    const scopes = checkScopes(options.scopes ?? [], 'scopes');
+    const audience = checkAudience(options.audience, 'audience');
+    this.#defaults = { scopes, audience, key: slotKey(scopes, audience) };
     this.#timeoutMs = positive(options.requestTimeoutMs ?? 10_000, 'requestTimeoutMs');
 
     const retry = options.retry ?? {};
@@ -243,18 +246,28 @@ export class ServiceTokenManager {
    *
    * @example const token = await tokens.getToken({ scopes: ['gsku:publish'] });
    */
-  async getToken(options: GetTokenOptions = {}): Promise<string> {
-    throwIfAborted(options.signal);
-    this.#throwIfClosed();
-    const slot = this.#slotFor(options);
+  getToken(options: GetTokenOptions = NO_OPTIONS): Promise<string> {
+    let slot: Slot;
+    try {
+      throwIfAborted(options.signal);
+      this.#throwIfClosed();
+      slot = this.#slotFor(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const cached = slot.token;
     const now = this.#clock.now();
     if (cached !== undefined && now < cached.expiresAt) {
       if (now >= cached.renewAt) this.#renewInBackground(slot);
       slot.used = true;
-      return cached.value;
+      // A cache hit is the hot path: no async frame, and one settled promise per token for every caller.
+      return (cached.settled ??= Promise.resolve(cached.value));
     }
-    const token = await this.#keepingProcessAlive(abortable(this.#fetch(slot, false), options.signal));
+    return this.#awaitToken(slot, options.signal);
+  }
+
+  async #awaitToken(slot: Slot, signal: AbortSignal | undefined): Promise<string> {
+    const token = await this.#keepingProcessAlive(abortable(this.#fetch(slot, false), signal));
     slot.used = true;
     return token.value;
   }
@@ -335,7 +348,7 @@ export class ServiceTokenManager {
   #slotFor(options: GetTokenOptions): Slot {
     const scopes = options.scopes === undefined ? this.#defaults.scopes : checkScopes(options.scopes, 'getToken scopes');
     const audience = options.audience === undefined ? this.#defaults.audience : checkAudience(options.audience, 'getToken audience');
-    const key = JSON.stringify([scopes, audience ?? null]);
+    const key = options.scopes === undefined && options.audience === undefined ? this.#defaults.key : slotKey(scopes, audience);
     let slot = this.#slots.get(key);
     if (slot === undefined) {
       slot = { scopes, audience, token: undefined, pending: undefined, used: false, timer: undefined };
@@ -578,6 +591,11 @@ export class ServiceTokenManager {
   #throwIfClosed(): void {
     if (this.#closed) throw new AuthServerError('closed', 'The ServiceTokenManager is closed');
   }
+}
+
+/** The cache key of a slot: its sorted scopes and audience. */
+function slotKey(scopes: readonly string[], audience: string | undefined): string {
+  return JSON.stringify([scopes, audience ?? null]);
 }
 
 function describe(slot: Slot): { scopes: readonly string[]; audience: string | undefined } {

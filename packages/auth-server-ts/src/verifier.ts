@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual, type webcrypto } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual, type webcrypto } from 'node:crypto';
 import { errors as joseErrors, type JWTClaimVerificationOptions, jwtVerify, type JWTHeaderParameters, type JWTVerifyOptions, UnsecuredJWT } from 'jose';
 import { ACCESS_TOKEN_TYP, type ServiceTokenClaims } from './claims.js';
 import type { Clock } from './clock.js';
@@ -105,14 +105,21 @@ const DEFAULT_CACHE_ENTRIES = 1000;
 interface KeyEntry {
   kid: string;
   keys: Partial<Record<string, CryptoKey>>;
-  /** The raw secret, for the synchronous HS256 signature check (see #verifyHs256). */
-  secret: Uint8Array;
+  /** The raw secret as a node:crypto key, for the synchronous HS256 signature check (see #verifyHs256). */
+  hmacKey: KeyObject;
 }
 
 interface KeySet {
   /** Current first: the order kid-less tokens are tried in. */
   list: KeyEntry[];
   byKid: Map<string, KeyEntry>;
+  /** Header segments already checked by platformHeader (bounded). */
+  headers: Map<string, KnownHeader>;
+}
+
+interface KnownHeader {
+  entry: KeyEntry;
+  typ: unknown;
 }
 
 interface CacheEntry {
@@ -126,6 +133,8 @@ class Verifier implements ServiceTokenVerifier {
   readonly #joseOptions: JWTVerifyOptions;
   /** The claim checks of #joseOptions, for the synchronous HS256 path. */
   readonly #claimOptions: JWTClaimVerificationOptions;
+  /** Whether acceptedClaims knows every check of #claimOptions (else jose checks every claim). */
+  readonly #fastClaims: boolean;
   readonly #clock: Pick<Clock, 'now'> | undefined;
   readonly #maxTokenAgeSec: number | undefined;
   readonly #cache: Map<string, CacheEntry> | undefined;
@@ -172,6 +181,7 @@ class Verifier implements ServiceTokenVerifier {
     };
     const { algorithms: _algorithms, ...claimOptions } = this.#joseOptions;
     this.#claimOptions = claimOptions;
+    this.#fastClaims = canCheckClaims(claimOptions);
     this.setSecrets(options);
   }
 
@@ -212,7 +222,9 @@ class Verifier implements ServiceTokenVerifier {
     }
 
     const generation = this.#generation;
-    const entry = await this.#verifyFresh(token, now);
+    // Platform-shaped HS256 tokens are decided synchronously once the keys are imported: no await on the hot path.
+    const fast = this.#readyKeys === undefined ? undefined : this.#verifyHs256(token, this.#readyKeys, now);
+    const entry = fast !== undefined ? this.#toEntry(fast) : await this.#verifyFresh(token, now);
     if (this.#cache !== undefined && generation === this.#generation && now < entry.validUntilMs) {
       if (this.#cache.size >= this.#maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
       this.#cache.set(token, entry);
@@ -274,35 +286,29 @@ class Verifier implements ServiceTokenVerifier {
    * The common case, checked synchronously: a token exactly as the platform
    * issues it (header `{alg: "HS256", typ, kid}` naming one of our keys). The
    * HMAC is computed with node:crypto and compared in constant time (about 10×
-   * faster than WebCrypto through jose, whose work queues on the libuv pool);
-   * the claims are then validated by jose itself (`UnsecuredJWT.decode` runs
-   * the same claim checks as `jwtVerify`, with the same options and errors) on
-   * the payload whose signature was just verified. Returns undefined for any
+   * faster than WebCrypto through jose, whose work queues on the libuv pool).
+   * A valid token is then accepted by {@link acceptedClaims}, which passes only
+   * what jose's claim checks pass; anything else on a verified signature gets
+   * jose's own decision and error (`UnsecuredJWT.decode` runs the same claim
+   * checks as `jwtVerify`, with the same options). Returns undefined for any
    * other shape, which takes the full jose path below.
    */
   #verifyHs256(token: string, keys: KeySet, now: number): Record<string, unknown> | undefined {
     if (!this.#algorithms.includes('HS256')) return undefined;
     const [head, body, signature, extra] = token.split('.');
     if (extra !== undefined || !head || !body || !signature) return undefined;
-    // Canonical base64url and strict UTF-8 only, as jose decodes; anything looser gets jose's full path.
-    const headerBytes = Buffer.from(head, 'base64url');
-    if (headerBytes.toString('base64url') !== head) return undefined;
-    let header: Record<string, unknown>;
-    try {
-      header = JSON.parse(STRICT_UTF8.decode(headerBytes));
-    } catch {
-      return undefined;
-    }
-    if (typeof header !== 'object' || header === null || Object.keys(header).sort().join() !== 'alg,kid,typ') return undefined;
-    const entry = typeof header.kid === 'string' ? keys.byKid.get(header.kid) : undefined;
+    const header = platformHeader(head, keys);
+    if (header === undefined) return undefined;
     const given = Buffer.from(signature, 'base64url');
     // Only canonical base64url is handled here; anything odd gets jose's own decoding and errors.
-    if (header.alg !== 'HS256' || entry === undefined || given.toString('base64url') !== signature) return undefined;
+    if (given.toString('base64url') !== signature) return undefined;
 
-    const expected = createHmac('sha256', entry.secret).update(`${head}.${body}`).digest();
+    const expected = createHmac('sha256', header.entry.hmacKey).update(token.slice(0, head.length + body.length + 1)).digest();
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw toVerificationError(new joseErrors.JWSSignatureVerificationFailed());
     }
+    const accepted = this.#fastClaims && header.typ === ACCESS_TOKEN_TYP ? acceptedClaims(body, this.#claimOptions, now) : undefined;
+    if (accepted !== undefined) return accepted;
     const unsigned = `${Buffer.from(JSON.stringify({ alg: 'none', typ: header.typ })).toString('base64url')}.${body}.`;
     try {
       return UnsecuredJWT.decode(unsigned, { ...this.#claimOptions, currentDate: new Date(now) }).payload as Record<string, unknown>;
@@ -362,14 +368,96 @@ async function importKeys(secrets: readonly Secret[], algorithms: readonly Servi
       for (const alg of algorithms) {
         keys[alg] = await crypto.subtle.importKey('raw', bytes, { name: 'HMAC', hash: HASH[alg] }, false, ['verify']);
       }
-      // A copy: the caller may clear or reuse its buffer (WebCrypto copies on import; node:crypto reads at use).
-      return { kid: keyIdForSecret(secret), keys, secret: Uint8Array.from(bytes) };
+      // Copies: the caller may clear or reuse its buffer (WebCrypto and createSecretKey both copy the bytes).
+      return { kid: keyIdForSecret(secret), keys, hmacKey: createSecretKey(bytes) };
     }),
   );
   const byKid = new Map<string, KeyEntry>();
   // The current secret wins if an old one is configured again by mistake.
   for (const entry of [...list].reverse()) byKid.set(entry.kid, entry);
-  return { list, byKid };
+  return { list, byKid, headers: new Map() };
+}
+
+/** Distinct header segments remembered per key set: platform tokens share one per key, so a few suffice. */
+const MAX_KNOWN_HEADERS = 16;
+
+/**
+ * The key and `typ` of a protected header shaped exactly as the platform's
+ * (`{alg: "HS256", typ, kid}` in canonical base64url and strict UTF-8, naming
+ * one of our keys), or undefined. Results are remembered by segment (bounded):
+ * every token signed with one key carries the same header.
+ */
+function platformHeader(head: string, keys: KeySet): KnownHeader | undefined {
+  const known = keys.headers.get(head);
+  if (known !== undefined) return known;
+  const headerBytes = Buffer.from(head, 'base64url');
+  if (headerBytes.toString('base64url') !== head) return undefined;
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(STRICT_UTF8.decode(headerBytes));
+  } catch {
+    return undefined;
+  }
+  if (typeof header !== 'object' || header === null || Object.keys(header).sort().join() !== 'alg,kid,typ') return undefined;
+  const entry = typeof header.kid === 'string' ? keys.byKid.get(header.kid) : undefined;
+  if (header.alg !== 'HS256' || entry === undefined) return undefined;
+  const result: KnownHeader = { entry, typ: header.typ };
+  if (keys.headers.size < MAX_KNOWN_HEADERS) keys.headers.set(head, result);
+  return result;
+}
+
+/** The options acceptedClaims implements; any other (a check added later) leaves every claim to jose. */
+const CLAIM_OPTIONS_CHECKED = new Set(['typ', 'clockTolerance', 'requiredClaims', 'issuer', 'audience', 'maxTokenAge']);
+
+function canCheckClaims(options: JWTClaimVerificationOptions): boolean {
+  return (
+    Object.keys(options).every((key) => CLAIM_OPTIONS_CHECKED.has(key)) &&
+    options.typ === ACCESS_TOKEN_TYP &&
+    typeof options.clockTolerance === 'number' &&
+    (options.maxTokenAge === undefined || typeof options.maxTokenAge === 'number') &&
+    JSON.stringify(options.requiredClaims) === '["exp"]'
+  );
+}
+
+/**
+ * The claims of a payload whose signature was verified, when they pass every
+ * check jose's `validateClaimsSet` makes with these options (typ `at+jwt`
+ * already matched): canonical base64url, strict UTF-8, a JSON object, `exp`
+ * present, a finite number and not past (with the tolerance), `nbf` and `iat`
+ * numbers when present and `nbf` not in the future, `maxTokenAge` on `iat`,
+ * issuer and audience. Undefined when any of them fails or is odd: jose then
+ * decides and words the refusal. Held to jose's decisions by a property test.
+ */
+function acceptedClaims(body: string, options: JWTClaimVerificationOptions, now: number): Record<string, unknown> | undefined {
+  const bytes = Buffer.from(body, 'base64url');
+  if (bytes.toString('base64url') !== body) return undefined;
+  let claims: Record<string, unknown>;
+  try {
+    claims = JSON.parse(STRICT_UTF8.decode(bytes));
+  } catch {
+    return undefined;
+  }
+  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) return undefined;
+  const nowSec = Math.floor(now / 1000);
+  const tolerance = options.clockTolerance as number;
+  const { exp, nbf, iat } = claims;
+  if (!Object.hasOwn(claims, 'exp') || typeof exp !== 'number' || !Number.isFinite(exp) || exp <= nowSec - tolerance) return undefined;
+  if (nbf !== undefined && (typeof nbf !== 'number' || nbf > nowSec + tolerance)) return undefined;
+  if (iat !== undefined && typeof iat !== 'number') return undefined;
+  if (options.maxTokenAge !== undefined) {
+    if (!Object.hasOwn(claims, 'iat') || typeof iat !== 'number') return undefined;
+    const age = nowSec - iat;
+    if (age - tolerance > (options.maxTokenAge as number) || age < -tolerance) return undefined;
+  }
+  const { issuer, audience } = options;
+  if (issuer !== undefined && (!Object.hasOwn(claims, 'iss') || !(typeof issuer === 'string' ? [issuer] : issuer).includes(claims.iss as string))) return undefined;
+  if (audience !== undefined) {
+    const expected = typeof audience === 'string' ? [audience] : audience;
+    const aud = claims.aud;
+    const present = typeof aud === 'string' ? expected.includes(aud) : Array.isArray(aud) && expected.some((a) => aud.includes(a));
+    if (!Object.hasOwn(claims, 'aud') || !present) return undefined;
+  }
+  return claims;
 }
 
 /** The key a token's protected header names (kid, with an allowed alg), or undefined if it names none. */

@@ -26,6 +26,7 @@ const EXPECTED = {
   ],
   './fastify': ['requireServiceToken', 'serviceTokenPlugin'],
   './express': ['requireServiceToken'],
+  './guard': ['authenticate', 'bearerErrorResponse', 'bearerToken', 'toRequirement'],
 };
 
 /** A script that loads every entry with `load` and lists its exports. */
@@ -52,6 +53,7 @@ describe('the packed package', () => {
     expect(files).toContain('package/dist/index.d.ts');
     expect(files).toContain('package/dist/fastify.js');
     expect(files).toContain('package/dist/express.d.ts');
+    expect(files).toContain('package/dist/guard.d.ts');
     expect(files).toContain('package/README.md');
     expect(files.filter((f) => !f.startsWith('package/dist/') && f !== 'package/package.json' && f !== 'package/README.md')).toEqual([]);
     expect(files.filter((f) => f.endsWith('.map') || f.endsWith('.tsbuildinfo'))).toEqual([]);

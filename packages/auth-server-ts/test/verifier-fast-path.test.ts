@@ -44,6 +44,7 @@ async function ours(token: string): Promise<string> {
   }
 }
 
+const KEEP = Symbol('keep the default claim');
 const claimsArb = fc.record(
   {
     iss: fc.constantFrom(ISSUER, 'https://evil.test', undefined, 42),
@@ -86,6 +87,62 @@ describe('the synchronous HS256 path decides as jose does', () => {
         expect(await ours(token)).toBe(await reference(token));
       }),
       { numRuns: 400 },
+    );
+  });
+
+  it('under other options too: issuer and audience lists, maxTokenAgeSec, clock tolerance', async () => {
+    const optionsArb = fc.record({
+      issuer: fc.constantFrom<string | string[]>(ISSUER, [ISSUER, 'https://other.test'], ['https://other.test']),
+      audience: fc.constantFrom<string | string[]>(AUDIENCE, ['x', AUDIENCE], ['x']),
+      maxTokenAgeSec: fc.constantFrom(undefined, 60, 3600),
+      clockToleranceSec: fc.constantFrom(0, 5, 30),
+    });
+    // Mostly valid claims, each changed now and then, often to just before, at or after a boundary of the
+    // options drawn (exp and nbf against the clock tolerance, iat against maxTokenAgeSec), so acceptance is exercised too.
+    const sometimes = <T>(arb: fc.Arbitrary<T>) => fc.oneof({ weight: 2, arbitrary: fc.constant(KEEP) }, { weight: 1, arbitrary: arb });
+    const at = (...offsets: number[]) => fc.constantFrom(...offsets.flatMap((d) => [d - 1, d, d + 1])).map((d) => nowSec + d);
+    const claimsFor = (options: { maxTokenAgeSec: number | undefined; clockToleranceSec: number }) => {
+      const tol = options.clockToleranceSec;
+      const age = options.maxTokenAgeSec ?? 3600;
+      return fc
+        .record({
+          iss: sometimes(fc.constantFrom(ISSUER, 'https://other.test', 42, undefined)),
+          aud: sometimes(fc.constantFrom(AUDIENCE, 'x', ['x', AUDIENCE], ['x'], [], 7, undefined)),
+          exp: sometimes(fc.oneof(at(-tol), fc.integer({ min: -3700, max: 40 }).map((d) => nowSec + d), fc.constantFrom(undefined, null, 'soon', nowSec + 0.5))),
+          nbf: sometimes(fc.oneof(at(tol), fc.integer({ min: -40, max: 40 }).map((d) => nowSec + d), fc.constantFrom(undefined, null, 'x'))),
+          iat: sometimes(fc.oneof(at(-age - tol, tol), fc.integer({ min: -4000, max: 40 }).map((d) => nowSec + d), fc.constantFrom(undefined, null, 'x'))),
+          token_type: sometimes(fc.constantFrom('service', 'user')),
+        })
+        .map((claims) => Object.fromEntries(Object.entries(claims).filter(([, v]) => v !== KEEP)));
+    };
+    await fc.assert(
+      fc.asyncProperty(optionsArb.chain((options) => fc.tuple(fc.constant(options), claimsFor(options))), fc.boolean(), async ([options, claims], platformTyp) => {
+        const omit = Object.entries(claims).filter(([, v]) => v === undefined).map(([k]) => k);
+        const token = await signToken({ now: NOW, claims, omit, header: { kid: keyIdForSecret(SECRET), typ: platformTyp ? 'at+jwt' : 'application/at+jwt' } });
+        const verifier = createServiceTokenVerifier({ secret: SECRET, ...options, clock, cache: false });
+        const decided = await verifier.verify(token).then(
+          () => 'ok',
+          (err: TokenVerificationError) => err.code,
+        );
+        let expected: string;
+        try {
+          const { payload } = await jwtVerify(token, new TextEncoder().encode(SECRET), {
+            algorithms: ['HS256'],
+            typ: 'at+jwt',
+            issuer: options.issuer,
+            audience: options.audience,
+            requiredClaims: ['exp'],
+            clockTolerance: options.clockToleranceSec,
+            ...(options.maxTokenAgeSec === undefined ? {} : { maxTokenAge: options.maxTokenAgeSec }),
+            currentDate: new Date(NOW),
+          });
+          expected = payload.token_type === 'service' ? 'ok' : 'invalid_token';
+        } catch (err) {
+          expected = (err as { code?: string }).code === 'ERR_JWT_EXPIRED' ? 'token_expired' : 'invalid_token';
+        }
+        expect(decided).toBe(expected);
+      }),
+      { numRuns: 1000 },
     );
   });
 
