@@ -8,7 +8,7 @@ import type { DatabaseHandle } from './db/connect.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { documentErrorResponses, PACKAGE_VERSION } from './lib/openapi.js';
 import { createBcryptHasher, type PasswordHasher } from './lib/password.js';
-import { createAccessTokenVerifier, createServiceTokenVerifier, createTokenIssuer } from './lib/tokens.js';
+import { createServiceTokenVerifier, createTokenIssuer } from './lib/tokens.js';
 import { adminAuthRoutes } from './modules/admin-auth/admin-auth.routes.js';
 import { createAdminAuthService } from './modules/admin-auth/admin-auth.service.js';
 import { healthRoutes } from './modules/health/health.routes.js';
@@ -58,9 +58,12 @@ export const REDACTED_LOG_PATHS = [
   'headers.authorization',
   '*.client_secret',
   '*.password',
+  '*.current_password',
+  '*.new_password',
   '*.access_token',
   '*.client_secret_hash',
   '*.password_hash',
+  '*.token_hash',
 ];
 
 /**
@@ -153,11 +156,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         title: 'auth-api: service credentials',
         version: PACKAGE_VERSION,
         description:
-          'Service (machine-to-machine) credential registry and OAuth 2.0 client_credentials token endpoint (RFC 6749 §4.4). Management routes need a system_admin user token (`POST /api/v1/auth/login`); errors are `{error, message, details?}` with a stable `error` code. The token endpoint speaks RFC 6749 §5.2 (`{error, error_description}`).',
+          'Service (machine-to-machine) credential registry and OAuth 2.0 client_credentials token endpoint (RFC 6749 §4.4). Management routes need a system_admin session token (`POST /api/v1/auth/login`); errors are `{error, message, details?}` with a stable `error` code. The token endpoint speaks RFC 6749 §5.2 (`{error, error_description}`).',
       },
       components: {
         securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A user token from `POST /api/v1/auth/login`' },
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'An admin session token from `POST /api/v1/auth/login` (opaque, not a JWT)' },
           clientBasic: {
             type: 'http',
             scheme: 'basic',
@@ -189,7 +192,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   const tokenKeys = { ...config.jwt };
   const tokens = createTokenIssuer(tokenKeys, clock, signingKeys.signer);
-  const verifyAccessToken = createAccessTokenVerifier(tokenKeys, clock);
   const attemptStore = options.attemptStore ?? createMemoryAttemptStore({ clock });
   const throttle = (name: string) =>
     createFailureThrottle({
@@ -200,7 +202,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       perIdentityAndIp: config.limits.failuresPerIdentityAndIp,
       perIp: config.limits.failuresPerIp,
     });
-  const auth = createAdminAuthService({ db: database.db, hasher, tokens, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
+  const auth = createAdminAuthService({ db: database.db, hasher, clock, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
   const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
   const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: (id) => secretCache.delete(id) });
   const clients = createM2MClientsService({ db: database.db, hasher, clock, checkScopes: permissions.assertScopesDefined, onChange: (id) => secretCache.delete(id) });
@@ -215,8 +217,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     defaultAudience: config.jwt.audience,
     onStampError: (err) => app.log.warn({ code: (err as { code?: string }).code }, 'could not record last_used_at'),
   });
-  const guards = createUserGuards({ verifyAccessToken, findUser: auth.findUser });
-  const verifyServiceToken = createServiceTokenVerifier(tokenKeys, clock, () => signingKeys.jwks().keys);
+  const verifyServiceToken = createServiceTokenVerifier(tokenKeys, clock, {
+    publishedKeys: () => signingKeys.jwks().keys,
+    acceptHs256: config.serviceTokens.alg === 'HS256',
+  });
+  const guards = createUserGuards({ authenticate: auth.authenticate, verifyServiceToken });
 
   await app.register(healthRoutes, { database });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
