@@ -8,7 +8,7 @@ import type { DatabaseHandle } from './db/connect.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { documentErrorResponses, PACKAGE_VERSION } from './lib/openapi.js';
 import { createBcryptHasher, type PasswordHasher } from './lib/password.js';
-import { createAccessTokenVerifier, createServiceTokenVerifier, createTokenIssuer } from './lib/tokens.js';
+import { createServiceTokenVerifier, createTokenIssuer } from './lib/tokens.js';
 import { adminAuthRoutes } from './modules/admin-auth/admin-auth.routes.js';
 import { createAdminAuthService } from './modules/admin-auth/admin-auth.service.js';
 import { healthRoutes } from './modules/health/health.routes.js';
@@ -65,9 +65,12 @@ export const REDACTED_LOG_PATHS = [
   'headers.authorization',
   '*.client_secret',
   '*.password',
+  '*.current_password',
+  '*.new_password',
   '*.access_token',
   '*.client_secret_hash',
   '*.password_hash',
+  '*.token_hash',
 ];
 
 /**
@@ -170,11 +173,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         title: 'auth-api: service credentials',
         version: PACKAGE_VERSION,
         description:
-          'Service (machine-to-machine) credential registry and OAuth 2.0 client_credentials token endpoint (RFC 6749 §4.4). Management routes need a system_admin user token (`POST /api/v1/auth/login`); errors are `{error, message, details?}` with a stable `error` code. The token endpoint speaks RFC 6749 §5.2 (`{error, error_description}`).',
+          'Service (machine-to-machine) credential registry and OAuth 2.0 client_credentials token endpoint (RFC 6749 §4.4). Management routes need a system_admin session token (`POST /api/v1/auth/login`); errors are `{error, message, details?}` with a stable `error` code. The token endpoint speaks RFC 6749 §5.2 (`{error, error_description}`).',
       },
       components: {
         securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A user token from `POST /api/v1/auth/login`' },
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'An admin session token from `POST /api/v1/auth/login` (opaque, not a JWT)' },
           clientBasic: {
             type: 'http',
             scheme: 'basic',
@@ -206,7 +209,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   const tokenKeys = { ...config.jwt };
   const tokens = createTokenIssuer(tokenKeys, clock, signingKeys.signer);
-  const verifyAccessToken = createAccessTokenVerifier(tokenKeys, clock);
   const storeFor = (name: 'login' | 'grant'): AttemptStore => {
     const given = options.attemptStore;
     if (typeof given === 'function') return given(name);
@@ -225,7 +227,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
   // All bcrypt work shares one budget, kept below libuv's 4 threads so WebCrypto, DNS and fs never wait behind it.
   const budget = createWorkBudget({ concurrency: config.bcrypt.concurrency, maxWaitMs: config.bcrypt.maxWaitMs, maxQueued: 256, maxQueuedPerParty: 64 });
-  const auth = createAdminAuthService({ db: database.db, hasher, budget, tokens, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
+  const auth = createAdminAuthService({ db: database.db, hasher, clock, budget, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
   const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
   const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: (credential) => secretCache.delete(credential.client_id) });
   const adminHasher = { ...hasher, hash: (plain: string) => budget.run('admin', () => hasher.hash(plain), { trusted: true }) };
@@ -257,8 +259,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     defaultAudience: config.jwt.audience,
     onStampError: (err) => app.log.warn({ code: (err as { code?: string }).code }, 'could not record last_used_at'),
   });
-  const guards = createUserGuards({ verifyAccessToken, findUser: auth.findUser });
-  const verifyServiceToken = createServiceTokenVerifier(tokenKeys, clock, () => signingKeys.jwks().keys);
+  const verifyServiceToken = createServiceTokenVerifier(tokenKeys, clock, {
+    publishedKeys: () => signingKeys.jwks().keys,
+    acceptHs256: config.serviceTokens.alg === 'HS256',
+  });
+  const guards = createUserGuards({ authenticate: auth.authenticate, verifyServiceToken });
 
   await app.register(healthRoutes, { database });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });

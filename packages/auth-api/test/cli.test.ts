@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDatabase } from '../src/db/connect.js';
+import { connectDatabase, type DatabaseHandle } from '../src/db/connect.js';
 import { createBcryptHasher } from '../src/lib/password.js';
+import { generateSessionToken, hashSessionToken } from '../src/lib/secrets.js';
 import { TEST_DATABASE_URL, TEST_SECRET } from './helpers.js';
 import { createEmptyPostgresDatabase, type Finished, processEnv, runCli } from './process-helpers.js';
 
@@ -35,6 +37,7 @@ const cli = (args: string[], input?: string) => runCli(args, env(), input);
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
 const SECRET = /^client_secret: (m2msk_[A-Za-z0-9_-]{43})$/m;
 const ADMIN_PASSWORD = 'a long admin passphrase';
+const NEW_OPS_PASSWORD = 'a new passphrase for ops';
 
 function expectFailure(result: Finished, code: number, firstLine: RegExp) {
   expect({ code: result.code, stdout: result.stdout }).toEqual({ code, stdout: '' });
@@ -50,6 +53,10 @@ describe('auth-api CLI', () => {
       [['serve', '--help'], /^Usage: auth-api serve$/m],
       [['migrate', '-h'], /^Usage: auth-api migrate$/m],
       [['admin', 'create', '--help'], /^Usage: auth-api admin create \[options\][\s\S]*--password-stdin/m],
+      [['admin', '--help'], /^Usage: auth-api admin <command>[\s\S]*admin list[\s\S]*admin disable <email>[\s\S]*admin enable <email>[\s\S]*admin reset-password <email>[\s\S]*admin revoke-sessions <email>/m],
+      [['admin', 'list', '--help'], /^Usage: auth-api admin list \[options\][\s\S]*--json/m],
+      [['admin', 'disable', '--help'], /^Usage: auth-api admin disable <email>$/m],
+      [['admin', 'reset-password', '--help'], /^Usage: auth-api admin reset-password <email> \[options\][\s\S]*--password-stdin/m],
       [['clients', '--help'], /^Usage: auth-api clients <command>[\s\S]*clients list/m],
       [['clients', 'create', '--help'], /^Usage: auth-api clients create \[options\][\s\S]*--scope[\s\S]*--json/m],
       [['clients', 'list', '--help'], /^Usage: auth-api clients list \[options\][\s\S]*--json/m],
@@ -84,6 +91,11 @@ describe('auth-api CLI', () => {
       [['clients', 'list', '--status', 'gone'], /^auth-api: clients list: --status: must be "active" or "disabled"$/],
       [['admin', 'create', '--email', 'not-an-email', '--password-stdin'], /^auth-api: admin create: --email: must be an email address$/, ADMIN_PASSWORD],
       [['admin', 'create', '--email', 'ops@example.com', '--password-stdin'], /^auth-api: admin create: --password-stdin: must be at least 12 characters$/, 'short\n'],
+      [['admin', 'disable'], /^auth-api: admin disable: expected <email>$/],
+      [['admin', 'enable', 'not-an-email'], /^auth-api: admin enable: <email>: must be an email address$/],
+      [['admin', 'revoke-sessions', 'a@b.co', 'extra'], /^auth-api: admin revoke-sessions: expected <email>$/],
+      [['admin', 'reset-password', 'ops@example.com', '--password-stdin'], /^auth-api: admin reset-password: --password-stdin: must be at least 12 characters$/, 'short\n'],
+      [['admin', 'list', 'extra'], /^auth-api: admin list: unexpected argument "extra"$/],
     ];
     const results = await Promise.all(cases.map(([args, , input]) => cli(args, input)));
     results.forEach((result, i) => expectFailure(result, 2, cases[i]![1]));
@@ -95,6 +107,7 @@ describe('auth-api CLI', () => {
     expect(migrated).toMatchObject({ code: 0, stderr: '' });
     // Every migration, in order (other branches append theirs).
     expect(migrated.stdout).toMatch(/^migrations applied \((pglite|postgres)\): 2026-11-25-001-initial(, [\w-]+)*\n$/);
+    expect(migrated.stdout).toContain(', 2026-11-26-011-admin-sessions');
     expect(migrated.stdout).toContain('2026-11-26-012-signing-keys');
     expect(migrated.stdout).toContain(', 2026-11-26-014-permissions');
     expect(migrated.stdout).toContain(', 2026-11-26-013-auth-events');
@@ -111,6 +124,127 @@ describe('auth-api CLI', () => {
     expect(generated.stderr).toMatch(/shown only this once/);
 
     expectFailure(await cli(['admin', 'create', '--email', 'ops@example.com', '--password-stdin'], ADMIN_PASSWORD), 1, /^auth-api: admin create: conflict: /);
+  });
+
+  /** Opens the CLI's database in this process (the embedded one allows one process at a time). */
+  async function withDatabase<T>(fn: (db: DatabaseHandle['db']) => Promise<T>): Promise<T> {
+    const database = await connectDatabase(databaseUrl ? { databaseUrl } : { dataDir });
+    try {
+      return await fn(database.db);
+    } finally {
+      await database.close();
+    }
+  }
+
+  /** Sessions for a user, as a sign-in writes them; returns their tokens. */
+  async function openSessions(email: string, count: number): Promise<string[]> {
+    return withDatabase(async (db) => {
+      const { id } = await db.selectFrom('users').select('id').where('email', '=', email).executeTakeFirstOrThrow();
+      const tokens = Array.from({ length: count }, () => generateSessionToken());
+      const now = Date.now();
+      for (const token of tokens) {
+        await db
+          .insertInto('admin_sessions')
+          .values({ id: randomUUID(), token_hash: hashSessionToken(token), user_id: id, created_at: new Date(now), expires_at: new Date(now + 900_000), last_seen_at: new Date(now), ip: '127.0.0.1', user_agent: null })
+          .execute();
+      }
+      return tokens;
+    });
+  }
+
+  const liveSessions = (email: string) =>
+    withDatabase(async (db) =>
+      (
+        await db
+          .selectFrom('admin_sessions')
+          .innerJoin('users', 'users.id', 'admin_sessions.user_id')
+          .select('admin_sessions.id')
+          .where('users.email', '=', email)
+          .where('admin_sessions.revoked_at', 'is', null)
+          .execute()
+      ).length,
+    );
+
+  // Several CLI processes in a row: allow for a loaded machine.
+  it('admin list: a table, or --json; sessions counted; never a hash', { timeout: 180_000 }, async () => {
+    await openSessions('ops@example.com', 2);
+    const table = await cli(['admin', 'list']);
+    expect(table).toMatchObject({ code: 0, stderr: '' });
+    const lines = table.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^ID\s+EMAIL\s+ROLES\s+STATUS\s+SESSIONS\s+LAST SEEN\s+CREATED$/);
+    expect(lines.slice(1).map((l) => l.split(/\s{2,}/).slice(1, 5))).toEqual([
+      ['ops@example.com', 'system_admin', 'active', '2'],
+      ['second@example.com', 'system_admin', 'active', '0'],
+    ]);
+
+    const json = await cli(['admin', 'list', '--json']);
+    expect(json.code).toBe(0);
+    const { users } = JSON.parse(json.stdout);
+    expect(users[0]).toEqual({
+      id: expect.stringMatching(UUID),
+      email: 'ops@example.com',
+      roles: ['system_admin'],
+      status: 'active',
+      disabled_at: null,
+      created_at: expect.any(String),
+      active_sessions: 2,
+      last_seen_at: expect.any(String),
+    });
+    for (const out of [table.stdout, json.stdout]) expect(out).not.toContain('$2');
+  });
+
+  it('admin revoke-sessions ends every session; unknown email is exit 1', async () => {
+    const revoked = await cli(['admin', 'revoke-sessions', 'OPS@example.com']);
+    expect(revoked).toMatchObject({ code: 0, stderr: '' });
+    expect(revoked.stdout).toMatch(new RegExp(`^ops@example.com \\(id ${UUID.source}\\): 2 sessions ended\\n$`));
+    expect(await liveSessions('ops@example.com')).toBe(0);
+    expectFailure(await cli(['admin', 'revoke-sessions', 'nobody@example.com']), 1, /^auth-api: admin revoke-sessions: not_found: /);
+  });
+
+  it('admin disable ends every session at once; again is not an error', async () => {
+    await openSessions('second@example.com', 1);
+    const disabled = await cli(['admin', 'disable', 'second@example.com']);
+    expect(disabled).toMatchObject({ code: 0, stderr: '' });
+    expect(disabled.stdout).toMatch(/^disabled second@example.com \(id .+\); 1 session ended\n$/);
+    expect(await liveSessions('second@example.com')).toBe(0);
+    const again = await cli(['admin', 'disable', 'second@example.com']);
+    expect(again).toMatchObject({ code: 0, stdout: expect.stringMatching(/was already disabled; 0 sessions ended\n$/) });
+  });
+
+  // Several CLI processes in a row: allow for a loaded machine.
+  it('admin disable warns when no enabled system_admin is left; admin enable undoes it', { timeout: 180_000 }, async () => {
+    const lastOne = await cli(['admin', 'disable', 'ops@example.com']);
+    expect(lastOne.code).toBe(0);
+    expect(lastOne.stderr).toMatch(/^warning: no enabled system_admin is left/);
+
+    expect(await withDatabase((db) => db.selectFrom('users').select('disabled_at').where('disabled_at', 'is not', null).execute())).toHaveLength(2);
+
+    expect(await cli(['admin', 'enable', 'ops@example.com'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^enabled ops@example.com \(id .+\)\n$/), stderr: '' });
+    expect(await cli(['admin', 'enable', 'ops@example.com'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/was not disabled\n$/) });
+    expect(await cli(['admin', 'enable', 'second@example.com'])).toMatchObject({ code: 0 });
+  });
+
+  // Several CLI processes in a row: allow for a loaded machine.
+  it('admin reset-password: generated and shown once, or from stdin; ends sessions', { timeout: 180_000 }, async () => {
+    await openSessions('second@example.com', 1);
+    const generated = await cli(['admin', 'reset-password', 'second@example.com']);
+    expect(generated.code).toBe(0);
+    expect(generated.stdout).toMatch(/^reset the password of second@example.com \(id .+\); 1 session ended$/m);
+    const password = generated.stdout.match(/^password: ([A-Za-z0-9_-]{22})$/m)![1]!;
+    expect(generated.stderr).toMatch(/shown only this once/);
+    expect(await liveSessions('second@example.com')).toBe(0);
+
+    const fromStdin = await cli(['admin', 'reset-password', 'ops@example.com', '--password-stdin'], `${NEW_OPS_PASSWORD}\n`);
+    expect(fromStdin).toMatchObject({ code: 0, stderr: '' });
+    expect(fromStdin.stdout).not.toContain(NEW_OPS_PASSWORD);
+
+    await withDatabase(async (db) => {
+      const hasher = createBcryptHasher(4);
+      const rows = await db.selectFrom('users').select(['email', 'password_hash']).orderBy('created_at').execute();
+      expect(await hasher.verify(NEW_OPS_PASSWORD, rows[0]!.password_hash)).toBe(true);
+      expect(await hasher.verify(password, rows[1]!.password_hash)).toBe(true);
+    });
+    expectFailure(await cli(['admin', 'reset-password', 'nobody@example.com', '--password-stdin'], NEW_OPS_PASSWORD), 1, /^auth-api: admin reset-password: not_found: /);
   });
 
   let billing: { id: string; secret: string };
@@ -249,12 +383,20 @@ describe('auth-api CLI', () => {
 
       const admin = await database.db.selectFrom('users').selectAll().where('email', '=', 'ops@example.com').executeTakeFirstOrThrow();
       expect(admin.roles).toEqual(['system_admin']);
-      expect(await hasher.verify(ADMIN_PASSWORD, admin.password_hash)).toBe(true);
+      const second = await database.db.selectFrom('users').select('id').where('email', '=', 'second@example.com').executeTakeFirstOrThrow();
+      expect(await hasher.verify(NEW_OPS_PASSWORD, admin.password_hash)).toBe(true);
 
       const audit = await database.db.selectFrom('audit_log').select(['actor', 'actor_id', 'ip', 'action', 'target_id']).orderBy('id').execute();
       expect(audit).toEqual([
         { actor: 'cli', actor_id: null, ip: null, action: 'user.create', target_id: admin.id },
-        { actor: 'cli', actor_id: null, ip: null, action: 'user.create', target_id: expect.any(String) },
+        { actor: 'cli', actor_id: null, ip: null, action: 'user.create', target_id: second.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'user.sessions_revoke', target_id: admin.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'user.disable', target_id: second.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'user.disable', target_id: admin.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'user.enable', target_id: admin.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'user.enable', target_id: second.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'user.password_reset', target_id: second.id },
+        { actor: 'cli', actor_id: null, ip: null, action: 'user.password_reset', target_id: admin.id },
         { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.create', target_id: billing.id },
         { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.create', target_id: reports.id },
         { actor: 'cli', actor_id: null, ip: null, action: 'm2m_client.update', target_id: billing.id },
@@ -267,6 +409,7 @@ describe('auth-api CLI', () => {
       await database.close();
     }
   });
+
   it('permissions register --file and permissions list: reconcile, idempotent, --json, and bad manifests (exit 2)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'auth-api-catalog-'));
     try {

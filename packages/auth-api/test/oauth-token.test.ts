@@ -90,10 +90,10 @@ describe('POST /api/v1/oauth/token: success', () => {
   it('a service token is refused by the admin routes', async () => {
     const res = await post(form({ grant_type: 'client_credentials', client_id: svc.client_id, client_secret: svc.secret }));
     const admin = await ctx.app.inject({ method: 'GET', url: '/api/v1/admin/m2m-clients', headers: bearer(res.json().access_token) });
-    expect(admin.statusCode).toBe(403);
-    expect(admin.json().error).toBe('forbidden');
+    expect(admin.statusCode).toBe(401);
+    expect(admin.json().error).toBe('unauthorized');
     const me = await ctx.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(res.json().access_token) });
-    expect(me.statusCode).toBe(403);
+    expect(me.statusCode).toBe(401);
   });
 });
 

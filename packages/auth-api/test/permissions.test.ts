@@ -1,4 +1,6 @@
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyIdForSecret } from '@rw3iss/auth-server-ts';
 import { createVerifiedSecretCache } from '../src/lib/secret-cache.js';
 import { createTokenIssuer } from '../src/lib/tokens.js';
 import { AUDIENCE, ISSUER, TEST_SECRET, bearer, createClient, createTestContext, type TestContext } from './helpers.js';
@@ -278,13 +280,19 @@ describe('authorization matrix of POST /admin/permissions/register', () => {
     const other = createTokenIssuer({ secret: 'another-secret-another-secret-another-secret', issuer: ISSUER, audience: AUDIENCE }, Date.now);
     const forged = (await other.serviceToken({ sub: 'gsku-svc', client_id: 'gsku-svc', service_name: 'x', scopes: ['auth:catalog:gsku'] }, 300)).token;
     expect((await register(forged, manifest())).statusCode).toBe(401);
-    // A user token shaped with a service's claims but token_type user: the admin gate decides (user unknown → 401).
-    const ours = createTokenIssuer({ secret: TEST_SECRET, issuer: ISSUER, audience: AUDIENCE }, Date.now);
-    const userish = ours.userToken({ sub: crypto.randomUUID(), email: 'x@example.com', roles: ['system_admin'] }, 300).token;
+    // A user-type JWT signed with the shared key: not a service token, and no JWT is an admin session → 401.
+    const userish = await new SignJWT({ token_type: 'user', email: 'x@example.com', roles: ['system_admin'], client_id: 'gsku-svc', scopes: ['auth:catalog:gsku'] })
+      .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: keyIdForSecret(TEST_SECRET) })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setSubject('gsku-svc')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(TEST_SECRET));
     expect((await register(userish, manifest())).statusCode).toBe(401);
   });
 
-  it('the listings are system_admin only: a service token, even with the right, gets 403', async () => {
+  it('the listings are system_admin only: a service token, even with the right, is refused (403)', async () => {
     const token = await serviceToken('gsku-svc', gskuSvc.secret);
     for (const url of [LIST, SERVICES]) {
       expect((await ctx.app.inject({ method: 'GET', url })).statusCode).toBe(401);

@@ -72,4 +72,19 @@ describe('request logging', () => {
       expect(answered).not.toContain(value);
     }
   });
+
+  it('a session token, its hash and a password change are never logged', async () => {
+    const login = await ctx.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: ADMIN });
+    const token = login.json().tokens.access_token as string;
+    const newPassword = 'a logged-never passphrase';
+    lines.length = 0;
+    const changed = await ctx.app.inject({ method: 'POST', url: '/api/v1/auth/password', headers: bearer(token), payload: { current_password: ADMIN.password, new_password: newPassword } });
+    const back = await ctx.app.inject({ method: 'POST', url: '/api/v1/auth/password', headers: bearer(token), payload: { current_password: newPassword, new_password: ADMIN.password } });
+    const out = await ctx.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: bearer(token) });
+    expect([changed.statusCode, back.statusCode, out.statusCode]).toEqual([204, 204, 204]);
+    const { token_hash } = await ctx.database.db.selectFrom('admin_sessions').select('token_hash').orderBy('created_at', 'desc').executeTakeFirstOrThrow();
+    const all = lines.join('');
+    expect(entries().map((e) => `${e.method} ${e.path} ${e.status}`)).toEqual(['POST /api/v1/auth/password 204', 'POST /api/v1/auth/password 204', 'POST /api/v1/auth/logout 204']);
+    for (const secret of [token, token_hash, newPassword, ADMIN.password]) expect(all).not.toContain(secret);
+  });
 });

@@ -80,7 +80,7 @@ for (const kind of ['fastify', 'express'] as const) {
       expect(((await res.json()) as { error: string }).error).toBe('insufficient_scope');
     });
 
-    it('401 for a missing, user, expired, tampered, foreign-key and alg:none token', async () => {
+    it('401 for a missing, admin-session, expired, tampered, foreign-key and alg:none token', async () => {
       const good = await manager.getToken();
       const [h, p, s] = good.split('.');
       const payload = JSON.parse(Buffer.from(p!, 'base64url').toString());
@@ -88,7 +88,7 @@ for (const kind of ['fastify', 'express'] as const) {
       const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${p}.`;
       const cases: Record<string, string | undefined> = {
         missing: undefined,
-        user: ctx.userToken,
+        'admin session': ctx.adminToken,
         expired: (await past.serviceToken(claims, 300)).token,
         tampered,
         'other secret': (await other.serviceToken(claims, 300)).token,

@@ -107,8 +107,9 @@ describe.each(['ES256', 'EdDSA'] as const)('SERVICE_TOKEN_ALG=%s', (alg) => {
     expect(forged.statusCode).toBe(401);
   });
 
-  it('user (admin) tokens stay HS256', () => {
-    expect(decodeProtectedHeader(ctx.adminToken).alg).toBe('HS256');
+  it('admin tokens are opaque sessions, never a JWT of any alg', () => {
+    expect(ctx.adminToken).toMatch(/^m2mas_[A-Za-z0-9_-]{43}$/);
+    expect(() => decodeProtectedHeader(ctx.adminToken)).toThrow();
   });
 });
 

@@ -2,6 +2,7 @@ import { AuthClientError } from './errors.js';
 import { createRequest } from './lib/http.js';
 import { createMemoryStorage, type TokenStorage } from './storage.js';
 import type {
+  ChangePasswordRequest,
   CreateM2MClientRequest,
   CreateM2MClientResponse,
   FetchLike,
@@ -12,6 +13,7 @@ import type {
   M2MClientPageOptions,
   M2MClientRecord,
   MeResponse,
+  RevokeAllSessionsResponse,
   PermissionRecord,
   CatalogSummary,
   RegisterCatalogRequest,
@@ -44,11 +46,26 @@ export interface AuthApi {
    */
   login(credentials: LoginRequest): Promise<LoginResponse>;
   /**
-   * Forgets the stored token. Client-side only: the server has no logout
-   * route and user tokens are short-lived, so a copied token stays valid
-   * until it expires.
+   * Signs out: ends the session on the server (`POST /auth/logout`), then
+   * forgets the stored token, so a copy of it no longer works either.
+   * Resolves at once when no token is stored; a session that already ended
+   * or expired is not an error. If the server cannot be reached the token is
+   * still forgotten locally and the error (`network_error`, …) is rethrown:
+   * the session then ends only when it expires.
    */
   logout(): Promise<void>;
+  /**
+   * Signs out everywhere: ends every session of the signed-in user, this one
+   * included (`POST /auth/sessions/revoke-all`), and forgets the stored token.
+   * Resolves to how many sessions were ended.
+   */
+  revokeAllSessions(): Promise<RevokeAllSessionsResponse>;
+  /**
+   * Changes the signed-in user's password (`POST /auth/password`). The
+   * user's other sessions end; this one stays signed in. A wrong current
+   * password rejects with `validation_failed` (detail `body.current_password`).
+   */
+  changePassword(request: ChangePasswordRequest): Promise<void>;
   /** The signed-in user and roles (`GET /auth/me`); `unauthorized` if signed out. */
   me(): Promise<MeResponse>;
 }
@@ -186,6 +203,10 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   // Looked up per call, unbound: a browser's window.fetch throws "Illegal invocation" when called as a method of another object.
   const fetch: FetchLike = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const request = createRequest(fetch, storage, options.appCode);
+  // Forgets the token a sign-out was for, unless a login stored another meanwhile.
+  const forget = async (token: string | null | undefined) => {
+    if (token && (await storage.get()) === token) await storage.remove();
+  };
   const clientUrl = (id: string) => `${api}/admin/m2m-clients/${encodeURIComponent(id)}`;
 
   async function listing(options: M2MClientFilters & { limit?: number; cursor?: string }): Promise<M2MClientPage> {
@@ -244,8 +265,24 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
         return answer;
       },
       async logout() {
-        await storage.remove();
+        const token = await storage.get();
+        if (!token) return;
+        try {
+          await request<void>('POST', `${api}/auth/logout`);
+        } catch (err) {
+          // 401: the server holds no session for this token; signed out all the same.
+          if (!(err instanceof AuthClientError && err.code === 'unauthorized')) throw err;
+        } finally {
+          await forget(token);
+        }
       },
+      async revokeAllSessions() {
+        const token = await storage.get();
+        const answer = await request<RevokeAllSessionsResponse>('POST', `${api}/auth/sessions/revoke-all`);
+        await forget(token);
+        return answer;
+      },
+      changePassword: (body) => request<void>('POST', `${api}/auth/password`, { body }),
       me: () => request<MeResponse>('GET', `${api}/auth/me`),
     },
 

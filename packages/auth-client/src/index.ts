@@ -14,6 +14,7 @@ export { createMemoryStorage } from './storage.js';
 export type { TokenStorage } from './storage.js';
 export type {
   AuthUser,
+  ChangePasswordRequest,
   CatalogSummary,
   CreateM2MClientRequest,
   CreateM2MClientResponse,
@@ -27,6 +28,7 @@ export type {
   M2MClientRecord,
   M2MClientStatus,
   MeResponse,
+  RevokeAllSessionsResponse,
   PermissionInput,
   PermissionRecord,
   RegisterCatalogRequest,

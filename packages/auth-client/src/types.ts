@@ -158,6 +158,19 @@ export interface LoginResponse {
   roles: string[];
 }
 
+/** Body of `auth.changePassword()` (`POST /auth/password`). */
+export interface ChangePasswordRequest {
+  current_password: string;
+  /** At least 12 characters, at most 72 bytes, different from the current one. */
+  new_password: string;
+}
+
+/** Answer of `auth.revokeAllSessions()` (`POST /auth/sessions/revoke-all`). */
+export interface RevokeAllSessionsResponse {
+  /** How many sessions were ended, the caller's own included. */
+  revoked_count: number;
+}
+
 /** Answer of `auth.me()` (`GET /auth/me`). */
 export interface MeResponse {
   user: AuthUser;

@@ -248,6 +248,54 @@ describe('the stored token', () => {
   });
 });
 
+describe('signing out', () => {
+  it('logout() ends the session on the server with the stored token, then forgets it', async () => {
+    const storage = createMemoryStorage();
+    storage.set('tok-1');
+    const { fetch, sent } = scriptedFetch(json(204, null));
+    await createAuthClient({ apiBaseUrl: base, appCode: 'x', storage, fetch }).auth.logout();
+    expect(sent.map((r) => [r.method, r.url, r.headers.authorization, r.body])).toEqual([['POST', `${base}/auth/logout`, 'Bearer tok-1', undefined]]);
+    expect(sent[0]!.headers).not.toHaveProperty('content-type');
+    expect(storage.get()).toBeUndefined();
+  });
+
+  it('logout() without a stored token sends nothing; a 401 (no such session) is a successful sign-out', async () => {
+    const none = scriptedFetch();
+    await createAuthClient({ apiBaseUrl: base, appCode: 'x', fetch: none.fetch }).auth.logout();
+    expect(none.sent).toEqual([]);
+
+    const storage = createMemoryStorage();
+    storage.set('stale');
+    const { fetch } = scriptedFetch(json(401, { error: 'unauthorized', message: 'The token is invalid or expired' }));
+    await createAuthClient({ apiBaseUrl: base, appCode: 'x', storage, fetch }).auth.logout();
+    expect(storage.get()).toBeUndefined();
+  });
+
+  it('logout() forgets the token even when the server cannot be reached, and says so', async () => {
+    const storage = createMemoryStorage();
+    storage.set('tok');
+    const { fetch } = scriptedFetch(new TypeError('fetch failed'));
+    const err = await failure(createAuthClient({ apiBaseUrl: base, appCode: 'x', storage, fetch }).auth.logout());
+    expect(err.code).toBe('network_error');
+    expect(storage.get()).toBeUndefined();
+  });
+
+  it('revokeAllSessions() and changePassword() call their routes', async () => {
+    const storage = createMemoryStorage();
+    storage.set('tok');
+    const { fetch, sent } = scriptedFetch(json(204, null), json(200, { revoked_count: 3 }));
+    const client = createAuthClient({ apiBaseUrl: base, appCode: 'x', storage, fetch });
+    await expect(client.auth.changePassword({ current_password: 'old', new_password: 'a new long password' })).resolves.toBeUndefined();
+    expect(storage.get()).toBe('tok');
+    await expect(client.auth.revokeAllSessions()).resolves.toEqual({ revoked_count: 3 });
+    expect(storage.get()).toBeUndefined();
+    expect(sent.map((r) => [r.method, r.url, r.body])).toEqual([
+      ['POST', `${base}/auth/password`, JSON.stringify({ current_password: 'old', new_password: 'a new long password' })],
+      ['POST', `${base}/auth/sessions/revoke-all`, undefined],
+    ]);
+  });
+});
+
 describe('ready()', () => {
   const metadata = (tokenEndpoint: string) => ({
     issuer: 'https://auth.example.com',

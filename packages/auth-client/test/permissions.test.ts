@@ -75,7 +75,7 @@ describe('client.permissions', () => {
 
     const other = await failure(asService.permissions.register({ service: 'billing', permissions: [{ code: 'billing:charge', name: 'Charge' }] }));
     expect({ code: other.code, status: other.status }).toEqual({ code: 'forbidden', status: 403 });
-    // Listings stay admin-only.
+    // Listings stay admin-only: a service token is authenticated but no admin (403).
     expect((await failure(asService.permissions.list())).code).toBe('forbidden');
   });
 

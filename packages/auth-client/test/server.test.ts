@@ -176,10 +176,38 @@ describe('auth', () => {
     const me = await client.auth.me();
     expect(me.user).toMatchObject({ email: ADMIN.email, roles: ['system_admin'] });
 
+    const copy = storage.get()!;
     await client.auth.logout();
     expect(storage.get()).toBeUndefined();
     const err = await failure(client.auth.me());
     expect([err.code, err.status]).toEqual(['unauthorized', 401]);
+    // The session ended on the server: a copy of the token no longer works.
+    const res = await fetch(`${apiBaseUrl}/auth/me`, { headers: { authorization: `Bearer ${copy}` } });
+    expect(res.status).toBe(401);
+    await expect(client.auth.logout()).resolves.toBeUndefined();
+  });
+
+  it('revokeAllSessions() signs out everywhere; changePassword() ends the other sessions only', async () => {
+    const email = 'rotating@example.com';
+    const first = 'first long passphrase';
+    const second = 'second long passphrase';
+    await ctx.database.db
+      .insertInto('users')
+      .values({ id: crypto.randomUUID(), email, password_hash: await ctx.hasher.hash(first), roles: ['system_admin'], updated_at: new Date() })
+      .execute();
+    const here = await signedIn({ email, password: first });
+    const there = await signedIn({ email, password: first });
+
+    await here.auth.changePassword({ current_password: first, new_password: second });
+    expect((await here.auth.me()).user.email).toBe(email);
+    expect((await failure(there.auth.me())).code).toBe('unauthorized');
+    const wrong = await failure(here.auth.changePassword({ current_password: first, new_password: 'third long passphrase' }));
+    expect([wrong.code, wrong.details?.[0]?.path]).toEqual(['validation_failed', 'body.current_password']);
+
+    const elsewhere = await signedIn({ email, password: second });
+    expect(await here.auth.revokeAllSessions()).toEqual({ revoked_count: 2 });
+    expect((await failure(elsewhere.auth.me())).code).toBe('unauthorized');
+    expect((await failure(here.auth.me())).code).toBe('unauthorized');
   });
 
   it('a wrong password is unauthorized and keeps the current session', async () => {

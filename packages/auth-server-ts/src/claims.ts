@@ -23,19 +23,5 @@ export interface ServiceTokenClaims {
   scope: string;
 }
 
-/** Claims of a user (admin) token. Same issuer and key as service tokens. */
-export interface UserTokenClaims {
-  iss: string;
-  sub: string;
-  aud: string | string[];
-  iat: number;
-  nbf: number;
-  exp: number;
-  jti: string;
-  token_type: 'user';
-  email: string;
-  roles: string[];
-}
-
 /** The `typ` header every access token carries (RFC 9068 §2.1). */
 export const ACCESS_TOKEN_TYP = 'at+jwt';

@@ -1,5 +1,5 @@
 export { ACCESS_TOKEN_TYP } from './claims.js';
-export type { ServiceTokenClaims, UserTokenClaims } from './claims.js';
+export type { ServiceTokenClaims } from './claims.js';
 export { keyIdForSecret } from './keys.js';
 export type { Clock } from './clock.js';
 export { AuthServerError, TokenRequestError, TokenVerificationError } from './errors.js';

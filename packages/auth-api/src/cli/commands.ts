@@ -11,6 +11,7 @@ import { generatePassword } from '../lib/secrets.js';
 import { configFromEnvironment, openDatabase, serve } from '../main.js';
 import { emailSchema, newPasswordSchema } from '../modules/admin-auth/admin-auth.schemas.js';
 import { createAdminUser } from '../modules/admin-auth/admin-auth.service.js';
+import { createAdminUsersService, type AdminUsersService } from '../modules/admin-auth/admin-users.service.js';
 import type { Actor } from '../modules/audit/audit.repository.js';
 import {
   clientIdSchema,
@@ -36,6 +37,7 @@ interface Services {
   hasher: PasswordHasher;
   clients: M2MClientsService;
   keys: SigningKeyService;
+  users: AdminUsersService;
   permissions: PermissionsService;
   db: Kysely<Database>;
 }
@@ -57,7 +59,9 @@ async function withServices<T>(env: NodeJS.ProcessEnv, fn: (services: Services) 
       serviceTokenTtlSec: config.serviceTokenTtlSec,
       publishDelaySec: config.serviceTokens.publishDelaySec,
     });
-    return await fn({ hasher, clients, permissions, keys, db: database.db });
+    // Sessions live in the database and are looked up on every request: ending one here applies at once.
+    const users = createAdminUsersService({ db: database.db, hasher, clock: systemClock });
+    return await fn({ hasher, clients, permissions, keys, users, db: database.db });
   } finally {
     await database.close();
   }
@@ -149,6 +153,130 @@ ${DATABASE_NOTE}
       print(`password: ${input.password}`);
       process.stderr.write('warning: the password is shown only this once: store it now.\n');
     }
+    return EXIT.ok;
+  },
+});
+
+const emailArg = (value: string | undefined) => validate(emailSchema, value, { '': '<email>' });
+const sessionsEnded = (n: number) => `${n} session${n === 1 ? '' : 's'} ended`;
+
+const adminListCommand = command({
+  name: 'admin list',
+  summary: 'list the users with their roles, status and active sessions',
+  help: `Lists every user (never a password or its hash), oldest first: roles, whether it is
+disabled, how many sessions are active and when one was last used.
+
+Options:
+  --json   print {"users": [...]}
+
+${DATABASE_NOTE}
+`,
+  options: { json: { type: 'boolean' } },
+  positionals: 0,
+  async run(values, _positionals, env) {
+    const users = await withServices(env, ({ users }) => users.list());
+    if (values.json) print(JSON.stringify({ users }, null, 2));
+    else if (users.length === 0) print('no users');
+    else
+      print(
+        table(
+          ['ID', 'EMAIL', 'ROLES', 'STATUS', 'SESSIONS', 'LAST SEEN', 'CREATED'],
+          users.map((u) => [u.id, u.email, u.roles.join(' ') || '-', u.status, String(u.active_sessions), shortTime(u.last_seen_at), shortTime(u.created_at)]),
+        ),
+      );
+    return EXIT.ok;
+  },
+});
+
+const adminDisableCommand = command({
+  name: 'admin disable',
+  args: '<email>',
+  summary: 'disable a user: sign-in refused, every session ended at once',
+  help: `Disables a user: its sessions end at once (a running server checks them on every request)
+and it cannot sign in until \`auth-api admin enable\`. Disabling twice is not an error.
+
+${DATABASE_NOTE}
+`,
+  options: {},
+  positionals: 1,
+  async run(_values, [email], env) {
+    const address = emailArg(email);
+    return withServices(env, async ({ users }) => {
+      const { user, sessionsRevoked, already } = await users.disable(address, CLI_ACTOR);
+      print(already ? `${user.email} (id ${user.id}) was already disabled; ${sessionsEnded(sessionsRevoked)}` : `disabled ${user.email} (id ${user.id}); ${sessionsEnded(sessionsRevoked)}`);
+      if ((await users.activeSystemAdmins()) === 0) {
+        process.stderr.write('warning: no enabled system_admin is left: `auth-api admin enable` or `auth-api admin create` adds one back.\n');
+      }
+      return EXIT.ok;
+    });
+  },
+});
+
+const adminEnableCommand = command({
+  name: 'admin enable',
+  args: '<email>',
+  summary: 'let a disabled user sign in again',
+  help: `Lets a disabled user sign in again (no session it had comes back). Consider
+\`auth-api admin reset-password\` first if the account was compromised.
+
+${DATABASE_NOTE}
+`,
+  options: {},
+  positionals: 1,
+  async run(_values, [email], env) {
+    const address = emailArg(email);
+    const { user, already } = await withServices(env, ({ users }) => users.enable(address, CLI_ACTOR));
+    print(already ? `${user.email} (id ${user.id}) was not disabled` : `enabled ${user.email} (id ${user.id})`);
+    return EXIT.ok;
+  },
+});
+
+const adminResetPasswordCommand = command({
+  name: 'admin reset-password',
+  args: '<email>',
+  summary: "replace a user's password and end its sessions",
+  help: `Replaces a user's password and ends every session of that user at once. Without
+--password-stdin a strong password is generated and printed once.
+
+Options:
+  --password-stdin   read the new password from standard input (at least 12 characters, at most 72 bytes)
+
+Example:
+  printf '%s' "$NEW_PASSWORD" | auth-api admin reset-password ops@example.com --password-stdin
+
+${DATABASE_NOTE}
+`,
+  options: { 'password-stdin': { type: 'boolean' } },
+  positionals: 1,
+  async run(values, [email], env) {
+    const generated = !values['password-stdin'];
+    const password = generated ? generatePassword() : await readStdin();
+    const input = validate(newAdminSchema, { email, password }, { email: '<email>', password: '--password-stdin' });
+    const { user, sessionsRevoked } = await withServices(env, ({ users }) => users.resetPassword(input.email, input.password, CLI_ACTOR));
+    print(`reset the password of ${user.email} (id ${user.id}); ${sessionsEnded(sessionsRevoked)}`);
+    if (generated) {
+      print(`password: ${input.password}`);
+      process.stderr.write('warning: the password is shown only this once: store it now.\n');
+    }
+    return EXIT.ok;
+  },
+});
+
+const adminRevokeSessionsCommand = command({
+  name: 'admin revoke-sessions',
+  args: '<email>',
+  summary: 'end every session of a user (it can sign in again)',
+  help: `Ends every session of a user at once; the user can sign in again with its password
+(disable it, or reset the password, to keep it out).
+
+${DATABASE_NOTE}
+`,
+  options: {},
+  positionals: 1,
+  async run(_values, [email], env) {
+    const address = emailArg(email);
+    const { user, sessionsRevoked } = await withServices(env, ({ users }) => users.revokeSessions(address, CLI_ACTOR));
+    print(`${user.email} (id ${user.id}): ${sessionsEnded(sessionsRevoked)}`);
     return EXIT.ok;
   },
 });
@@ -571,6 +699,11 @@ export const COMMANDS: Command[] = [
   serveCommand,
   migrateCommand,
   adminCreateCommand,
+  adminListCommand,
+  adminDisableCommand,
+  adminEnableCommand,
+  adminResetPasswordCommand,
+  adminRevokeSessionsCommand,
   clientsCreateCommand,
   clientsListCommand,
   clientsShowCommand,

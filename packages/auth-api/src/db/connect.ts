@@ -126,12 +126,20 @@ function withPreparedStatements(pool: pg.Pool): PostgresPool {
   return {
     async connect() {
       const client = await pool.connect();
+      // A connection lost while checked out (database restart) fails its query, and pg also emits
+      // 'error' on the client, which pg-pool listens for only while the client is idle: unheard,
+      // that event would crash the process. The failed query carries the error to the caller.
+      const ignore = () => {};
+      client.on('error', ignore);
       return {
         query: ((sqlOrCursor: unknown, parameters?: readonly unknown[]) =>
           typeof sqlOrCursor === 'string' && parameters && parameters.length > 0
             ? client.query({ name: nameOf(sqlOrCursor), text: sqlOrCursor, values: [...parameters] })
             : client.query(sqlOrCursor as string, parameters as unknown[])) as never,
-        release: (destroy?: boolean) => client.release(destroy),
+        release: (destroy?: boolean) => {
+          client.removeListener('error', ignore);
+          client.release(destroy);
+        },
       };
     },
     end: () => pool.end(),

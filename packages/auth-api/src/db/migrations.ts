@@ -57,6 +57,32 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('users').execute();
     },
   },
+  '2026-11-26-011-admin-sessions': {
+    // Admin sign-ins become server-side sessions: the bearer token is opaque and only its
+    // SHA-256 is stored, so no signing key (JWT_ACCESS_SECRET included) can produce one.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('users').addColumn('disabled_at', 'timestamptz').execute();
+      await db.schema.alterTable('users').addColumn('session_epoch', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .createTable('admin_sessions')
+        .addColumn('id', 'uuid', (c) => c.primaryKey())
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('user_id', 'uuid', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('last_seen_at', 'timestamptz')
+        .addColumn('revoked_at', 'timestamptz')
+        .addColumn('ip', 'text')
+        .addColumn('user_agent', 'text')
+        .execute();
+      await db.schema.createIndex('admin_sessions_user').on('admin_sessions').column('user_id').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('admin_sessions').execute();
+      await db.schema.alterTable('users').dropColumn('session_epoch').execute();
+      await db.schema.alterTable('users').dropColumn('disabled_at').execute();
+    },
+  },
   '2026-11-26-012-signing-keys': {
     async up(db: Kysely<any>) {
       // Asymmetric service-token keys. The private key is stored encrypted (AES-256-GCM under

@@ -2,6 +2,7 @@ import type { ColumnType, Generated, Insertable, Selectable, Updateable } from '
 
 type CreatedAt = ColumnType<Date, Date | undefined, never>;
 type Timestamp = ColumnType<Date, Date, Date>;
+type OptionalTimestamp = ColumnType<Date | null, Date | null | undefined, Date | null>;
 
 export interface UsersTable {
   id: string;
@@ -10,6 +11,33 @@ export interface UsersTable {
   roles: string[];
   created_at: CreatedAt;
   updated_at: Timestamp;
+  /** Set while the user is disabled: no sign-in, no session. */
+  disabled_at: OptionalTimestamp;
+  /**
+   * Bumped (with the row locked) whenever the user's sessions are ended: a
+   * sign-in that read an older value, or whose password check raced a change,
+   * creates no session.
+   */
+  session_epoch: ColumnType<number, number | undefined, number>;
+}
+
+/**
+ * A signed-in admin. The bearer token itself is never stored: `token_hash` is
+ * its SHA-256 (base64url), found by equality on each admin request.
+ */
+export interface AdminSessionsTable {
+  id: string;
+  token_hash: string;
+  user_id: string;
+  created_at: Timestamp;
+  /** Absolute end: created_at + USER_TOKEN_TTL. */
+  expires_at: Timestamp;
+  /** Last request with this session, at one-minute resolution. */
+  last_seen_at: OptionalTimestamp;
+  /** Set by logout, revoke-all, a password change or reset, disabling the user. */
+  revoked_at: OptionalTimestamp;
+  ip: string | null;
+  user_agent: string | null;
 }
 
 export type M2MClientStatus = 'active' | 'disabled';
@@ -99,6 +127,7 @@ export interface PermissionsTable {
 /** Every table, as kysely sees it. */
 export interface Database {
   users: UsersTable;
+  admin_sessions: AdminSessionsTable;
   m2m_clients: M2MClientsTable;
   audit_log: AuditLogTable;
   signing_keys: SigningKeysTable;
@@ -108,6 +137,8 @@ export interface Database {
 }
 
 export type UserRow = Selectable<UsersTable>;
+export type AdminSessionRow = Selectable<AdminSessionsTable>;
+export type NewAdminSessionRow = Insertable<AdminSessionsTable>;
 export type M2MClientRow = Selectable<M2MClientsTable>;
 export type NewM2MClientRow = Insertable<M2MClientsTable>;
 export type M2MClientUpdate = Updateable<M2MClientsTable>;

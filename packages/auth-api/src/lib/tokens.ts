@@ -1,28 +1,29 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import { ACCESS_TOKEN_TYP, keyIdForSecret, type ServiceTokenClaims, type UserTokenClaims } from '@rw3iss/auth-server-ts';
-import { decodeProtectedHeader, errors as joseErrors, importJWK, type JWK, jwtVerify } from 'jose';
+import { ACCESS_TOKEN_TYP, keyIdForSecret, type ServiceTokenClaims } from '@rw3iss/auth-server-ts';
+import { errors as joseErrors, importJWK, type JWK, jwtVerify } from 'jose';
 import type { ServiceTokenSigner } from '../modules/signing-keys/signing-keys.service.js';
 import type { Clock } from './clock.js';
 
 export interface TokenKeys {
   secret: string;
+  /** Still accepted by the service-token verifier during a key rotation. */
   previousSecret?: string | undefined;
   issuer: string;
   audience: string;
 }
 
 type ServiceClaimsInput = Pick<ServiceTokenClaims, 'sub' | 'client_id' | 'service_name' | 'scopes'> & { aud?: string | string[] };
-type UserClaimsInput = Pick<UserTokenClaims, 'sub' | 'email' | 'roles'>;
 
 /**
- * Issues access tokens (RFC 9068 shape). HS256 signing is a single HMAC over
+ * Issues service tokens (RFC 9068 shape). Admins never get a JWT: their
+ * bearer token is an opaque server-side session (modules/admin-auth), so no
+ * signing key can mint admin access. HS256 signing is a single HMAC over
  * a pre-encoded header and the JSON payload: measured at ~30x jose's SignJWT
  * on a 2-core Node 20 machine (docs/API.md, "The service token"), and there is no parsing on this side, so
  * nothing for a library to guard. Verifiers use jose.
  *
  * `serviceSigner`, when it returns a signer (SERVICE_TOKEN_ALG ES256 / EdDSA),
- * signs service tokens with the current private key instead; user tokens stay
- * HS256.
+ * signs service tokens with the current private key instead.
  */
 export function createTokenIssuer(keys: TokenKeys, clock: Clock, serviceSigner: () => ServiceTokenSigner | undefined = () => undefined) {
   const kid = keyIdForSecret(keys.secret);
@@ -59,104 +60,89 @@ export function createTokenIssuer(keys: TokenKeys, clock: Clock, serviceSigner: 
       const signer = serviceSigner();
       return { token: signer ? await signer.sign(JSON.stringify(claims)) : sign(claims as unknown as Record<string, unknown>), claims };
     },
-    /** A user (admin) token for `POST /auth/login`. */
-    userToken(input: UserClaimsInput, ttlSec: number): { token: string; claims: UserTokenClaims } {
-      const claims: UserTokenClaims = { ...baseClaims(ttlSec), aud: keys.audience, token_type: 'user', ...input };
-      return { token: sign(claims as unknown as Record<string, unknown>), claims };
-    },
   };
 }
 
 export type TokenIssuer = ReturnType<typeof createTokenIssuer>;
 
-/** The claims of a verified token of either kind. */
-export type AccessTokenClaims = (ServiceTokenClaims | UserTokenClaims) & Record<string, unknown>;
+/** Longest service-token lifetime any verifier here accepts: the largest SERVICE_TOKEN_TTL. */
+const MAX_SERVICE_TOKEN_LIFETIME_SEC = 86_400;
+const CLOCK_TOLERANCE_SEC = 5;
 
-/**
- * Verifies a bearer token issued by this server (either kind) with jose:
- * HS256 only, `typ: at+jwt`, issuer, audience, expiry; current or previous
- * secret chosen by `kid`. Returns undefined for any invalid token: callers
- * only need to know whether to answer 401.
- */
-export function createAccessTokenVerifier(keys: TokenKeys, clock: Clock) {
-  const encoder = new TextEncoder();
-  const byKid = new Map<string, Uint8Array>([[keyIdForSecret(keys.secret), encoder.encode(keys.secret)]]);
-  if (keys.previousSecret) byKid.set(keyIdForSecret(keys.previousSecret), encoder.encode(keys.previousSecret));
-
-  return async function verifyAccessToken(token: string): Promise<AccessTokenClaims | undefined> {
-    try {
-      const { payload } = await jwtVerify(
-        token,
-        (header) => {
-          const key = header.kid === undefined ? undefined : byKid.get(header.kid);
-          if (!key) throw new joseErrors.JWKSNoMatchingKey();
-          return key;
-        },
-        {
-          algorithms: ['HS256'],
-          typ: ACCESS_TOKEN_TYP,
-          issuer: keys.issuer,
-          audience: keys.audience,
-          requiredClaims: ['exp', 'iat', 'sub'],
-          currentDate: new Date(clock()),
-          clockTolerance: 5,
-        },
-      );
-      if (payload.token_type !== 'service' && payload.token_type !== 'user') return undefined;
-      return payload as AccessTokenClaims;
-    } catch {
-      return undefined;
-    }
-  };
+export interface ServiceTokenVerifierOptions {
+  /** This server's published public keys (the JWKS), for ES256 / EdDSA tokens. */
+  publishedKeys?: () => readonly JWK[];
+  /**
+   * Whether HS256 tokens (the shared JWT_ACCESS_SECRET) are accepted: true with
+   * SERVICE_TOKEN_ALG=HS256. With ES256 / EdDSA every receiver holding the shared
+   * secret could forge an HS256 token, so none is accepted.
+   */
+  acceptHs256: boolean;
 }
 
 /**
  * The server's one verification of its own service tokens, for routes a
- * service calls with its token (catalog registration). Every check of
- * {@link createAccessTokenVerifier}, and only `token_type: "service"` passes:
- * a user token never does. Returns undefined for anything else.
+ * service calls with its token (catalog registration), with jose: `typ:
+ * at+jwt`, issuer, audience, expiry; HS256 with the current or previous secret
+ * chosen by `kid` (only in HS256 mode), or ES256 / EdDSA with this server's
+ * published key of that kid and alg; the lifetime cap every verifier applies
+ * (`exp − iat` integers up to 24 h, `iat` not in the future); and only
+ * `token_type: "service"` with a consistent `client_id` and `scopes` passes.
+ * Returns undefined for anything else. (Admins never hold a JWT: their bearer
+ * token is a server-side session, modules/admin-auth.)
  *
  * Key handling (which algorithm and key signs service tokens) lives here and
  * only here, so a change of signing scheme changes this one function.
  */
-export function createServiceTokenVerifier(keys: TokenKeys, clock: Clock, publishedKeys: () => readonly JWK[] = () => []) {
-  const verifyAccessToken = createAccessTokenVerifier(keys, clock);
-  // ES256 / EdDSA service tokens (SERVICE_TOKEN_ALG): checked against this server's own published
-  // keys, a key only for its own alg. Rare (catalog registration), so the JWK is imported per call.
-  async function verifyAsymmetric(token: string): Promise<AccessTokenClaims | undefined> {
+export function createServiceTokenVerifier(keys: TokenKeys, clock: Clock, options: ServiceTokenVerifierOptions) {
+  const encoder = new TextEncoder();
+  const byKid = new Map<string, Uint8Array>([[keyIdForSecret(keys.secret), encoder.encode(keys.secret)]]);
+  if (keys.previousSecret) byKid.set(keyIdForSecret(keys.previousSecret), encoder.encode(keys.previousSecret));
+  const publishedKeys = options.publishedKeys ?? (() => []);
+  const algorithms = options.acceptHs256 ? ['HS256', 'ES256', 'EdDSA'] : ['ES256', 'EdDSA'];
+
+  return async function verifyServiceToken(token: string): Promise<ServiceTokenClaims | undefined> {
+    let claims: Record<string, unknown>;
+    const now = clock();
     try {
-      const { payload } = await jwtVerify(
+      ({ payload: claims } = await jwtVerify(
         token,
         async (header) => {
+          if (header.alg === 'HS256') {
+            const key = header.kid === undefined ? undefined : byKid.get(header.kid);
+            if (!key) throw new joseErrors.JWKSNoMatchingKey();
+            return key;
+          }
+          // A public key only for its own alg: no algorithm confusion. Rare route: imported per call.
           const jwk = publishedKeys().find((k) => k.kid !== undefined && k.kid === header.kid && k.alg === header.alg);
           if (!jwk) throw new joseErrors.JWKSNoMatchingKey();
           return importJWK(jwk, header.alg);
         },
         {
-          algorithms: ['ES256', 'EdDSA'],
+          algorithms,
           typ: ACCESS_TOKEN_TYP,
           issuer: keys.issuer,
           audience: keys.audience,
           requiredClaims: ['exp', 'iat', 'sub'],
-          currentDate: new Date(clock()),
-          clockTolerance: 5,
+          currentDate: new Date(now),
+          clockTolerance: CLOCK_TOLERANCE_SEC,
         },
-      );
-      return payload as AccessTokenClaims;
+      ));
     } catch {
       return undefined;
     }
-  }
-  return async function verifyServiceToken(token: string): Promise<ServiceTokenClaims | undefined> {
-    let alg: unknown;
-    try {
-      alg = decodeProtectedHeader(token).alg;
-    } catch {
-      return undefined;
-    }
-    const claims = alg === 'ES256' || alg === 'EdDSA' ? await verifyAsymmetric(token) : await verifyAccessToken(token);
+    const { exp, iat } = claims;
     if (
-      claims?.token_type !== 'service' ||
+      !Number.isSafeInteger(exp) ||
+      !Number.isSafeInteger(iat) ||
+      (exp as number) < (iat as number) ||
+      (exp as number) - (iat as number) > MAX_SERVICE_TOKEN_LIFETIME_SEC ||
+      (iat as number) > Math.floor(now / 1000) + CLOCK_TOLERANCE_SEC
+    ) {
+      return undefined;
+    }
+    if (
+      claims.token_type !== 'service' ||
       typeof claims.client_id !== 'string' ||
       claims.client_id !== claims.sub ||
       !Array.isArray(claims.scopes) ||
@@ -164,7 +150,7 @@ export function createServiceTokenVerifier(keys: TokenKeys, clock: Clock, publis
     ) {
       return undefined;
     }
-    return claims as ServiceTokenClaims;
+    return claims as unknown as ServiceTokenClaims;
   };
 }
 

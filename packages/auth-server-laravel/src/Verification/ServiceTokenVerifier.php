@@ -21,7 +21,7 @@ use stdClass;
  * token, checked by the shared vectors, in the same order: compact form,
  * header, `crit`, `alg` allow-list, key (by `kid`, or each secret in turn),
  * signature (constant-time), payload, `typ`, `iss`, `aud`, `iat`, `nbf`,
- * `exp` (with leeway), lifetime cap (`iat` required, 0 ≤ `exp − iat` ≤ `max_lifetime`, both integers), `token_type`, client, scopes.
+ * `exp` (with leeway), lifetime cap (`iat` required, 0 ≤ `exp − iat` ≤ `max_lifetime`, both integers, `iat` not in the future), `token_type`, client, scopes.
  *
  * ```php
  * $verifier = new ServiceTokenVerifier([
@@ -382,9 +382,11 @@ final class ServiceTokenVerifier
             throw new TokenVerificationException('token_expired', 'The token expired');
         }
         // The lifetime cap: a token minted for longer than this (by a leaked or
-        // misconfigured signer) is refused however far its exp is.
-        if (!self::isSafeInteger($iat) || !self::isSafeInteger($exp) || $exp < $iat || $exp - $iat > $this->maxLifetime) {
-            throw TokenVerificationException::invalid('lifetime', "The token lifetime (exp − iat) is not an integer number of seconds up to {$this->maxLifetime}");
+        // misconfigured signer) is refused however far its exp is. An iat in the
+        // future would stretch the cap to any date, so it is refused too.
+        if (!self::isSafeInteger($iat) || !self::isSafeInteger($exp) || $exp < $iat || $exp - $iat > $this->maxLifetime
+            || $iat > $now + $this->clockTolerance) {
+            throw TokenVerificationException::invalid('lifetime', "The token lifetime (exp − iat) is not an integer number of seconds up to {$this->maxLifetime}, or iat is in the future");
         }
     }
 

@@ -75,7 +75,7 @@ final class AuthApiServer
         return "{$this->url}/api/v1/oauth/token";
     }
 
-    /** An admin's user token (token_type "user"), from POST /auth/login. */
+    /** An admin session token (opaque, not a JWT), from POST /auth/login. */
     public function login(): string
     {
         $response = $this->json('POST', '/api/v1/auth/login', ['email' => self::ADMIN_EMAIL, 'password' => $this->adminPassword]);

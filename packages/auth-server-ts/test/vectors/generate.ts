@@ -199,6 +199,7 @@ add('lifetime_configured_cap', 'A 901 s token with the cap set to 900 s', sign({
 add('iat_missing', 'No iat: required with the lifetime cap (a missing claim)', sign({ claims: claims({}, ['iat']) }), refused('invalid_token', 'claims'), lifetime);
 add('lifetime_exp_fraction', 'exp is not an integer', sign({ claims: claims({ exp: NOW + 840.5 }) }), refused('invalid_token', 'lifetime'), lifetime);
 add('lifetime_iat_fraction', 'iat is not an integer', sign({ claims: claims({ iat: NOW - 59.5 }) }), refused('invalid_token', 'lifetime'), lifetime);
+add('lifetime_iat_future', 'iat ten years ahead, exp an hour after it: the cap would not bind', sign({ claims: claims({ iat: NOW + 315_360_000, nbf: NOW - 60, exp: NOW + 315_360_000 + 3600 }) }), refused('invalid_token', 'lifetime'), lifetime);
 add('lifetime_negative', 'exp before iat', sign({ claims: claims({ iat: NOW + 900, nbf: NOW - 60, exp: NOW + 840 }) }), refused('invalid_token', 'lifetime'), lifetime);
 add('lifetime_unsafe_integers', 'iat and exp 100 s apart, beyond 2^53 (not exact in JSON numbers)', sign({ rawPayload: JSON.stringify(claims({ iat: 0, nbf: NOW - 60, exp: 0 })).replace('"iat":0', '"iat":9007199254741000').replace('"exp":0', '"exp":9007199254741100') }), refused('invalid_token', 'lifetime'), lifetime);
 

@@ -28,6 +28,15 @@ export const loginResponseSchema = z.object({
   roles: z.array(z.string()),
 });
 
+export const changePasswordBodySchema = z
+  .strictObject({
+    current_password: z.string().min(1, 'is required').max(1024),
+    new_password: newPasswordSchema,
+  })
+  .refine((b) => b.current_password !== b.new_password, { path: ['new_password'], message: 'must differ from the current password' });
+
+export const revokeAllResponseSchema = z.object({ revoked_count: z.number().int() });
+
 export const meResponseSchema = z.object({ user: userSchema, roles: z.array(z.string()) });
 
 export type PublicUser = z.infer<typeof userSchema>;

@@ -1,5 +1,5 @@
-import type { Kysely } from 'kysely';
-import type { Database, UserRow } from '../../db/schema.js';
+import type { Kysely, Updateable } from 'kysely';
+import type { Database, UserRow, UsersTable } from '../../db/schema.js';
 
 export function findUserByEmail(db: Kysely<Database>, email: string): Promise<UserRow | undefined> {
   return db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
@@ -20,4 +20,13 @@ export async function insertUser(
 ): Promise<UserRow> {
   const now = new Date();
   return db.insertInto('users').values({ ...user, created_at: now, updated_at: now }).returningAll().executeTakeFirstOrThrow();
+}
+
+export function updateUser(db: Kysely<Database>, id: string, changes: Updateable<UsersTable>): Promise<UserRow | undefined> {
+  return db.updateTable('users').set(changes).where('id', '=', id).returningAll().executeTakeFirst();
+}
+
+/** Every user, oldest first. */
+export function listUsers(db: Kysely<Database>): Promise<UserRow[]> {
+  return db.selectFrom('users').selectAll().orderBy('created_at').orderBy('email').execute();
 }

@@ -4,6 +4,7 @@ import type { Database, NewAuditEntry } from '../../db/schema.js';
 export type AuditAction =
   | 'login.success'
   | 'login.failure'
+  | 'logout'
   | 'm2m_client.create'
   | 'm2m_client.update'
   | 'm2m_client.revoke'
@@ -11,6 +12,12 @@ export type AuditAction =
   | 'signing_key.rotate'
   | 'signing_key.activate'
   | 'signing_key.retire'
+  | 'user.disable'
+  | 'user.enable'
+  | 'user.password_change'
+  | 'user.password_change_failure'
+  | 'user.password_reset'
+  | 'user.sessions_revoke'
   | 'permission_catalog.register'
   | 'm2m_client.scopes_orphaned';
 
