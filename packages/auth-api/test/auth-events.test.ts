@@ -80,21 +80,43 @@ describe('GET /admin/auth-events', () => {
     expect((await ctx.app.inject({ method: 'GET', url: '/api/v1/admin/auth-events?since=yesterday', headers: bearer(ctx.adminToken) })).statusCode).toBe(400);
   });
 
-  it('growth is bounded: past the per-minute bound counts go to one `*` row; old minutes are deleted', async () => {
+  it('growth is bounded: past the per-minute bound a client_id is counted as `*` under its own address; old minutes are deleted', async () => {
     let t = Date.parse('2026-11-20T08:00:00Z');
     const recorder = createAuthEventRecorder({ db: ctx.database.db, clock: () => t, maxKeysPerMinute: 10, retentionDays: 2 });
     for (let i = 0; i < 25; i++) recorder.record(`junk-${i}`, '203.0.113.77', 'invalid_client');
     await recorder.flush();
     const rows = await ctx.database.db.selectFrom('auth_events').selectAll().where('minute', '=', new Date(t)).execute();
     expect(rows).toHaveLength(11);
-    expect(rows.find((r) => r.client_id === '*')).toMatchObject({ address: '*', outcome: 'invalid_client', count: 15 });
+    expect(rows.find((r) => r.client_id === '*')).toMatchObject({ address: '203.0.113.77', outcome: 'invalid_client', count: 15 });
     await recorder.close();
-
     t += 3 * 24 * 3600_000;
     const later = createAuthEventRecorder({ db: ctx.database.db, clock: () => t, maxKeysPerMinute: 10, retentionDays: 2 });
     later.record('fresh-svc', '192.0.2.1', 'granted');
     await later.close();
     expect(await ctx.database.db.selectFrom('auth_events').selectAll().where('minute', '=', new Date('2026-11-20T08:00:00Z')).execute()).toEqual([]);
+  });
+});
+
+describe('a flood of junk client_ids cannot hide an attacker', () => {
+  it('past the bound the address is kept; only past as many addresses as well is it `*`', async () => {
+    const t = Date.parse('2026-11-21T09:00:00Z');
+    const recorder = createAuthEventRecorder({ db: ctx.database.db, clock: () => t, maxKeysPerMinute: 10, retentionDays: 3650 });
+    // The first seconds of the minute: junk ids from one address fill the bound.
+    for (let i = 0; i < 50; i++) recorder.record(`junk-${i}`, '198.51.100.66', 'invalid_client');
+    // The real attacker, guessing one credential's secret from another address.
+    for (let i = 0; i < 7; i++) recorder.record('victim-svc', '203.0.113.5', 'invalid_client');
+    recorder.record('victim-svc', '203.0.113.5', 'throttled');
+    // Then junk from many addresses: past 10 (address, outcome) pairs, the address goes too.
+    for (let i = 0; i < 30; i++) recorder.record(`spray-${i}`, `192.0.2.${i}`, 'invalid_client');
+    await recorder.close();
+    const rows = await ctx.database.db.selectFrom('auth_events').select(['client_id', 'address', 'outcome', 'count']).where('minute', '=', new Date(t)).execute();
+    const at = (address: string, outcome = 'invalid_client') => rows.filter((r) => r.address === address && r.outcome === outcome);
+    expect(at('203.0.113.5')).toEqual([{ client_id: '*', address: '203.0.113.5', outcome: 'invalid_client', count: 7 }]);
+    expect(at('203.0.113.5', 'throttled')).toEqual([{ client_id: '*', address: '203.0.113.5', outcome: 'throttled', count: 1 }]);
+    expect(at('198.51.100.66').reduce((n, r) => n + r.count, 0)).toBe(50);
+    // 10 full rows, 10 (address, outcome) rows under `*` (.66, .5 twice, 7 sprayers), the other 23 in one `*`/`*` row.
+    expect(rows).toHaveLength(21);
+    expect(at('*')).toEqual([{ client_id: '*', address: '*', outcome: 'invalid_client', count: 23 }]);
   });
 });
 

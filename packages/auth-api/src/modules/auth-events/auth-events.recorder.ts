@@ -13,7 +13,10 @@ export interface AuthEventRecorderOptions {
   clock: Clock;
   /** How often counts are written. Default 5 s. */
   flushIntervalMs?: number;
-  /** Distinct (client_id, address, outcome) rows per minute; the rest is counted under client_id and address `*`. */
+  /**
+   * Distinct (client_id, address, outcome) rows per minute. Past it, counts keep their address
+   * under client_id `*`; past as many distinct (address, outcome) pairs of those, the address is `*` too.
+   */
   maxKeysPerMinute: number;
   /** Rows older than this are deleted (checked at most hourly). */
   retentionDays: number;
@@ -26,14 +29,18 @@ const HOUR = 60 * MINUTE;
 /**
  * Counts token-endpoint outcomes in memory and adds them to `auth_events` in
  * one upsert every few seconds, so the grant path does a Map update, not a
- * write. Growth is bounded twice: at most `maxKeysPerMinute` rows per minute
- * (a flood of made-up client_ids or addresses lands in one overflow row per
- * outcome), and rows past `retentionDays` are deleted. A failed write is
+ * write. Growth is bounded twice: at most about 2 × `maxKeysPerMinute` rows
+ * per minute, and rows past `retentionDays` are deleted. A flood of made-up
+ * client_ids cannot hide who sends them, nor anyone else: past the bound the
+ * client_id is collapsed to `*` but the address is kept; only a flood of
+ * distinct addresses as well collapses the address. A failed write is
  * reported and its counts are dropped, never retried without end.
  */
 export function createAuthEventRecorder({ db, clock, flushIntervalMs = 5_000, maxKeysPerMinute, retentionDays, onError }: AuthEventRecorderOptions) {
   let pending = new Map<string, AuthEventCount>();
   let minuteKeys = new Set<string>();
+  // (outcome, address) pairs counted under client_id `*` this minute.
+  let minuteAddresses = new Set<string>();
   let currentMinute = 0;
   let lastPrune = Number.NEGATIVE_INFINITY;
   let flushing: Promise<void> = Promise.resolve();
@@ -72,6 +79,7 @@ export function createAuthEventRecorder({ db, clock, flushIntervalMs = 5_000, ma
       if (minute !== currentMinute) {
         currentMinute = minute;
         minuteKeys = new Set();
+        minuteAddresses = new Set();
       }
       const id = clientId.slice(0, AUTH_EVENT_CLIENT_ID_MAX);
       const key = `${outcome}\0${address}\0${id}`;
@@ -79,6 +87,11 @@ export function createAuthEventRecorder({ db, clock, flushIntervalMs = 5_000, ma
       if (minuteKeys.size < maxKeysPerMinute) {
         minuteKeys.add(key);
         return add(minute, id, address, outcome);
+      }
+      const byAddress = `${outcome}\0${address}`;
+      if (minuteAddresses.has(byAddress) || minuteAddresses.size < maxKeysPerMinute) {
+        minuteAddresses.add(byAddress);
+        return add(minute, OVERFLOW, address, outcome);
       }
       add(minute, OVERFLOW, OVERFLOW, outcome);
     },

@@ -20,8 +20,8 @@ export const authEventsQuerySchema = z
 
 export const authEventSchema = z.object({
   minute: z.string().describe('Start of the minute, ISO 8601'),
-  client_id: z.string().describe('As sent (cut to 100 characters); `*` for counts past the per-minute bound'),
-  address: z.string().describe('Client address: IPv4, or an IPv6 /64; `*` for counts past the per-minute bound'),
+  client_id: z.string().describe('As sent (cut to 100 characters); `*` for counts past the per-minute bound (AUTH_EVENTS_MAX_KEYS_PER_MINUTE), which keep their address'),
+  address: z.string().describe('Client address: IPv4, or an IPv6 /64; `*` only past the per-minute bound of client_ids and again of addresses'),
   outcome: z.string().describe('`granted`, an RFC 6749 error code (`invalid_client`, `invalid_scope`, …), `throttled` or `shed`'),
   count: z.number().int(),
 });
