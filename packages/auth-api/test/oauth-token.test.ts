@@ -89,11 +89,12 @@ describe('POST /api/v1/oauth/token: success', () => {
 
   it('a service token is refused by the admin routes', async () => {
     const res = await post(form({ grant_type: 'client_credentials', client_id: svc.client_id, client_secret: svc.secret }));
+    // Authenticated (a genuine token of this server) but never an admin: 403, as the contract says.
     const admin = await ctx.app.inject({ method: 'GET', url: '/api/v1/admin/m2m-clients', headers: bearer(res.json().access_token) });
-    expect(admin.statusCode).toBe(401);
-    expect(admin.json().error).toBe('unauthorized');
+    expect(admin.statusCode).toBe(403);
+    expect(admin.json().error).toBe('forbidden');
     const me = await ctx.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(res.json().access_token) });
-    expect(me.statusCode).toBe(401);
+    expect(me.statusCode).toBe(403);
   });
 });
 
