@@ -570,17 +570,9 @@ const MAX_KNOWN_HEADERS = 16;
 function platformHeader(head: string, keys: KeySet): KnownHeader | undefined {
   const known = keys.headers.get(head);
   if (known !== undefined) return known;
-  const headerBytes = Buffer.from(head, 'base64url');
-  if (headerBytes.toString('base64url') !== head) return undefined;
-  let header: Record<string, unknown>;
-  try {
-    header = JSON.parse(STRICT_UTF8.decode(headerBytes));
-  } catch {
-    return undefined;
-  }
-  if (typeof header !== 'object' || header === null || Object.keys(header).sort().join() !== 'alg,kid,typ') return undefined;
-  const entry = typeof header.kid === 'string' ? keys.byKid.get(header.kid) : undefined;
-  if (header.alg !== 'HS256' || entry === undefined) return undefined;
+  const header = decodePlatformHeader(head);
+  const entry = header === undefined ? undefined : keys.byKid.get(header.kid);
+  if (header?.alg !== 'HS256' || entry === undefined) return undefined;
   const result: KnownHeader = { entry, typ: header.typ };
   if (keys.headers.size < MAX_KNOWN_HEADERS) keys.headers.set(head, result);
   return result;
@@ -667,7 +659,19 @@ interface PlatformToken {
 function parsePlatformToken(token: string): PlatformToken | undefined {
   const [head, body, signature, extra] = token.split('.');
   if (extra !== undefined || !head || !body || !signature) return undefined;
-  // Canonical base64url and strict UTF-8 only, as jose decodes; anything looser gets jose's full path.
+  const header = decodePlatformHeader(head);
+  if (header === undefined) return undefined;
+  const signatureBytes = Buffer.from(signature, 'base64url');
+  if (signatureBytes.toString('base64url') !== signature) return undefined;
+  return { header, body, signingInput: `${head}.${body}`, signature: signatureBytes };
+}
+
+/**
+ * A protected header shaped exactly as the platform issues it: `{alg, kid, typ}`
+ * with string alg and kid, in canonical base64url and strict UTF-8 (as jose
+ * decodes). Undefined for anything looser, which gets jose's full path.
+ */
+function decodePlatformHeader(head: string): PlatformToken['header'] | undefined {
   const headerBytes = Buffer.from(head, 'base64url');
   if (headerBytes.toString('base64url') !== head) return undefined;
   let header: Record<string, unknown>;
@@ -678,9 +682,7 @@ function parsePlatformToken(token: string): PlatformToken | undefined {
   }
   if (typeof header !== 'object' || header === null || Object.keys(header).sort().join() !== 'alg,kid,typ') return undefined;
   if (typeof header.alg !== 'string' || typeof header.kid !== 'string') return undefined;
-  const signatureBytes = Buffer.from(signature, 'base64url');
-  if (signatureBytes.toString('base64url') !== signature) return undefined;
-  return { header: header as PlatformToken['header'], body, signingInput: `${head}.${body}`, signature: signatureBytes };
+  return header as PlatformToken['header'];
 }
 
 function unknownKey(remote: RemoteKeySet | undefined): TokenVerificationError {
