@@ -14,6 +14,8 @@ import { createAdminAuthService } from './modules/admin-auth/admin-auth.service.
 import { healthRoutes } from './modules/health/health.routes.js';
 import { m2mClientsRoutes } from './modules/m2m-clients/m2m-clients.routes.js';
 import { createM2MClientsService } from './modules/m2m-clients/m2m-clients.service.js';
+import { createClientSecretsService } from './modules/m2m-clients/client-secrets.service.js';
+import { createClientSecretHasher } from './lib/client-secret-hash.js';
 import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
 import { jwksRoutes, signingKeysRoutes } from './modules/signing-keys/signing-keys.routes.js';
@@ -231,9 +233,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
   const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: (credential) => secretCache.delete(credential.client_id) });
   const adminHasher = { ...hasher, hash: (plain: string) => budget.run('admin', () => hasher.hash(plain), { trusted: true }) };
+  // New secrets are hashed within the bcrypt budget (as an admin's work); grants verify within it too.
+  const secretHasherOf = (bcrypt: PasswordHasher) => createClientSecretHasher({ alg: config.clientSecrets.hash, bcrypt, pepper: config.clientSecrets.pepper });
+  const clientSecrets = createClientSecretsService({ db: database.db, hasher: secretHasherOf(adminHasher), clock });
   const clients = createM2MClientsService({
     db: database.db,
-    hasher: adminHasher,
+    secrets: secretHasherOf(adminHasher),
     clock,
     checkScopes: permissions.assertScopesDefined,
     onChange: (client) => secretCache.delete(client.client_id),
@@ -249,7 +254,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.addHook('onClose', async () => authEvents.close());
   const oauth = createOAuthService({
     db: database.db,
-    hasher,
+    secrets: secretHasherOf(hasher),
     budget,
     tokens,
     secretCache,
@@ -283,7 +288,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         });
       }
       await api.register(adminAuthRoutes, { auth, guards });
-      await api.register(m2mClientsRoutes, { clients, guards });
+      await api.register(m2mClientsRoutes, { clients, secrets: clientSecrets, guards });
       await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(authEventsRoutes, { db: database.db, recorder: authEvents, guards });
       await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents });

@@ -5,6 +5,8 @@ export type ApiErrorCode =
   | 'forbidden'
   | 'not_found'
   | 'conflict'
+  | 'secret_limit'
+  | 'last_secret'
   | 'unknown_scope'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -18,6 +20,8 @@ export const STATUS_BY_CODE: Record<ApiErrorCode, number> = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  secret_limit: 409,
+  last_secret: 409,
   unknown_scope: 400,
   payload_too_large: 413,
   unsupported_media_type: 415,

@@ -375,10 +375,15 @@ describe('auth-api CLI', () => {
     const database = await connectDatabase(databaseUrl ? { databaseUrl } : { dataDir });
     try {
       const hasher = createBcryptHasher(4);
-      const rows = await database.db.selectFrom('m2m_clients').select(['id', 'client_secret_hash', 'revoked_at']).orderBy('created_at').execute();
+      const rows = await database.db
+        .selectFrom('m2m_clients')
+        .innerJoin('m2m_client_secrets as s', 's.client_id', 'm2m_clients.id')
+        .select(['m2m_clients.id', 's.secret_hash', 'revoked_at'])
+        .orderBy('m2m_clients.created_at')
+        .execute();
       expect(rows.map((r) => r.id)).toEqual([billing.id, reports.id]);
-      expect(await hasher.verify(billing.secret, rows[0]!.client_secret_hash)).toBe(true);
-      expect(await hasher.verify(reports.secret, rows[1]!.client_secret_hash)).toBe(true);
+      expect(await hasher.verify(billing.secret, rows[0]!.secret_hash)).toBe(true);
+      expect(await hasher.verify(reports.secret, rows[1]!.secret_hash)).toBe(true);
       expect(rows.every((r) => r.revoked_at !== null)).toBe(true);
 
       const admin = await database.db.selectFrom('users').selectAll().where('email', '=', 'ops@example.com').executeTakeFirstOrThrow();

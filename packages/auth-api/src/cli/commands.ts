@@ -22,6 +22,8 @@ import {
   updateClientBodySchema,
 } from '../modules/m2m-clients/m2m-clients.schemas.js';
 import { createM2MClientsService, type M2MClientsService } from '../modules/m2m-clients/m2m-clients.service.js';
+import { createClientSecretsService, type ClientSecretsService } from '../modules/m2m-clients/client-secrets.service.js';
+import { createClientSecretHasher } from '../lib/client-secret-hash.js';
 import { createSigningKeyService, type SigningKeyService } from '../modules/signing-keys/signing-keys.service.js';
 import { REGISTER_BODY_LIMIT, type RegisterBody, registerBodySchema, serviceNameSchema } from '../modules/permissions/permissions.schemas.js';
 import { createPermissionsService, type PermissionsService } from '../modules/permissions/permissions.service.js';
@@ -36,6 +38,7 @@ const DATABASE_NOTE = `Works on the server's database: DATABASE_URL, or the embe
 interface Services {
   hasher: PasswordHasher;
   clients: M2MClientsService;
+  secrets: ClientSecretsService;
   keys: SigningKeyService;
   users: AdminUsersService;
   permissions: PermissionsService;
@@ -50,7 +53,9 @@ async function withServices<T>(env: NodeJS.ProcessEnv, fn: (services: Services) 
     const hasher = createBcryptHasher(config.bcryptCost);
     // No onChange: a running server reads a credential's state on every grant, so a revoke here applies at once.
     const permissions = createPermissionsService({ db: database.db, clock: systemClock });
-    const clients = createM2MClientsService({ db: database.db, hasher, clock: systemClock, checkScopes: permissions.assertScopesDefined });
+    const secretHasher = createClientSecretHasher({ alg: config.clientSecrets.hash, bcrypt: hasher, pepper: config.clientSecrets.pepper });
+    const clients = createM2MClientsService({ db: database.db, secrets: secretHasher, clock: systemClock, checkScopes: permissions.assertScopesDefined });
+    const secrets = createClientSecretsService({ db: database.db, hasher: secretHasher, clock: systemClock });
     const keys = createSigningKeyService({
       db: database.db,
       clock: systemClock,
@@ -61,7 +66,7 @@ async function withServices<T>(env: NodeJS.ProcessEnv, fn: (services: Services) 
     });
     // Sessions live in the database and are looked up on every request: ending one here applies at once.
     const users = createAdminUsersService({ db: database.db, hasher, clock: systemClock });
-    return await fn({ hasher, clients, permissions, keys, users, db: database.db });
+    return await fn({ hasher, clients, secrets, permissions, keys, users, db: database.db });
   } finally {
     await database.close();
   }

@@ -162,6 +162,43 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('permission_catalogs').execute();
     },
   },
+  '2026-11-26-015-client-secrets': {
+    // A credential holds up to two live secrets (rotation without a new client_id). The secrets move
+    // here from m2m_clients.client_secret_hash, which is dropped: one source of truth.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('m2m_client_secrets')
+        .addColumn('id', 'uuid', (c) => c.primaryKey())
+        .addColumn('client_id', 'uuid', (c) => c.notNull().references('m2m_clients.id').onDelete('cascade'))
+        .addColumn('secret_hash', 'text', (c) => c.notNull())
+        .addColumn('hash_alg', 'text', (c) => c.notNull().check(sql`hash_alg in ('bcrypt', 'hmac-sha256')`))
+        // A short non-secret tag of the secret (lib/client-secret-hash.ts); '' when unknown (secrets
+        // from before this migration: filled in at their first successful grant).
+        .addColumn('hint', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('expires_at', 'timestamptz')
+        .addColumn('last_used_at', 'timestamptz')
+        .execute();
+      await db.schema.createIndex('m2m_client_secrets_client').on('m2m_client_secrets').column('client_id').execute();
+      await sql`
+        insert into m2m_client_secrets (id, client_id, secret_hash, hash_alg, hint, created_at, last_used_at)
+        select gen_random_uuid(), id, client_secret_hash, 'bcrypt', '', created_at, last_used_at from m2m_clients
+      `.execute(db);
+      await db.schema.alterTable('m2m_clients').dropColumn('client_secret_hash').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.alterTable('m2m_clients').addColumn('client_secret_hash', 'text').execute();
+      // The newest secret of each credential goes back (the only one the old schema can hold).
+      await sql`
+        update m2m_clients c set client_secret_hash = (
+          select s.secret_hash from m2m_client_secrets s where s.client_id = c.id and s.hash_alg = 'bcrypt' order by s.created_at desc limit 1
+        )
+      `.execute(db);
+      await sql`update m2m_clients set client_secret_hash = '!' where client_secret_hash is null`.execute(db);
+      await db.schema.alterTable('m2m_clients').alterColumn('client_secret_hash', (c) => c.setNotNull()).execute();
+      await db.schema.dropTable('m2m_client_secrets').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

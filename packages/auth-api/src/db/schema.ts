@@ -45,7 +45,6 @@ export type M2MClientStatus = 'active' | 'disabled';
 export interface M2MClientsTable {
   id: string;
   client_id: string;
-  client_secret_hash: string;
   name: string;
   description: string | null;
   scopes: string[];
@@ -56,6 +55,28 @@ export interface M2MClientsTable {
   last_used_at: Timestamp | null;
   revoked_at: Timestamp | null;
   created_by: string | null;
+}
+
+export type ClientSecretAlg = 'bcrypt' | 'hmac-sha256';
+
+/**
+ * A credential's secrets (rotation): at most two live (not expired) at once.
+ * `secret_hash` is a bcrypt hash or an HMAC-SHA256 under CLIENT_SECRET_PEPPER
+ * (`hash_alg`); `hint` a short non-secret tag of the secret that picks the one
+ * to compare ('' for secrets from before rotation, until their first use).
+ */
+export interface M2MClientSecretsTable {
+  id: string;
+  /** m2m_clients.id (the record's UUID), not the operator-chosen client_id. */
+  client_id: string;
+  secret_hash: string;
+  hash_alg: ClientSecretAlg;
+  hint: string;
+  created_at: CreatedAt;
+  /** Null: no expiry. Past: it authenticates no more. */
+  expires_at: OptionalTimestamp;
+  /** Last successful grant with this secret, at one-minute resolution. */
+  last_used_at: OptionalTimestamp;
 }
 
 export interface AuditLogTable {
@@ -129,6 +150,7 @@ export interface Database {
   users: UsersTable;
   admin_sessions: AdminSessionsTable;
   m2m_clients: M2MClientsTable;
+  m2m_client_secrets: M2MClientSecretsTable;
   audit_log: AuditLogTable;
   signing_keys: SigningKeysTable;
   auth_events: AuthEventsTable;
@@ -142,6 +164,8 @@ export type NewAdminSessionRow = Insertable<AdminSessionsTable>;
 export type M2MClientRow = Selectable<M2MClientsTable>;
 export type NewM2MClientRow = Insertable<M2MClientsTable>;
 export type M2MClientUpdate = Updateable<M2MClientsTable>;
+export type M2MClientSecretRow = Selectable<M2MClientSecretsTable>;
+export type NewM2MClientSecretRow = Insertable<M2MClientSecretsTable>;
 export type NewAuditEntry = Insertable<AuditLogTable>;
 export type SigningKeyRow = Selectable<SigningKeysTable>;
 export type PermissionRow = Selectable<PermissionsTable>;

@@ -4,9 +4,10 @@ import { isUniqueViolation } from '../../db/errors.js';
 import type { Database, M2MClientRow, M2MClientUpdate } from '../../db/schema.js';
 import { ApiError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
-import type { PasswordHasher } from '../../lib/password.js';
-import { generateClientSecret } from '../../lib/secrets.js';
+import type { ClientSecretHasher } from '../../lib/client-secret-hash.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
+import { insertSecret } from './client-secrets.repository.js';
+import { newClientSecret } from './client-secrets.service.js';
 import type { CreateClientBody, ListClientsQuery, M2MClientRecord, UpdateClientBody } from './m2m-clients.schemas.js';
 import {
   findClientByClientId,
@@ -42,7 +43,8 @@ export function toRecord(row: M2MClientRowWithOrphans): M2MClientRecord {
 
 export interface M2MClientsDeps {
   db: Kysely<Database>;
-  hasher: PasswordHasher;
+  /** Stores the first secret with CLIENT_SECRET_HASH. */
+  secrets: ClientSecretHasher;
   clock: Clock;
   /**
    * Refuses scopes the permission catalogs do not define (`unknown_scope`);
@@ -112,22 +114,21 @@ const duplicate = () => new ApiError('conflict', 'A credential with that client_
 const notFound = () => new ApiError('not_found', 'No credential with that id');
 
 /** The service-credential registry: create, read, change and revoke, each audited. */
-export function createM2MClientsService({ db, hasher, clock, checkScopes, onChange }: M2MClientsDeps) {
+export function createM2MClientsService({ db, secrets, clock, checkScopes, onChange }: M2MClientsDeps) {
   return {
     /** Creates a credential; returns its record and the secret, which is shown only this once. */
     async create(body: CreateClientBody, actor: Actor): Promise<{ client: M2MClientRecord; client_secret: string }> {
       // Cheap early answer for the common duplicate; the unique index settles races.
       if (await findClientByClientId(db, body.client_id)) throw duplicate();
       await checkScopes(body.scopes ?? []);
-      const clientSecret = generateClientSecret();
-      const hash = await hasher.hash(clientSecret);
+      const id = randomUUID();
       const now = new Date(clock());
+      const secret = await newClientSecret(secrets, id, [], now);
       try {
         const row = await db.transaction().execute(async (trx) => {
           const inserted = await insertClient(trx, {
-            id: randomUUID(),
+            id,
             client_id: body.client_id,
-            client_secret_hash: hash,
             name: body.name,
             description: body.description ?? null,
             scopes: body.scopes ?? [],
@@ -137,6 +138,7 @@ export function createM2MClientsService({ db, hasher, clock, checkScopes, onChan
             updated_at: now,
             created_by: actor.id,
           });
+          await insertSecret(trx, secret.row);
           await insertAuditEntry(trx, actor, {
             action: 'm2m_client.create',
             targetType: 'm2m_client',
@@ -145,7 +147,7 @@ export function createM2MClientsService({ db, hasher, clock, checkScopes, onChan
           });
           return inserted;
         });
-        return { client: toRecord(row), client_secret: clientSecret };
+        return { client: toRecord(row), client_secret: secret.plain };
       } catch (err) {
         if (isUniqueViolation(err)) throw duplicate();
         throw err;
