@@ -18,7 +18,8 @@ export const rotateSecretBodySchema = z
       .optional()
       .describe('Seconds until the credential\'s other live secret expires (0: at once). Omitted: it stays live until deleted'),
   })
-  .optional();
+  // No body at all is the same as `{}`.
+  .nullish();
 
 export const secretParamsSchema = z.strictObject({
   id: z.uuid('must be a UUID').describe("The credential's UUID (`client.id`), not the client_id"),
