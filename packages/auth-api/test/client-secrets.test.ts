@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.js';
 import { connectDatabase } from '../src/db/connect.js';
 import { migrateTo, migrateToLatest } from '../src/db/migrations.js';
 import { secretHint } from '../src/lib/client-secret-hash.js';
 import { createBcryptHasher, type PasswordHasher } from '../src/lib/password.js';
-import { bearer, createClient, createTestContext, type TestContext, TEST_DATABASE_URL } from './helpers.js';
+import { bearer, createClient, createTestContext, type TestContext, TEST_DATABASE_URL, testConfig } from './helpers.js';
 import { createEmptyPostgresDatabase } from './process-helpers.js';
 
 /** Counts the bcrypt work the server does. */
@@ -340,6 +341,58 @@ describe('secrets from before rotation', () => {
     } finally {
       await database.close();
       await empty?.drop();
+    }
+  });
+});
+
+describe('CLIENT_SECRET_HASH=hmac-sha256', () => {
+  const PEPPER = 'pepper-for-rotation-tests-0123456789-abcdefghijklm';
+
+  it('new secrets are HMACs, bcrypt ones keep working, and a rotation moves a credential over', async () => {
+    // One database, two servers: first bcrypt, then hmac-sha256 (as an operator switching).
+    const bcryptSide = counting;
+    const created = await createClient(ctx, { client_id: 'migrating-svc', name: 'Migrating', scopes: ['a:b'] });
+    const hmacApp = await buildApp({
+      config: testConfig({ CLIENT_SECRET_HASH: 'hmac-sha256', CLIENT_SECRET_PEPPER: PEPPER }),
+      database: ctx.database,
+      hasher: bcryptSide.hasher,
+      clock: () => now,
+      logger: false,
+    });
+    try {
+      const grantOn = (clientSecret: string) =>
+        hmacApp.inject({
+          method: 'POST',
+          url: '/api/v1/oauth/token',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'migrating-svc', client_secret: clientSecret }).toString(),
+        });
+      expect((await grantOn(created.client_secret)).statusCode).toBe(200);
+      now += 1000;
+      const res = await hmacApp.inject({ method: 'POST', url: secretsUrl(created.client.id), headers: bearer(ctx.adminToken), payload: { expire_previous_in: 60 } });
+      expect(res.statusCode).toBe(201);
+      expect(res.json().secret.hash_alg).toBe('hmac-sha256');
+      const rows = await secretRows(created.client.id);
+      expect(rows.map((r) => r.hash_alg)).toEqual(['bcrypt', 'hmac-sha256']);
+      expect(rows[1]!.secret_hash).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(rows[1]!.secret_hash).not.toContain(res.json().client_secret);
+
+      const before = { ...bcryptSide.calls };
+      expect((await grantOn(res.json().client_secret)).statusCode).toBe(200);
+      // An HMAC secret costs no bcrypt when right...
+      expect(bcryptSide.calls.verify + bcryptSide.calls.burn).toBe(before.verify + before.burn);
+      // ...and one bcrypt (a burn) when wrong, like every failure.
+      expect((await grantOn(`${res.json().client_secret.slice(0, -2)}zz`)).statusCode).toBe(401);
+      expect(bcryptSide.calls.burn).toBe(before.burn + 1);
+      expect((await grantOn(created.client_secret)).statusCode).toBe(200);
+      now += 60_000;
+      expect((await grantOn(created.client_secret)).statusCode).toBe(401);
+      expect((await grantOn(res.json().client_secret)).statusCode).toBe(200);
+
+      // A server without the pepper cannot check HMAC secrets: they fail closed.
+      expect((await grant('migrating-svc', res.json().client_secret)).statusCode).toBe(401);
+    } finally {
+      await hmacApp.close();
     }
   });
 });
