@@ -12,12 +12,15 @@ import type {
   M2MClientPage,
   M2MClientPageOptions,
   M2MClientRecord,
+  M2MClientSecretRecord,
   MeResponse,
   RevokeAllSessionsResponse,
   PermissionRecord,
   CatalogSummary,
   RegisterCatalogRequest,
   RegisterCatalogResponse,
+  RotateSecretOptions,
+  RotateSecretResponse,
   ServerMetadata,
   UpdateM2MClientRequest,
 } from './types.js';
@@ -115,6 +118,26 @@ export interface ServicesApi {
    * valid until they expire.
    */
   revoke(id: string): Promise<void>;
+  /**
+   * Adds a secret to a credential (`POST /admin/m2m-clients/:id/secrets`): the
+   * rotation step that keeps the `client_id`. The `client_secret` in the answer
+   * is shown exactly once. The credential's current secret keeps working until
+   * it is deleted or, with `expire_previous_in` (seconds), until then. At most
+   * two live secrets: a third rejects with `secret_limit`; a revoked credential
+   * with `conflict`.
+   *
+   * @example
+   * const { secret, client_secret } = await client.services.rotateSecret(svc.id, { expire_previous_in: 86400 });
+   */
+  rotateSecret(id: string, opts?: RotateSecretOptions): Promise<RotateSecretResponse>;
+  /** The credential's secrets, newest first, metadata only (`GET /admin/m2m-clients/:id/secrets`, unwrapped from `{secrets}`). */
+  secrets(id: string): Promise<M2MClientSecretRecord[]>;
+  /**
+   * Deletes one secret (`DELETE /admin/m2m-clients/:id/secrets/:secretId`): it
+   * authenticates no more from the next grant on. Never the credential's last
+   * live secret (`last_secret`).
+   */
+  deleteSecret(id: string, secretId: string): Promise<void>;
 }
 
 /**
@@ -297,6 +320,11 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       getByClientId: (clientId) => request<M2MClientRecord>('GET', `${api}/admin/m2m-clients/by-client-id/${encodeURIComponent(clientId)}`),
       update: (id, body) => request<M2MClientRecord>('PATCH', clientUrl(id), { body }),
       revoke: (id) => request<void>('DELETE', clientUrl(id)),
+      rotateSecret: (id, opts = {}) => request<RotateSecretResponse>('POST', `${clientUrl(id)}/secrets`, { body: opts }),
+      async secrets(id) {
+        return unwrap<M2MClientSecretRecord>(await request<{ secrets?: unknown }>('GET', `${clientUrl(id)}/secrets`), 'secrets', `GET ${api}/admin/m2m-clients/:id/secrets`);
+      },
+      deleteSecret: (id, secretId) => request<void>('DELETE', `${clientUrl(id)}/secrets/${encodeURIComponent(secretId)}`),
     },
 
     permissions: {

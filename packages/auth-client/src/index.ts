@@ -26,6 +26,7 @@ export type {
   M2MClientPage,
   M2MClientPageOptions,
   M2MClientRecord,
+  M2MClientSecretRecord,
   M2MClientStatus,
   MeResponse,
   RevokeAllSessionsResponse,
@@ -33,6 +34,8 @@ export type {
   PermissionRecord,
   RegisterCatalogRequest,
   RegisterCatalogResponse,
+  RotateSecretOptions,
+  RotateSecretResponse,
   ServerMetadata,
   UpdateM2MClientRequest,
 } from './types.js';
