@@ -77,17 +77,17 @@ export interface GrantSecret {
   alg: ClientSecretAlg;
   hint: string;
   expires_at: number | null;
-  /** last_used_at is null or over a minute old. */
-  stamp_due: boolean;
+  /** Epoch milliseconds, or null: never used. */
+  last_used_at: number | null;
 }
 
 /**
  * What a grant needs, by client_id, in one indexed read. The database decides
- * `usable` (active, not revoked), `stamp_due` (last_used_at older than a
- * minute) and `scopes`: only the scopes the permission catalogs define
- * (orphaned ones are left out, as if not held), so no second query runs on
- * the hot path. `secrets` are the credential's secrets, newest first, expired
- * ones included: the caller judges expiry with its clock.
+ * `usable` (active, not revoked) and `scopes`: only the scopes the permission
+ * catalogs define (orphaned ones are left out, as if not held), so no second
+ * query runs on the hot path. `secrets` are the credential's secrets, newest
+ * first, expired ones included, times in epoch milliseconds: the caller judges
+ * expiry and whether last_used_at is due with its own clock.
  */
 export function findClientForGrant(db: Kysely<Database>, clientId: string) {
   return db
@@ -99,12 +99,11 @@ export function findClientForGrant(db: Kysely<Database>, clientId: string) {
       usableScopes(eb.ref('scopes')).as('scopes'),
       'allowed_audiences',
       eb.and([eb('status', '=', 'active'), eb('revoked_at', 'is', null)]).$castTo<boolean>().as('usable'),
-      sql<boolean>`(last_used_at is null or last_used_at < now() - interval '1 minute')`.as('stamp_due'),
       sql<GrantSecret[]>`coalesce((
         select json_agg(json_build_object(
           'id', s.id, 'hash', s.secret_hash, 'alg', s.hash_alg, 'hint', s.hint,
           'expires_at', floor(extract(epoch from s.expires_at) * 1000)::bigint,
-          'stamp_due', (s.last_used_at is null or s.last_used_at < now() - interval '1 minute')
+          'last_used_at', floor(extract(epoch from s.last_used_at) * 1000)::bigint
         ) order by s.created_at desc, s.id desc)
         from m2m_client_secrets s where s.client_id = m2m_clients.id
       ), '[]'::json)`.as('secrets'),

@@ -41,6 +41,9 @@ export interface GrantResult {
   scope: string;
 }
 
+/** last_used_at is written at most once a minute per secret. */
+const STAMP_RESOLUTION_MS = 60_000;
+
 /** Whether a secret authenticates at `now` (epoch ms): no expiry, or one still ahead. */
 const isLive = (secret: GrantSecret, now: number) => secret.expires_at === null || Number(secret.expires_at) > now;
 
@@ -59,11 +62,18 @@ export function createOAuthService(deps: OAuthDeps) {
     createHmac('sha256', flightMacKey).update(clientId).update('\0').update(address).update('\0').update(secret).digest('base64');
   const stamping = new Set<string>();
 
-  /** The live secret a presented one is compared with: the one its hint names, else one from before hints ('' hint). */
-  function candidateFor(row: GrantClientRow, hint: string): GrantSecret | undefined {
+  /**
+   * The secret a presented one is compared with: the live one its hint names, else a live one
+   * from before hints ('' hint), else an expired one its hint names (never accepted, but a
+   * service still holding it is not guessing: see slowCheck).
+   */
+  function candidateFor(row: GrantClientRow, hint: string): { secret: GrantSecret; live: boolean } | undefined {
     const now = clock();
     const live = row.secrets.filter((s) => isLive(s, now));
-    return live.find((s) => s.hint === hint) ?? live.find((s) => s.hint === '');
+    const found = live.find((s) => s.hint === hint) ?? live.find((s) => s.hint === '');
+    if (found) return { secret: found, live: true };
+    const expired = row.secrets.find((s) => s.hint === hint && !isLive(s, now));
+    return expired ? { secret: expired, live: false } : undefined;
   }
 
   /** The remembered (or just verified) secret, if the credential still holds it live with the same hash. */
@@ -127,17 +137,18 @@ export function createOAuthService(deps: OAuthDeps) {
     }
     // The read happens inside the budget too: a flood's reads are bounded by its concurrency, and
     // cannot queue ahead of cached grants on the database.
-    let checked: { row: GrantClientRow | undefined; candidate: GrantSecret | undefined; ok: boolean };
+    let checked: { candidate: GrantSecret | undefined; ok: boolean; expiredMatch: boolean };
     try {
       checked = await budget.run(networkKey(ip), async () => {
         const row = wellFormed ? await readClient(clientId) : undefined;
-        const candidate = row ? candidateFor(row, secretHint(clientSecret)) : undefined;
+        const found = row ? candidateFor(row, secretHint(clientSecret)) : undefined;
+        const candidate = found?.secret;
         const matches = candidate ? await secrets.verify(clientSecret, { secret_hash: candidate.hash, hash_alg: candidate.alg }) : false;
-        const ok = matches && row!.usable;
+        const ok = matches && found!.live && row!.usable;
         // Every failure costs one bcrypt compare, whatever was compared: none (unknown id, no live
         // secret) or an HMAC (microseconds) would otherwise tell failures apart by their time.
         if (!ok && candidate?.alg !== 'bcrypt') await secrets.burn(clientSecret);
-        return { row, candidate, ok };
+        return { candidate, ok, expiredMatch: matches && !found!.live && row!.usable };
       });
     } catch (err) {
       if (!(err instanceof BudgetExceededError)) throw err;
@@ -145,7 +156,11 @@ export function createOAuthService(deps: OAuthDeps) {
       await attempt.abandoned();
       throw new OAuthError('temporarily_unavailable', 'The authorization server is busy; retry later', 503, { retryAfterSec: err.retryAfterSec, cause: err, ...counted, outcome: 'shed' });
     }
-    const { candidate, ok } = checked;
+    const { candidate, ok, expiredMatch } = checked;
+    // A fleet still on a secret that just expired is refused like any failure, but it is not
+    // guessing: its attempts are taken back, so it cannot trip the throttle for its own retry
+    // with the new secret (ServiceTokenManager re-reads its secret after invalid_client).
+    if (expiredMatch) await attempt.succeeded();
     if (!ok || !candidate) return undefined;
     await attempt.succeeded();
     return { secretId: candidate.id, hash: candidate.hash };
@@ -167,12 +182,12 @@ export function createOAuthService(deps: OAuthDeps) {
   }
 
   /**
-   * last_used_at (the secret's and the credential's) is kept to a minute's resolution (see
-   * findClientForGrant), so a busy client does not write on every grant. A secret from before
-   * hints gets its hint here.
+   * last_used_at (the secret's and the credential's) is kept to a minute's resolution, so a busy
+   * client does not write on every grant. A secret from before hints gets its hint here.
    */
   function stampLastUsed(client: GrantClientRow, secret: GrantSecret, plain: string) {
-    if (!(secret.stamp_due || client.stamp_due || secret.hint === '') || stamping.has(secret.id)) return;
+    const due = secret.last_used_at === null || Number(secret.last_used_at) <= clock() - STAMP_RESOLUTION_MS;
+    if (!(due || secret.hint === '') || stamping.has(secret.id)) return;
     stamping.add(secret.id);
     touchSecretUsed(db, { client: client.id, secret: secret.id }, new Date(clock()), secretHint(plain))
       .catch((err) => deps.onStampError?.(err))
