@@ -99,7 +99,7 @@ export async function run(): Promise<Row[]> {
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const base = mean(rates.get(VARIANTS[0]!.name)!);
-    const g = `6. cold grants by CLIENT_SECRET_HASH (PostgreSQL, ${PER_VARIANT} credentials, ${AT_ONCE} at a time, ${ROUNDS} interleaved rounds)`;
+    const g = `8. cold grants by CLIENT_SECRET_HASH (PostgreSQL, ${PER_VARIANT} credentials, ${AT_ONCE} at a time, ${ROUNDS} interleaved rounds)`;
     return VARIANTS.map((variant, i): Row => {
       const rate = mean(rates.get(variant.name)!);
       const ratio = rate / base;
