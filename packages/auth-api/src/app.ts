@@ -71,6 +71,7 @@ export const REDACTED_LOG_PATHS = [
   '*.new_password',
   '*.access_token',
   '*.client_secret_hash',
+  '*.secret_hash',
   '*.password_hash',
   '*.token_hash',
 ];

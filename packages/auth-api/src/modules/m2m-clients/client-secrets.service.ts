@@ -72,6 +72,10 @@ export function createClientSecretsService({ db, hasher, clock }: ClientSecretsD
      * an expiry it already has). Expired secrets are removed.
      */
     async rotate(clientUuid: string, body: RotateSecretBody, actor: Actor): Promise<{ secret: ClientSecretRecord; client_secret: string }> {
+      // Cheap refusals first: no hash is made for an unknown or revoked credential.
+      const found = await findClientById(db, clientUuid);
+      if (!found) throw notFound();
+      if (found.revoked_at !== null) throw revoked();
       // The slow hash is made before the transaction, so the row lock is held for milliseconds.
       const hints = (await listSecrets(db, clientUuid)).map((s) => s.hint);
       const now = new Date(clock());
