@@ -4,7 +4,7 @@
  * an empty verified-secret cache, so each pays its secret check.
  *  - bcrypt (cost 10, the default), one secret per credential: the baseline;
  *  - bcrypt, two live secrets (mid-rotation), the old one presented: the hint
- *    picks one candidate, so it costs what one secret does (bar ≥ 0.8×);
+ *    picks one candidate, so it costs what one secret does (bar ≥ 0.7×; two compares would be ~0.5×);
  *  - hmac-sha256 (keyed by CLIENT_SECRET_PEPPER).
  * In-process servers on one database, measured in interleaved rounds (a fresh
  * app each round, so no grant is served from the cache).
@@ -104,7 +104,7 @@ export async function run(): Promise<Row[]> {
       const rate = mean(rates.get(variant.name)!);
       const ratio = rate / base;
       if (i === 0) return { group: g, metric: `cold grants/s, ${variant.name}`, value: perSecond(rate), baseline: '(baseline)', ratio: '', bar: '—', pass: true };
-      const bar = variant.rotated ? { bar: '≥ 0.8× (one compare)', pass: ratio >= 0.8 } : { bar: '> 1× (no bcrypt on success)', pass: ratio > 1 };
+      const bar = variant.rotated ? { bar: '≥ 0.7× (one compare; two would be ~0.5×)', pass: ratio >= 0.7 } : { bar: '> 1× (no bcrypt on success)', pass: ratio > 1 };
       return { group: g, metric: `cold grants/s, ${variant.name}`, value: perSecond(rate), baseline: `bcrypt ${perSecond(base)}`, ratio: times(ratio), ...bar };
     });
   } finally {
