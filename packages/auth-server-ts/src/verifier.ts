@@ -5,6 +5,7 @@ import { ACCESS_TOKEN_TYP, type ServiceTokenClaims } from './claims.js';
 import type { Clock } from './clock.js';
 import { AuthServerError, TokenVerificationError, type TokenVerificationReason } from './errors.js';
 import { keyIdForSecret } from './keys.js';
+import { TokenCache } from './lib/token-cache.js';
 import { isSafeOrigin } from './lib/urls.js';
 import { ASYMMETRIC_ALGORITHMS, importPublicJwk, type PublicJwk, type PublicKeyEntry, RemoteKeySet, verifySignature } from './lib/public-keys.js';
 
@@ -202,8 +203,7 @@ class Verifier implements ServiceTokenVerifier {
   readonly #maxTokenAgeSec: number | undefined;
   readonly #maxLifetimeSec: number;
   readonly #clockToleranceSec: number;
-  readonly #cache: Map<string, CacheEntry> | undefined;
-  readonly #maxEntries: number;
+  readonly #cache: TokenCache<CacheEntry> | undefined;
   /** HMAC keys; none when no secret is configured (asymmetric only). */
   #keys: Promise<KeySet> = Promise.resolve(EMPTY_KEYS);
   #readyKeys: KeySet | undefined = EMPTY_KEYS;
@@ -274,8 +274,7 @@ class Verifier implements ServiceTokenVerifier {
     this.#maxTokenAgeSec = maxTokenAgeSec;
     this.#maxLifetimeSec = maxLifetimeSec;
     this.#clockToleranceSec = clockToleranceSec;
-    this.#maxEntries = maxEntries;
-    this.#cache = cache === false ? undefined : new Map();
+    this.#cache = cache === false ? undefined : new TokenCache(maxEntries);
     this.#remoteKeys = remote
       ? new RemoteKeySet({
           uri: jwksUri,
@@ -353,10 +352,7 @@ class Verifier implements ServiceTokenVerifier {
         this.#active--;
       }
     }
-    if (this.#cache !== undefined && generation === this.#generation && now < entry.validUntilMs) {
-      if (this.#cache.size >= this.#maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
-      this.#cache.set(token, entry);
-    }
+    if (this.#cache !== undefined && generation === this.#generation && now < entry.validUntilMs) this.#cache.set(token, entry);
     checkScopes(entry.granted, requirement);
     return entry.principal;
   }
