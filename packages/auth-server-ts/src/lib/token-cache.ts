@@ -15,7 +15,7 @@
  * the earlier, which costs a re-verification, never a wrong answer. Only
  * verified tokens are stored, so a caller who crafts keys can collide with an
  * entry at most, not fill the cache. Eviction walks a ring of the slots in
- * insertion order.
+ * insertion order. Each slot holds its value and its expiry, nothing else.
  */
 export class TokenCache<V> {
   readonly #slots = new Map<number, Slot<V>>();
@@ -28,15 +28,19 @@ export class TokenCache<V> {
     this.#maxEntries = maxEntries;
   }
 
-  /** The value stored for exactly this token, if any. */
-  get(token: string): V | undefined {
-    const slot = this.#slots.get(keyOf(token));
-    return slot !== undefined && slot.token === token ? slot.value : undefined;
+  /** The value stored for exactly this token, if any and still valid at `now` (an expired one is dropped). */
+  get(token: string, now: number): V | undefined {
+    const key = keyOf(token);
+    const slot = this.#slots.get(key);
+    if (slot === undefined || slot.token !== token) return undefined;
+    if (now < slot.validUntilMs) return slot.value;
+    this.#slots.delete(key); // its ring slot is reused in its turn
+    return undefined;
   }
 
-  /** Stores `value` for `token`, evicting the oldest entry when full. */
-  set(token: string, value: V): void {
-    const slot: Slot<V> = { key: keyOf(token), token, value };
+  /** Stores `value` for `token` until `validUntilMs`, evicting the oldest entry when full. */
+  set(token: string, value: V, validUntilMs: number): void {
+    const slot: Slot<V> = { key: keyOf(token), token, value, validUntilMs };
     if (this.#ring.length < this.#maxEntries) {
       this.#ring.push(slot);
     } else {
@@ -47,12 +51,6 @@ export class TokenCache<V> {
       this.#next = this.#next + 1 === this.#maxEntries ? 0 : this.#next + 1;
     }
     this.#slots.set(slot.key, slot);
-  }
-
-  /** Forgets `token` (its ring slot is reused in its turn). */
-  delete(token: string): void {
-    const key = keyOf(token);
-    if (this.#slots.get(key)?.token === token) this.#slots.delete(key);
   }
 
   clear(): void {
@@ -71,6 +69,7 @@ interface Slot<V> {
   readonly key: number;
   readonly token: string;
   readonly value: V;
+  readonly validUntilMs: number;
 }
 
 /**
