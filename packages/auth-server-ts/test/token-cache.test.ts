@@ -56,6 +56,19 @@ describe('TokenCache', () => {
     expect(cache.size).toBe(3);
   });
 
+  it('reuses an expired entry’s position in its turn without dropping what was stored since', () => {
+    const cache = new TokenCache<number>(2);
+    cache.set('h.p.aaaaa1x', 1, NOW + 10);
+    cache.set('h.p.bbbbb2x', 2, FOREVER);
+    expect(cache.get('h.p.aaaaa1x', NOW + 10)).toBeUndefined(); // expired: dropped
+    cache.set('h.p.aaaaa1x', 3, FOREVER); // takes the oldest position, a's own
+    expect(cache.get('h.p.aaaaa1x', NOW)).toBe(3);
+    expect(cache.get('h.p.bbbbb2x', NOW)).toBe(2);
+    cache.set('h.p.ccccc3x', 4, FOREVER); // evicts b, the oldest now
+    expect([cache.get('h.p.aaaaa1x', NOW), cache.get('h.p.bbbbb2x', NOW), cache.get('h.p.ccccc3x', NOW)]).toEqual([3, undefined, 4]);
+    expect(cache.size).toBe(2);
+  });
+
   it('takes tokens shorter than its key', () => {
     const cache = new TokenCache<number>(2);
     cache.set('ab', 1, FOREVER);

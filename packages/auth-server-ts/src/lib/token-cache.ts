@@ -15,12 +15,17 @@
  * the earlier, which costs a re-verification, never a wrong answer. Only
  * verified tokens are stored, so a caller who crafts keys can collide with an
  * entry at most, not fill the cache. Eviction walks a ring of the slots in
- * insertion order. Each slot holds its value and its expiry, nothing else.
+ * insertion order; an entry is its token, its value and its expiry, nothing else.
  */
 export class TokenCache<V> {
-  readonly #slots = new Map<number, Slot<V>>();
-  /** Slots in insertion order, grown up to maxEntries; once full, `#next` is the oldest, overwritten by the next insert. */
-  #ring: Slot<V>[] = [];
+  /** Map key → the entry's position in the ring. */
+  readonly #positions = new Map<number, number>();
+  // The ring, as parallel arrays (no object per entry), grown up to maxEntries; once full,
+  // `#next` is the oldest position, overwritten by the next insert.
+  #keys: number[] = [];
+  #tokens: (string | undefined)[] = [];
+  #values: (V | undefined)[] = [];
+  #validUntilMs: number[] = [];
   #next = 0;
   readonly #maxEntries: number;
 
@@ -31,45 +36,47 @@ export class TokenCache<V> {
   /** The value stored for exactly this token, if any and still valid at `now` (an expired one is dropped). */
   get(token: string, now: number): V | undefined {
     const key = keyOf(token);
-    const slot = this.#slots.get(key);
-    if (slot === undefined || slot.token !== token) return undefined;
-    if (now < slot.validUntilMs) return slot.value;
-    this.#slots.delete(key); // its ring slot is reused in its turn
+    const at = this.#positions.get(key);
+    if (at === undefined || this.#tokens[at] !== token) return undefined;
+    if (now < this.#validUntilMs[at]!) return this.#values[at];
+    // Expired: dropped now; its position is reused in its turn.
+    this.#positions.delete(key);
+    this.#tokens[at] = undefined;
+    this.#values[at] = undefined;
     return undefined;
   }
 
   /** Stores `value` for `token` until `validUntilMs`, evicting the oldest entry when full. */
   set(token: string, value: V, validUntilMs: number): void {
-    const slot: Slot<V> = { key: keyOf(token), token, value, validUntilMs };
-    if (this.#ring.length < this.#maxEntries) {
-      this.#ring.push(slot);
-    } else {
-      const oldest = this.#ring[this.#next]!;
-      // The oldest slot may already be gone (deleted, or replaced by a token with the same key).
-      if (this.#slots.get(oldest.key) === oldest) this.#slots.delete(oldest.key);
-      this.#ring[this.#next] = slot;
-      this.#next = this.#next + 1 === this.#maxEntries ? 0 : this.#next + 1;
+    const key = keyOf(token);
+    let at = this.#tokens.length;
+    if (at === this.#maxEntries) {
+      at = this.#next;
+      this.#next = at + 1 === this.#maxEntries ? 0 : at + 1;
+      // The oldest entry may already be gone (expired, or replaced by a later token with the same key).
+      const oldKey = this.#keys[at]!;
+      if (this.#positions.get(oldKey) === at) this.#positions.delete(oldKey);
     }
-    this.#slots.set(slot.key, slot);
+    this.#keys[at] = key;
+    this.#tokens[at] = token;
+    this.#values[at] = value;
+    this.#validUntilMs[at] = validUntilMs;
+    this.#positions.set(key, at);
   }
 
   clear(): void {
-    this.#slots.clear();
-    this.#ring = [];
+    this.#positions.clear();
+    this.#keys = [];
+    this.#tokens = [];
+    this.#values = [];
+    this.#validUntilMs = [];
     this.#next = 0;
   }
 
   /** Entries held (for tests). */
   get size(): number {
-    return this.#slots.size;
+    return this.#positions.size;
   }
-}
-
-interface Slot<V> {
-  readonly key: number;
-  readonly token: string;
-  readonly value: V;
-  readonly validUntilMs: number;
 }
 
 /**
