@@ -21,7 +21,11 @@ import { createSigningKeyService, type SigningKeyService } from './modules/signi
 import { permissionsRoutes } from './modules/permissions/permissions.routes.js';
 import { createPermissionsService } from './modules/permissions/permissions.service.js';
 import { createOAuthService } from './modules/oauth/oauth.service.js';
+import { createCredentialState, type CredentialState } from './modules/oauth/credential-state.js';
+import { findClientForGrant, type GrantClientRow } from './modules/m2m-clients/m2m-clients.repository.js';
+import { type ChangeFeed, CREDENTIAL_CHANNEL } from './db/change-feed.js';
 import { createVerifiedSecretCache, type VerifiedSecretCache } from './lib/secret-cache.js';
+import { createPostgresAttemptStore } from './lib/attempt-store-postgres.js';
 import { addressKey, type AttemptStore, createFailureThrottle, createMemoryAttemptStore } from './lib/throttle.js';
 import { createWorkBudget } from './lib/work-budget.js';
 import { createAuthEventRecorder } from './modules/auth-events/auth-events.recorder.js';
@@ -34,6 +38,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The service-token signing keys (refreshed every 30 s; `refresh()` forces it). */
     signingKeys: SigningKeyService;
+    /** The grant's credential-state cache: `stats()` for metrics (hits, misses, entries, whether the change feed is live). */
+    credentialState: Pick<CredentialState<GrantClientRow>, 'stats'>;
   }
 }
 
@@ -50,8 +56,8 @@ export interface BuildAppOptions {
   secretCache?: VerifiedSecretCache;
   /**
    * Failed-authentication counters, one store per throttle (`login`, `grant`) so a flood of one
-   * cannot crowd out the other. Default: in memory, `AUTH_THROTTLE_MAX_KEYS` each. Pass a shared
-   * store (keys are namespaced by throttle) or a factory for several instances.
+   * cannot crowd out the other, `AUTH_THROTTLE_MAX_KEYS` each. Default (`AUTH_THROTTLE_STORE=auto`):
+   * the database's `auth_attempts` table on PostgreSQL (shared by every instance), in memory on PGlite.
    */
   attemptStore?: AttemptStore | ((throttle: 'login' | 'grant') => AttemptStore);
   /** A pino logger, `false` to log nothing, or fastify logger options. Default: JSON at `config.logLevel`. */
@@ -209,10 +215,14 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   const tokenKeys = { ...config.jwt };
   const tokens = createTokenIssuer(tokenKeys, clock, signingKeys.signer);
+  const sharedThrottle = config.limits.throttleStore === 'database' || (config.limits.throttleStore === 'auto' && database.kind === 'postgres');
   const storeFor = (name: 'login' | 'grant'): AttemptStore => {
     const given = options.attemptStore;
     if (typeof given === 'function') return given(name);
-    return given ?? createMemoryAttemptStore({ clock, maxKeys: config.limits.throttleMaxKeys });
+    if (given) return given;
+    const maxKeys = config.limits.throttleMaxKeys;
+    // Several instances on one PostgreSQL count the same failures; PGlite serves one process.
+    return sharedThrottle ? createPostgresAttemptStore({ db: database.db, clock, store: name, maxKeys }) : createMemoryAttemptStore({ clock, maxKeys });
   };
   const throttle = (name: 'login' | 'grant') =>
     createFailureThrottle({
@@ -229,14 +239,33 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const budget = createWorkBudget({ concurrency: config.bcrypt.concurrency, maxWaitMs: config.bcrypt.maxWaitMs, maxQueued: 256, maxQueuedPerParty: 64 });
   const auth = createAdminAuthService({ db: database.db, hasher, clock, budget, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
   const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
-  const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: (credential) => secretCache.delete(credential.client_id) });
+  // The grant's credential state from memory, while the change feed (LISTEN on the credential
+  // triggers' channel) is live; without a feed, every grant reads the database.
+  let feed: ChangeFeed | undefined;
+  const credentialState = createCredentialState({ read: (clientId) => findClientForGrant(database.db, clientId), clock, live: () => feed?.live() ?? false });
+  feed = database.openChangeFeed?.(CREDENTIAL_CHANNEL, {
+    onNotify: credentialState.onNotify,
+    onReset: credentialState.forgetAll,
+    onStateChange: (state, err) => {
+      if (state === 'live') app.log.info('credential change feed is live');
+      else app.log.warn({ err: err && { name: (err as Error).name, code: (err as { code?: string }).code } }, 'credential change feed is down; reading credentials from the database until it is back');
+    },
+  });
+  app.decorate('credentialState', credentialState);
+  app.addHook('onClose', async () => feed?.close());
+  // This instance's own changes take effect here at once; other instances learn them from the feed.
+  const credentialChanged = (credential: { client_id: string }) => {
+    secretCache.delete(credential.client_id);
+    credentialState.changed(credential.client_id);
+  };
+  const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: credentialChanged });
   const adminHasher = { ...hasher, hash: (plain: string) => budget.run('admin', () => hasher.hash(plain), { trusted: true }) };
   const clients = createM2MClientsService({
     db: database.db,
     hasher: adminHasher,
     clock,
     checkScopes: permissions.assertScopesDefined,
-    onChange: (client) => secretCache.delete(client.client_id),
+    onChange: credentialChanged,
   });
   const grantThrottle = throttle('grant');
   const authEvents = createAuthEventRecorder({
@@ -257,6 +286,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     clock,
     serviceTokenTtlSec: config.serviceTokenTtlSec,
     defaultAudience: config.jwt.audience,
+    readClient: credentialState.get,
     onStampError: (err) => app.log.warn({ code: (err as { code?: string }).code }, 'could not record last_used_at'),
   });
   const verifyServiceToken = createServiceTokenVerifier(tokenKeys, clock, {

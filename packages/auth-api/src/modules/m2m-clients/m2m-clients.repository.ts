@@ -97,3 +97,6 @@ export function findClientForGrant(db: Kysely<Database>, clientId: string) {
     .where('client_id', '=', clientId)
     .executeTakeFirst();
 }
+
+/** What a grant reads about a credential. */
+export type GrantClientRow = NonNullable<Awaited<ReturnType<typeof findClientForGrant>>>;

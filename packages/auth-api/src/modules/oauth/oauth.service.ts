@@ -28,6 +28,11 @@ export interface OAuthDeps {
   clock: Clock;
   serviceTokenTtlSec: number;
   defaultAudience: string;
+  /**
+   * The credential state a grant uses (findClientForGrant's row): by default read on every grant
+   * (coalesced); the app passes its credential-state cache (./credential-state.ts).
+   */
+  readClient?: (clientId: string) => ReturnType<typeof findClientForGrant>;
   /** Told when stamping last_used_at fails; the grant succeeds regardless. */
   onStampError?: (err: unknown) => void;
 }
@@ -46,7 +51,7 @@ const invalidClient = () => new OAuthError('invalid_client', 'Client authenticat
 /** The client_credentials grant (RFC 6749 §4.4). */
 export function createOAuthService(deps: OAuthDeps) {
   const { db, hasher, budget, tokens, secretCache, throttle, clock, serviceTokenTtlSec, defaultAudience } = deps;
-  const readClient = coalesceReads((clientId) => findClientForGrant(db, clientId));
+  const readClient = deps.readClient ?? coalesceReads((clientId) => findClientForGrant(db, clientId));
   // Slow (bcrypt) checks under way, by a keyed hash of (client_id, address, secret): never the plaintext.
   const flights = new Map<string, Promise<string | undefined>>();
   const flightMacKey = randomBytes(32);
@@ -66,8 +71,9 @@ export function createOAuthService(deps: OAuthDeps) {
    * over its limit costs one in-memory check. Identical attempts in flight
    * (same client_id, address and secret) share that work and that count, for
    * a known, an unknown or a revoked id alike: a fleet starting together pays
-   * once, and timing reveals nothing. The credential's state always comes
-   * from a read that began after this request arrived.
+   * once, and timing reveals nothing. The credential's state comes from
+   * `readClient`: current within the invalidation bound (the credential-state
+   * cache), or by default a read that began after this request arrived.
    */
   async function authenticate({ clientId, clientSecret }: ClientCredentials, ip: string) {
     // Ids that cannot exist (wrong characters, control bytes) never reach the database.
