@@ -1,6 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 
+/** `application_name` of the listening connections, as pg_stat_activity shows them. */
+export const CHANGE_FEED_APPLICATION_NAME = 'auth-api change feed';
+
 /** The channel the `m2m_clients` and catalog triggers notify (migration 2026-11-26-017-cluster-state). */
 export const CREDENTIAL_CHANNEL = 'auth_credential_changes';
 
@@ -97,7 +100,7 @@ export function openPostgresChangeFeed({ connectionString, channel, handlers, he
 
   async function connect() {
     if (closed) return;
-    const next = new pg.Client({ connectionString, connectionTimeoutMillis: 5000, keepAlive: true });
+    const next = new pg.Client({ connectionString, connectionTimeoutMillis: 5000, keepAlive: true, application_name: CHANGE_FEED_APPLICATION_NAME });
     client = next;
     next.on('error', (err) => lost(next, err));
     next.on('end', () => lost(next));
