@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connect.js';
+import { isDatabaseUnavailable } from './db/errors.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { documentErrorResponses, PACKAGE_VERSION } from './lib/openapi.js';
 import { createBcryptHasher, type PasswordHasher } from './lib/password.js';
@@ -233,6 +234,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       perIdentityAndIp: config.limits.failuresPerIdentityAndIp,
       perIp: config.limits.failuresPerIp,
       onTrip: (trip) => app.log.warn(trip, 'throttle tripped'),
+      // The shared store is the database: while it is unreachable, refuse as every other database read does (503).
+      isUnavailable: isDatabaseUnavailable,
       onStoreError: (err) => app.log.warn({ err: { name: (err as Error).name, message: (err as Error).message } }, 'throttle store refused an attempt (failing closed)'),
     });
   // All bcrypt work shares one budget, kept below libuv's 4 threads so WebCrypto, DNS and fs never wait behind it.

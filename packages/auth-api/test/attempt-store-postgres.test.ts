@@ -90,6 +90,8 @@ describe('PostgreSQL attempt store', () => {
 
   it('full: refuses new keys (never drops a live one), crowded: only networks holding fewer than two get one', async () => {
     const store = createPostgresAttemptStore({ db: database.db, clock, store: 'grant', maxKeys: 10 });
+    // The first count now, so no sweep (it would run on the next call) races the inserts below.
+    await store.sweep();
     // Nine tenths of the room: anyone may add keys.
     for (let i = 0; i < 9; i++) await store.increment(`grant:${i}`, 60_000, 'flood');
     // Crowded: the flooding network gets no new key, a live key still counts, a quiet network still gets one.
@@ -116,6 +118,9 @@ describe('PostgreSQL attempt store', () => {
       expect(attempt.retryAfterSec).toBeGreaterThan(0);
       expect(await throttle.failed('198.51.100.9')).toBeGreaterThan(0);
       expect(errors).toHaveLength(2);
+      // An unreachable database is refused as the database's other failures are (the route's 503), never let through.
+      const unavailable = createFailureThrottle({ store, clock, name: 'grant', windowMs: 60_000, perIdentityAndIp: 10, perIp: 100, isUnavailable: () => true });
+      await expect(unavailable.begin('svc', '198.51.100.9')).rejects.toThrow();
     } finally {
       await sql`alter table auth_attempts_away rename to auth_attempts`.execute(database.db);
     }

@@ -27,6 +27,9 @@ function storedKey(key: string): string {
   return `sha256:${createHash('sha256').update(key).digest('base64url')}`;
 }
 
+/** Keys per upsert statement, at most. */
+const UPSERT_BATCH = 500;
+
 /** Live keys a network may still add once the store is crowded (as the in-memory store). */
 const CROWDED_KEYS_PER_NETWORK = 2;
 
@@ -38,7 +41,9 @@ const CROWDED_KEYS_PER_NETWORK = 2;
  * Each operation is one atomic statement: `increment` an upsert that opens a
  * new window when the old one has ended (`INSERT … ON CONFLICT … DO UPDATE …
  * RETURNING`), `decrement` never below zero (a key back at zero is deleted),
- * `reset` a delete. Windows follow the injected clock, as in the in-memory
+ * `reset` a delete. Increments that arrive while one statement is under way
+ * go together in the next one (up to 500 keys, in key order), so a flood of
+ * attempts costs the database one statement per round trip, not one each. Windows follow the injected clock, as in the in-memory
  * store. Ended windows are deleted in bounded batches, at most every
  * `sweepIntervalMs`, by whichever call comes by; no timer.
  *
@@ -59,15 +64,24 @@ export function createPostgresAttemptStore({ db, clock, store, maxKeys = 100_000
   let liveKeys = 0;
   let lastSweep = Number.NEGATIVE_INFINITY;
   let sweeping: Promise<void> | undefined;
+  // Windows this instance opened while a count ran: the count may have missed them, so they are added to it.
+  let openedDuringCount: { n: number } | undefined;
 
   async function sweepNow(): Promise<void> {
     const now = new Date(clock());
     await sql`delete from auth_attempts where key in (
       select key from auth_attempts where store = ${store} and window_ends <= ${now} limit ${sweepBatch})`.execute(db);
     // Counting stops past maxKeys: the cost stays bounded however large a flood made the table.
-    const { rows } = await sql<{ n: string | number }>`select count(*) as n from (
-      select 1 from auth_attempts where store = ${store} and window_ends > ${now} limit ${maxKeys + 1}) live`.execute(db);
-    liveKeys = Number(rows[0]?.n ?? 0);
+    const opened = { n: 0 };
+    openedDuringCount = opened;
+    try {
+      const { rows } = await sql<{ n: string | number }>`select count(*) as n from (
+        select 1 from auth_attempts where store = ${store} and window_ends > ${now} limit ${maxKeys + 1}) live`.execute(db);
+      // Some of those may be counted twice: erring high only crowds the store sooner.
+      liveKeys = Number(rows[0]?.n ?? 0) + opened.n;
+    } finally {
+      if (openedDuringCount === opened) openedDuringCount = undefined;
+    }
   }
 
   /** One sweep at a time, and none if one started less than `minGapMs` ago. */
@@ -94,6 +108,82 @@ export function createPostgresAttemptStore({ db, clock, store, maxKeys = 100_000
     return Number(rows[0]?.n ?? 0) < CROWDED_KEYS_PER_NETWORK;
   }
 
+  // Increments waiting for the next statement, by stored key: a burst of attempts costs one
+  // statement per round trip, not one per attempt (a flood must not tie up the database).
+  interface Waiting {
+    windowMs: number;
+    group: string | undefined;
+    callers: Array<{ resolve(a: Attempts): void; reject(err: unknown): void }>;
+  }
+  let queue = new Map<string, Waiting>();
+  let flushing = false;
+
+  function upsert(key: string, windowMs: number, group: string | undefined): Promise<Attempts> {
+    return new Promise((resolve, reject) => {
+      let waiting = queue.get(key);
+      if (!waiting) {
+        waiting = { windowMs, group, callers: [] };
+        queue.set(key, waiting);
+      }
+      waiting.callers.push({ resolve, reject });
+      if (!flushing) void flush();
+    });
+  }
+
+  async function flush(): Promise<void> {
+    flushing = true;
+    try {
+      while (queue.size > 0) {
+        const batch = [...queue].slice(0, UPSERT_BATCH);
+        if (batch.length === queue.size) queue = new Map();
+        else for (const [key] of batch) queue.delete(key);
+        // Sorted: instances upserting overlapping keys lock their rows in one order (no deadlock).
+        batch.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+        await upsertBatch(batch);
+      }
+    } finally {
+      flushing = false;
+    }
+  }
+
+  /**
+   * One statement for the batch: each key gains as many attempts as callers wait on it, in a new
+   * window if its window has ended. The callers of a key get distinct counts, the last one the total.
+   */
+  async function upsertBatch(batch: Array<[string, Waiting]>): Promise<void> {
+    const now = new Date(clock());
+    try {
+      const { rows } = await sql<{ key: string; count: number; window_ends: Date }>`insert into auth_attempts as a (key, store, grp, count, window_ends)
+        select t.key, ${store}, t.grp, t.n, t.ends
+        from unnest(${batch.map(([k]) => k)}::text[], ${batch.map(([, w]) => w.group ?? null)}::text[],
+          ${batch.map(([, w]) => w.callers.length)}::int[], ${batch.map(([, w]) => new Date(now.getTime() + w.windowMs).toISOString())}::timestamptz[]) as t(key, grp, n, ends)
+        on conflict (key) do update set
+          count = case when a.window_ends <= ${now} then excluded.count else a.count + excluded.count end,
+          grp = case when a.window_ends <= ${now} then excluded.grp else a.grp end,
+          window_ends = case when a.window_ends <= ${now} then excluded.window_ends else a.window_ends end
+        returning a.key, a.count, a.window_ends`.execute(db);
+      const byKey = new Map(rows.map((r) => [r.key, r]));
+      for (const [key, waiting] of batch) {
+        const row = byKey.get(key);
+        if (!row) {
+          for (const caller of waiting.callers) caller.reject(new Error('attempt store: a counter was not returned'));
+          continue;
+        }
+        const total = Number(row.count);
+        const n = waiting.callers.length;
+        // A window this statement opened.
+        if (total === n) {
+          liveKeys += 1;
+          if (openedDuringCount) openedDuringCount.n += 1;
+        }
+        const resetAt = new Date(row.window_ends).getTime();
+        waiting.callers.forEach((caller, i) => caller.resolve({ count: total - n + 1 + i, resetAt }));
+      }
+    } catch (err) {
+      for (const [, waiting] of batch) for (const caller of waiting.callers) caller.reject(err);
+    }
+  }
+
   return {
     async increment(rawKey, windowMs, group) {
       const key = storedKey(rawKey);
@@ -107,17 +197,7 @@ export function createPostgresAttemptStore({ db, clock, store, maxKeys = 100_000
         if (rows[0]) return toAttempts(rows[0]);
         if (!(await room(group))) throw new AttemptStoreFullError('attempt store is full of live windows');
       }
-      const ends = new Date(now.getTime() + windowMs);
-      const { rows } = await sql<{ count: number; window_ends: Date }>`insert into auth_attempts as a (key, store, grp, count, window_ends)
-        values (${key}, ${store}, ${group ?? null}, 1, ${ends})
-        on conflict (key) do update set
-          count = case when a.window_ends <= ${now} then 1 else a.count + 1 end,
-          grp = case when a.window_ends <= ${now} then excluded.grp else a.grp end,
-          window_ends = case when a.window_ends <= ${now} then excluded.window_ends else a.window_ends end
-        returning count, window_ends`.execute(db);
-      const attempts = toAttempts(rows[0]!);
-      if (attempts.count === 1) liveKeys += 1;
-      return attempts;
+      return upsert(key, windowMs, group);
     },
 
     async decrement(rawKey) {
