@@ -71,6 +71,7 @@ const envSchema = z.object({
   JWKS_MAX_AGE: z.coerce.number({ error: 'must be a whole number of seconds' }).int('must be a whole number of seconds').min(0, 'must be 0 or more').max(86400, 'must be at most 86400 seconds (24 hours)').default(300),
   SIGNING_KEY_PUBLISH_DELAY: z.coerce.number({ error: 'must be a whole number of seconds' }).int('must be a whole number of seconds').min(0, 'must be 0 or more').max(7 * 86400, 'must be at most 604800 seconds (7 days)').optional(),
   AUTH_THROTTLE_MAX_KEYS: count(100, 10_000_000).default(100_000),
+  AUTH_THROTTLE_STORE: z.enum(['auto', 'memory', 'database'], { error: 'must be auto, memory or database' }).default('auto'),
   BCRYPT_CONCURRENCY: count(1, 64).default(2),
   BCRYPT_MAX_WAIT_MS: count(50, 60_000).default(2000),
   AUTH_EVENTS_RETENTION_DAYS: count(1, 3650).default(30),
@@ -151,6 +152,12 @@ export interface Config {
     requestsPerMinute: number;
     /** Live counters each throttle may hold; when full of live windows, new attempts are refused. */
     throttleMaxKeys: number;
+    /**
+     * Where failure counters live: `database` (the `auth_attempts` table, shared by every instance on
+     * the database), `memory` (this process), or `auto`: the database on PostgreSQL, memory on the
+     * embedded PGlite (one process only).
+     */
+    throttleStore: 'auto' | 'memory' | 'database';
   };
   bcrypt: {
     /** bcrypt compares running at once, server-wide; below libuv's pool size (4) so other pool work finds a thread. */
@@ -292,6 +299,7 @@ export function loadConfig(
       failureWindowSec: e.AUTH_FAILURE_WINDOW,
       requestsPerMinute: e.RATE_LIMIT_PER_MINUTE,
       throttleMaxKeys: e.AUTH_THROTTLE_MAX_KEYS,
+      throttleStore: e.AUTH_THROTTLE_STORE,
     },
     bcrypt: { concurrency: e.BCRYPT_CONCURRENCY, maxWaitMs: e.BCRYPT_MAX_WAIT_MS },
     authEvents: { retentionDays: e.AUTH_EVENTS_RETENTION_DAYS, maxKeysPerMinute: e.AUTH_EVENTS_MAX_KEYS_PER_MINUTE },

@@ -199,6 +199,59 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('m2m_client_secrets').execute();
     },
   },
+  '2026-11-26-017-cluster-state': {
+    // State several instances on one PostgreSQL share (docs/OPERATIONS.md, "Running several instances").
+    async up(db: Kysely<any>) {
+      // Failed-authentication counters (lib/attempt-store-pg.ts). Unlogged: a crash empties it, which
+      // resets open windows at worst, and nothing is written to the WAL on the grant path.
+      await sql`create unlogged table auth_attempts (
+        key text primary key,
+        store text not null,
+        grp text,
+        count integer not null,
+        window_ends timestamptz not null
+      )`.execute(db);
+      await sql`create index auth_attempts_window_ends on auth_attempts (store, window_ends)`.execute(db);
+      await sql`create index auth_attempts_group on auth_attempts (store, grp)`.execute(db);
+      // Every change to a credential, from any process, tells every listening instance which one
+      // changed (db/change-feed.ts): payload {"id", "client_id"}. A last_used_at stamp alone is no change.
+      await sql`create function auth_notify_credential_change() returns trigger language plpgsql as $$
+        begin
+          if tg_op = 'UPDATE' and (to_jsonb(new) - 'last_used_at') = (to_jsonb(old) - 'last_used_at') then
+            return null;
+          end if;
+          if tg_op <> 'INSERT' then
+            perform pg_notify('auth_credential_changes', json_build_object('id', old.id, 'client_id', old.client_id)::text);
+          end if;
+          if tg_op = 'INSERT' or (tg_op = 'UPDATE' and new.client_id is distinct from old.client_id) then
+            perform pg_notify('auth_credential_changes', json_build_object('id', new.id, 'client_id', new.client_id)::text);
+          end if;
+          return null;
+        end
+      $$`.execute(db);
+      await sql`create trigger m2m_clients_notify after insert or update or delete on m2m_clients
+        for each row execute function auth_notify_credential_change()`.execute(db);
+      // A catalog change can change the scopes any credential is granted: payload "*" (forget them all).
+      await sql`create function auth_notify_catalog_change() returns trigger language plpgsql as $$
+        begin
+          perform pg_notify('auth_credential_changes', '*');
+          return null;
+        end
+      $$`.execute(db);
+      for (const table of ['permissions', 'permission_catalogs']) {
+        await sql`create trigger ${sql.id(`${table}_notify`)} after insert or update or delete or truncate on ${sql.id(table)}
+          for each statement execute function auth_notify_catalog_change()`.execute(db);
+      }
+    },
+    async down(db: Kysely<any>) {
+      await sql`drop trigger if exists permissions_notify on permissions`.execute(db);
+      await sql`drop trigger if exists permission_catalogs_notify on permission_catalogs`.execute(db);
+      await sql`drop trigger if exists m2m_clients_notify on m2m_clients`.execute(db);
+      await sql`drop function if exists auth_notify_catalog_change()`.execute(db);
+      await sql`drop function if exists auth_notify_credential_change()`.execute(db);
+      await db.schema.dropTable('auth_attempts').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

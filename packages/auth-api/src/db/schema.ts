@@ -145,6 +145,19 @@ export interface PermissionsTable {
   updated_at: Timestamp;
 }
 
+/**
+ * One failed-authentication counter (a fixed window) of the PostgreSQL attempt store, shared by
+ * every instance. Unlogged. `key` is namespaced by throttle (`grant:ip:…`); `store` is the throttle.
+ */
+export interface AuthAttemptsTable {
+  key: string;
+  store: string;
+  /** The network the key belongs to (for fair room when crowded). */
+  grp: string | null;
+  count: number;
+  window_ends: Date;
+}
+
 /** Every table, as kysely sees it. */
 export interface Database {
   users: UsersTable;
@@ -156,6 +169,7 @@ export interface Database {
   auth_events: AuthEventsTable;
   permission_catalogs: PermissionCatalogsTable;
   permissions: PermissionsTable;
+  auth_attempts: AuthAttemptsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

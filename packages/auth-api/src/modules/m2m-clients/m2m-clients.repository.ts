@@ -112,6 +112,7 @@ export function findClientForGrant(db: Kysely<Database>, clientId: string) {
     .executeTakeFirst();
 }
 
+/** What a grant reads about a credential. */
 export type GrantClientRow = NonNullable<Awaited<ReturnType<typeof findClientForGrant>>>;
 
 /** Marks the credential changed (`updated_at`), in the caller's transaction: caches of other instances key on it. */

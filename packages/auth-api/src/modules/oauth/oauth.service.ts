@@ -30,6 +30,11 @@ export interface OAuthDeps {
   clock: Clock;
   serviceTokenTtlSec: number;
   defaultAudience: string;
+  /**
+   * The credential state a grant uses (findClientForGrant's row): by default read on every grant
+   * (coalesced); the app passes its credential-state cache (./credential-state.ts).
+   */
+  readClient?: (clientId: string) => ReturnType<typeof findClientForGrant>;
   /** Told when stamping last_used_at fails; the grant succeeds regardless. */
   onStampError?: (err: unknown) => void;
 }
@@ -54,13 +59,15 @@ const invalidClient = () => new OAuthError('invalid_client', 'Client authenticat
 /** The client_credentials grant (RFC 6749 §4.4). */
 export function createOAuthService(deps: OAuthDeps) {
   const { db, secrets, budget, tokens, secretCache, throttle, clock, serviceTokenTtlSec, defaultAudience } = deps;
-  const readClient = coalesceReads((clientId) => findClientForGrant(db, clientId));
+  const readClient = deps.readClient ?? coalesceReads((clientId) => findClientForGrant(db, clientId));
   // Slow (bcrypt) checks under way, by a keyed hash of (client_id, address, secret): never the plaintext.
   const flights = new Map<string, Promise<VerifiedSecret | undefined>>();
   const flightMacKey = randomBytes(32);
   const flightKey = (clientId: string, address: string, secret: string) =>
     createHmac('sha256', flightMacKey).update(clientId).update('\0').update(address).update('\0').update(secret).digest('base64');
   const stamping = new Set<string>();
+  // When this instance last stamped each secret (bounded: cleared when full, which costs one extra stamp).
+  const stampedAt = new Map<string, number>();
 
   /**
    * The secret a presented one is compared with: the live one its hint names, else a live one
@@ -98,9 +105,11 @@ export function createOAuthService(deps: OAuthDeps) {
    * over its limit costs one in-memory check. Identical attempts in flight
    * (same client_id, address and secret) share that work and that count, for
    * a known, an unknown or a revoked id alike: a fleet starting together pays
-   * once, and timing reveals nothing. The credential's state (and whether the
-   * secret is still live) always comes from a read that began after this
-   * request arrived.
+   * once, and timing reveals nothing. The credential's state comes from
+   * `readClient`: current within the invalidation bound (the credential-state
+   * cache), or by default a read that began after this request arrived; a
+   * secret's expiry is compared with the clock at use, so a cached row never
+   * stretches it.
    */
   async function authenticate({ clientId, clientSecret }: ClientCredentials, ip: string): Promise<{ client: GrantClientRow; secret: GrantSecret }> {
     // Ids that cannot exist (wrong characters, control bytes) never reach the database.
@@ -186,10 +195,18 @@ export function createOAuthService(deps: OAuthDeps) {
    * client does not write on every grant. A secret from before hints gets its hint here.
    */
   function stampLastUsed(client: GrantClientRow, secret: GrantSecret, plain: string) {
-    const due = secret.last_used_at === null || Number(secret.last_used_at) <= clock() - STAMP_RESOLUTION_MS;
-    if (!(due || secret.hint === '') || stamping.has(secret.id)) return;
+    // The row may come from memory (credential state): what this instance stamped since counts too.
+    const stamped = stampedAt.get(secret.id);
+    const lastUsed = Math.max(secret.last_used_at ?? Number.NEGATIVE_INFINITY, stamped ?? Number.NEGATIVE_INFINITY);
+    const due = lastUsed <= clock() - STAMP_RESOLUTION_MS;
+    if (!(due || (secret.hint === '' && stamped === undefined)) || stamping.has(secret.id)) return;
     stamping.add(secret.id);
-    touchSecretUsed(db, { client: client.id, secret: secret.id }, new Date(clock()), secretHint(plain))
+    const at = clock();
+    touchSecretUsed(db, { client: client.id, secret: secret.id }, new Date(at), secretHint(plain))
+      .then(() => {
+        if (stampedAt.size >= 10_000) stampedAt.clear();
+        stampedAt.set(secret.id, at);
+      })
       .catch((err) => deps.onStampError?.(err))
       .finally(() => stamping.delete(secret.id));
   }
