@@ -124,6 +124,21 @@ export interface PermissionsTable {
   updated_at: Timestamp;
 }
 
+/**
+ * The revocation feed. `client`: tokens of `client_id` issued before `revoked_at` (+ 1 s) are
+ * refused (the credential was revoked or disabled then, even if enabled again since).
+ * `token`: the token `jti` is refused until `expires_at` (RFC 7009 revocation).
+ */
+export interface RevocationsTable {
+  /** The feed cursor: increasing in commit order (writers lock the table). */
+  seq: ColumnType<string, never, never>;
+  kind: 'client' | 'token';
+  client_id: string;
+  jti: string | null;
+  expires_at: Date | null;
+  revoked_at: ColumnType<Date, Date | undefined, never>;
+}
+
 /** Every table, as kysely sees it. */
 export interface Database {
   users: UsersTable;
@@ -134,6 +149,7 @@ export interface Database {
   auth_events: AuthEventsTable;
   permission_catalogs: PermissionCatalogsTable;
   permissions: PermissionsTable;
+  revocations: RevocationsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
