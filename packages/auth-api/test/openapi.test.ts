@@ -25,13 +25,14 @@ function operations(): { method: string; path: string; op: any }[] {
 }
 
 describe('the OpenAPI document', () => {
-  it('names the package version and both security schemes', () => {
+  it('names the package version and its security schemes', () => {
     expect(doc.openapi).toBe('3.1.0');
     expect(doc.info.version).toBe(version);
     expect(doc.info.description).toEqual(expect.stringContaining('system_admin'));
     expect(doc.components.securitySchemes).toEqual({
       bearerAuth: expect.objectContaining({ type: 'http', scheme: 'bearer', description: expect.stringContaining('session') }),
       clientBasic: expect.objectContaining({ type: 'http', scheme: 'basic', description: expect.stringContaining('client_secret_basic') }),
+      serviceBearer: expect.objectContaining({ type: 'http', scheme: 'bearer', description: expect.stringContaining('auth:revocations:read') }),
     });
   });
 
@@ -141,5 +142,23 @@ describe('what the routes answer is documented', () => {
     }
     expect([...seen].sort()).toEqual(['400', '401', '403', '404', '409', '415']);
     expect(codesSeen).toContain('unknown_scope');
+  });
+});
+
+describe('revocation, introspection and the feed', () => {
+  it('document their errors: RFC 6749 bodies on /oauth/revoke and /oauth/introspect, the API shape on the feed', () => {
+    const codes = (op: any, status: string) => op.responses[status].content['application/json'].schema.properties.error.enum;
+    const revoke = doc.paths['/api/v1/oauth/revoke'].post;
+    expect(revoke.security).toEqual([{ clientBasic: [] }, {}]);
+    expect(codes(revoke, '400')).toEqual(['invalid_request', 'unsupported_token_type']);
+    expect(codes(revoke, '401')).toEqual(['invalid_client']);
+    const introspect = doc.paths['/api/v1/oauth/introspect'].post;
+    expect(codes(introspect, '403')).toEqual(['unauthorized_client']);
+    expect(introspect.responses['200'].content['application/json'].schema.properties).toHaveProperty('active');
+    const feed = doc.paths['/api/v1/oauth/revocations'].get;
+    expect(feed.security).toEqual([{ serviceBearer: [] }]);
+    expect(Object.keys(feed.responses)).toEqual(expect.arrayContaining(['200', '304', '400', '401', '403', '500', '503']));
+    expect(codes(feed, '401')).toEqual(['unauthorized']);
+    expect(feed.parameters.map((p: any) => p.name).sort()).toEqual(['limit', 'since']);
   });
 });

@@ -74,15 +74,16 @@ export interface FeedRow {
 export function listFeed(db: Db, afterSeq: string, limit: number, at: Date): Promise<FeedRow[]> {
   return db
     .selectFrom('revocations')
-    .select([sql<string>`seq::text`.as('seq'), 'kind', 'client_id', 'jti', 'expires_at', 'revoked_at'])
-    .where(sql<boolean>`seq > ${afterSeq}::bigint`)
+    .select([sql<string>`revocations.seq::text`.as('seq'), 'kind', 'client_id', 'jti', 'expires_at', 'revoked_at'])
+    .where(sql<boolean>`revocations.seq > ${afterSeq}::bigint`)
     .where((eb) =>
       eb.or([
         eb.and([eb('kind', '=', 'token'), eb('expires_at', '>', at)]),
         eb.and([eb('kind', '=', 'client'), eb('revoked_at', '>=', new Date(at.getTime() - CLIENT_ENTRY_RETENTION_SEC * 1000))]),
       ]),
     )
-    .orderBy('seq')
+    // The column, not the text alias of the same name: numeric order.
+    .orderBy(sql`revocations.seq`)
     .limit(limit)
     .execute();
 }
