@@ -184,7 +184,7 @@ describe('POST /oauth/revoke (RFC 7009)', () => {
 
   it('answers 200 and changes nothing for another client\'s token, garbage and a refresh_token hint', async () => {
     const foreign = await grant('other-svc');
-    for (const payload of [{ token: foreign }, { token: 'garbage' }, { token: foreign, token_type_hint: 'refresh_token' }]) {
+    for (const payload of [{ token: foreign }, { token: 'garbage' }, { token: foreign, token_type_hint: 'refresh_token' }] as Record<string, string>[]) {
       const res = await revoke('caller-svc', payload);
       expect(res.statusCode).toBe(200);
       expect(res.json()).toEqual({});

@@ -7,8 +7,39 @@ import { AuthServerError, TokenVerificationError, type TokenVerificationReason }
 import { keyIdForSecret } from './keys.js';
 import { isSafeOrigin } from './lib/urls.js';
 import { ASYMMETRIC_ALGORITHMS, importPublicJwk, type PublicJwk, type PublicKeyEntry, RemoteKeySet, verifySignature } from './lib/public-keys.js';
+import { type FeedTokenSource, type RevocationEvent, RevocationFeed } from './lib/revocation-feed.js';
 
 export type { PublicJwk } from './lib/public-keys.js';
+export type { FeedTokenSource, RevocationEvent } from './lib/revocation-feed.js';
+
+/**
+ * The `revocation` option of {@link createServiceTokenVerifier}: keep a local
+ * copy of the server's revocation feed, so tokens of revoked or disabled
+ * credentials, and tokens revoked one by one (RFC 7009), are refused within
+ * about `intervalMs` (reason `revoked`) without a request per token.
+ */
+export interface RevocationOptions {
+  /**
+   * The service token the feed is read with: a `ServiceTokenManager` (or any
+   * `{ getToken() }`) of a credential holding `auth:revocations:read`, or a
+   * function returning such a token.
+   */
+  token: FeedTokenSource | (() => string | Promise<string>);
+  /** The feed. Default: `<issuer>/api/v1/oauth/revocations` (needs `issuer` to be one URL). */
+  url?: string | URL;
+  /** Time between two polls, in ms. Default 2,000: a revocation is refused within about 2 s plus one request (≤ 5 s). */
+  intervalMs?: number;
+  /** Timeout of one feed request, in ms. Default 2,500. */
+  timeoutMs?: number;
+  /**
+   * When the feed has not been read completely for this long (ms), refuse
+   * every token (reason `revocation_unavailable`) until it is. Default: never
+   * (keep the last copy and keep verifying; `onEvent` reports the failures).
+   */
+  failClosedAfterMs?: number;
+  /** Told of the poller's state changes (ready, sync_failed, recovered, fail_closed). */
+  onEvent?: (event: RevocationEvent) => void;
+}
 
 /**
  * Algorithms a service-token verifier can allow: HMAC with the shared secret
@@ -83,6 +114,11 @@ export interface ServiceTokenVerifierOptions {
   cache?: { maxEntries?: number } | false;
   /** Time source. Default: the system clock. */
   clock?: Pick<Clock, 'now'>;
+  /**
+   * Refuse revoked tokens: poll the server's revocation feed (docs/TRUST.md,
+   * "Revocation"). Default: off. Call `close()` when done with the verifier.
+   */
+  revocation?: RevocationOptions;
 }
 
 /** Scopes a call to {@link ServiceTokenVerifier.verify} requires. */
@@ -118,6 +154,14 @@ export interface ServiceTokenVerifier {
   setSecrets(secrets: { secret: Secret; previousSecrets?: readonly Secret[] }): void;
   /** Empties the cache of verified tokens. */
   clearCache(): void;
+  /**
+   * With the `revocation` option: reads the feed now (joining a poll under
+   * way); rejects if that fails. E.g. at start, to refuse nothing revoked
+   * from the first request on. Without the option: resolves at once.
+   */
+  syncRevocations(): Promise<void>;
+  /** Stops the revocation poller and background key fetches. The verifier keeps verifying with what it holds. */
+  close(): void;
 }
 
 /**
@@ -189,6 +233,8 @@ interface CacheEntry {
   principal: ServicePrincipal;
   granted: ReadonlySet<string>;
   validUntilMs: number;
+  /** The revocation feed's revision this token was last found not revoked at (0: never checked). */
+  revision: number;
 }
 
 class Verifier implements ServiceTokenVerifier {
@@ -211,6 +257,7 @@ class Verifier implements ServiceTokenVerifier {
   /** Static public keys (`publicKeys`), by kid. */
   readonly #staticKeys = new Map<string, PublicKeyEntry>();
   readonly #remoteKeys: RemoteKeySet | undefined;
+  readonly #revocations: RevocationFeed | undefined;
   /** verify() calls under way: above one, asymmetric signatures are checked on the thread pool, in parallel. */
   #active = 0;
   // Bumped on every key change so a verification that started with old keys
@@ -300,6 +347,56 @@ class Verifier implements ServiceTokenVerifier {
     this.#claimOptions = claimOptions;
     this.#fastClaims = canCheckClaims(claimOptions);
     if (hasSecret) this.setSecrets(options as { secret: Secret; previousSecrets?: readonly Secret[] });
+    this.#revocations = options.revocation === undefined ? undefined : this.#revocationFeed(options.revocation, issuer, options, allowInsecureHttp);
+  }
+
+  #revocationFeed(revocation: RevocationOptions, issuer: string | string[] | false, options: ServiceTokenVerifierOptions, allowInsecureHttp: boolean): RevocationFeed {
+    if (typeof revocation !== 'object' || revocation === null) invalid('revocation must be an object');
+    const { token, url, intervalMs = 2_000, timeoutMs = 2_500, failClosedAfterMs, onEvent } = revocation;
+    const isSource = typeof token === 'object' && token !== null && typeof (token as FeedTokenSource).getToken === 'function';
+    if (typeof token !== 'function' && !isSource) invalid('revocation.token must be a ServiceTokenManager (or { getToken() }) or a function returning a service token');
+    let feedUrl: URL | undefined;
+    if (url !== undefined) feedUrl = URL.canParse(String(url)) ? new URL(String(url)) : undefined;
+    else if (typeof issuer === 'string' && URL.canParse(issuer)) feedUrl = new URL(`${issuer.replace(/\/+$/, '')}/api/v1/oauth/revocations`);
+    else invalid('revocation.url is required when issuer is not a single URL');
+    if (feedUrl === undefined || (feedUrl.protocol !== 'https:' && feedUrl.protocol !== 'http:')) invalid('revocation.url must be an http(s) URL');
+    // The feed carries a bearer token, and an attacker in the path could hide revocations.
+    if (!isSafeOrigin(feedUrl, allowInsecureHttp)) invalid('revocation.url uses plain http to a remote host: use https, or set allowInsecureHttp: true');
+    if (!(Number.isFinite(intervalMs) && intervalMs >= 100)) invalid('revocation.intervalMs must be a number ≥ 100');
+    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) invalid('revocation.timeoutMs must be a number > 0');
+    if (failClosedAfterMs !== undefined && !(Number.isFinite(failClosedAfterMs) && failClosedAfterMs > 0)) invalid('revocation.failClosedAfterMs must be a number > 0 when given');
+    if (onEvent !== undefined && typeof onEvent !== 'function') invalid('revocation.onEvent must be a function');
+    return new RevocationFeed({
+      url: feedUrl,
+      token,
+      intervalMs,
+      timeoutMs,
+      failClosedAfterMs,
+      maxTokenLifetimeSec: this.#maxLifetimeSec,
+      dispatcher: options.dispatcher,
+      now: () => (this.#clock ? this.#clock.now() : Date.now()),
+      onEvent,
+    });
+  }
+
+  syncRevocations(): Promise<void> {
+    return this.#revocations?.sync() ?? Promise.resolve();
+  }
+
+  close(): void {
+    this.#revocations?.close();
+  }
+
+  /** Refuses a revoked token (feed on). Kept O(1): a token checked at the feed's current revision is not looked up again. */
+  #checkRevocation(entry: CacheEntry, feed: RevocationFeed): void {
+    if (feed.failedClosed) {
+      throw new TokenVerificationError('invalid_token', 'The revocation feed could not be read for too long (failClosedAfterMs)', { reason: 'revocation_unavailable' });
+    }
+    const { claims } = entry.principal;
+    if (feed.isRevoked(entry.principal.clientId, claims.iat, claims.jti)) {
+      throw new TokenVerificationError('invalid_token', 'The token, or its credential, was revoked', { reason: 'revoked' });
+    }
+    entry.revision = feed.revision;
   }
 
   setSecrets(secrets: { secret: Secret; previousSecrets?: readonly Secret[] }): void {
@@ -333,6 +430,8 @@ class Verifier implements ServiceTokenVerifier {
     const hit = this.#cache?.get(token);
     if (hit !== undefined) {
       if (now < hit.validUntilMs) {
+        const feed = this.#revocations;
+        if (feed !== undefined && hit.revision !== feed.revision) this.#checkRevocation(hit, feed);
         checkScopes(hit.granted, requirement);
         return hit.principal;
       }
@@ -353,6 +452,7 @@ class Verifier implements ServiceTokenVerifier {
         this.#active--;
       }
     }
+    if (this.#revocations !== undefined) this.#checkRevocation(entry, this.#revocations);
     if (this.#cache !== undefined && generation === this.#generation && now < entry.validUntilMs) {
       if (this.#cache.size >= this.#maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
       this.#cache.set(token, entry);
@@ -518,7 +618,7 @@ class Verifier implements ServiceTokenVerifier {
     if (this.#maxTokenAgeSec !== undefined) {
       validUntilMs = Math.min(validUntilMs, ((payload.iat as number) + this.#maxTokenAgeSec) * 1000);
     }
-    return { principal, granted: new Set(scopes), validUntilMs };
+    return { principal, granted: new Set(scopes), validUntilMs, revision: 0 };
   }
 }
 
