@@ -125,6 +125,20 @@ describe('what the routes answer is documented', () => {
     cases.push({ method: 'POST', url: m2m, path: m2m, headers: bearer(ctx.adminToken), payload: { client_id: 'typo-svc', name: 'Typo', scopes: ['gsku:pubish'] } });
     await ctx.app.inject({ method: 'DELETE', url: `${m2m}/${client.id}`, headers: bearer(ctx.adminToken) });
     cases.push({ method: 'PATCH', url: `${m2m}/${client.id}`, path: `${m2m}/{id}`, headers: bearer(ctx.adminToken), payload: { name: 'x' } });
+    // Revocation, introspection and the feed.
+    const caller = await createClient(ctx, { client_id: 'doc-caller', name: 'Doc caller', scopes: [] });
+    const basic = { authorization: `Basic ${Buffer.from(`doc-caller:${caller.client_secret}`).toString('base64')}` };
+    const feed = '/api/v1/oauth/revocations';
+    const granted = await ctx.app.inject({ method: 'POST', url: '/api/v1/oauth/token', headers: basic, payload: { grant_type: 'client_credentials' } });
+    const serviceToken = granted.json().access_token as string;
+    cases.push(
+      { method: 'GET', url: feed, path: feed },
+      { method: 'GET', url: feed, path: feed, headers: bearer(serviceToken) },
+      { method: 'GET', url: `${feed}?limit=0`, path: feed, headers: bearer(serviceToken) },
+      { method: 'POST', url: '/api/v1/oauth/revoke', path: '/api/v1/oauth/revoke', headers: basic, payload: { token: 'x', token_type_hint: 'id_token' } },
+      { method: 'POST', url: '/api/v1/oauth/revoke', path: '/api/v1/oauth/revoke', payload: { token: 'x', client_id: 'doc-caller', client_secret: 'wrong' } },
+      { method: 'POST', url: '/api/v1/oauth/introspect', path: '/api/v1/oauth/introspect', headers: basic, payload: { token: serviceToken } },
+    );
 
     const seen = new Set<string>();
     const codesSeen: string[] = [];
@@ -141,7 +155,7 @@ describe('what the routes answer is documented', () => {
       codesSeen.push(code);
     }
     expect([...seen].sort()).toEqual(['400', '401', '403', '404', '409', '415']);
-    expect(codesSeen).toContain('unknown_scope');
+    expect(codesSeen).toEqual(expect.arrayContaining(['unknown_scope', 'unsupported_token_type', 'unauthorized_client', 'forbidden']));
   });
 });
 
