@@ -53,7 +53,8 @@ export async function insertTokenRevocation(db: Kysely<Database>, entry: { clien
     await trx
       .insertInto('revocations')
       .values({ kind: 'token', client_id: entry.clientId, jti: entry.jti, expires_at: entry.expiresAt, revoked_at: at })
-      .onConflict((oc) => oc.column('jti').where('kind', '=', 'token').doNothing())
+      // The partial index's predicate as a literal: PostgreSQL cannot match it to a bound parameter.
+      .onConflict((oc) => oc.column('jti').where(sql<boolean>`kind = 'token'`).doNothing())
       .execute();
   });
 }
