@@ -5,6 +5,7 @@ import { ACCESS_TOKEN_TYP, type ServiceTokenClaims } from './claims.js';
 import type { Clock } from './clock.js';
 import { AuthServerError, TokenVerificationError, type TokenVerificationReason } from './errors.js';
 import { keyIdForSecret } from './keys.js';
+import { TokenCache } from './lib/token-cache.js';
 import { isSafeOrigin } from './lib/urls.js';
 import { ASYMMETRIC_ALGORITHMS, importPublicJwk, type PublicJwk, type PublicKeyEntry, RemoteKeySet, verifySignature } from './lib/public-keys.js';
 import { type FeedTokenSource, type RevocationEvent, RevocationFeed } from './lib/revocation-feed.js';
@@ -229,12 +230,10 @@ interface KnownHeader {
   typ: unknown;
 }
 
+/** A verified token: its principal, and until when it may be served from the cache (exp, or the maxTokenAgeSec limit). */
 interface CacheEntry {
   principal: ServicePrincipal;
-  granted: ReadonlySet<string>;
   validUntilMs: number;
-  /** The revocation feed's revision this token was last found not revoked at (0: never checked). */
-  revision: number;
 }
 
 class Verifier implements ServiceTokenVerifier {
@@ -248,8 +247,7 @@ class Verifier implements ServiceTokenVerifier {
   readonly #maxTokenAgeSec: number | undefined;
   readonly #maxLifetimeSec: number;
   readonly #clockToleranceSec: number;
-  readonly #cache: Map<string, CacheEntry> | undefined;
-  readonly #maxEntries: number;
+  readonly #cache: TokenCache<ServicePrincipal> | undefined;
   /** HMAC keys; none when no secret is configured (asymmetric only). */
   #keys: Promise<KeySet> = Promise.resolve(EMPTY_KEYS);
   #readyKeys: KeySet | undefined = EMPTY_KEYS;
@@ -321,8 +319,7 @@ class Verifier implements ServiceTokenVerifier {
     this.#maxTokenAgeSec = maxTokenAgeSec;
     this.#maxLifetimeSec = maxLifetimeSec;
     this.#clockToleranceSec = clockToleranceSec;
-    this.#maxEntries = maxEntries;
-    this.#cache = cache === false ? undefined : new Map();
+    this.#cache = cache === false ? undefined : new TokenCache(maxEntries);
     this.#remoteKeys = remote
       ? new RemoteKeySet({
           uri: jwksUri,
@@ -376,6 +373,8 @@ class Verifier implements ServiceTokenVerifier {
       dispatcher: options.dispatcher,
       now: () => (this.#clock ? this.#clock.now() : Date.now()),
       onEvent,
+      // A new entry, or the fail-closed switch: every token is checked again on its next verification.
+      onChange: () => this.#cache?.clear(),
     });
   }
 
@@ -387,16 +386,14 @@ class Verifier implements ServiceTokenVerifier {
     this.#revocations?.close();
   }
 
-  /** Refuses a revoked token (feed on). Kept O(1): a token checked at the feed's current revision is not looked up again. */
-  #checkRevocation(entry: CacheEntry, feed: RevocationFeed): void {
+  /** Refuses a revoked token (feed on): two Map lookups, once per token (cached tokens skip it; see onChange). */
+  #checkRevocation(principal: ServicePrincipal, feed: RevocationFeed): void {
     if (feed.failedClosed) {
       throw new TokenVerificationError('invalid_token', 'The revocation feed could not be read for too long (failClosedAfterMs)', { reason: 'revocation_unavailable' });
     }
-    const { claims } = entry.principal;
-    if (feed.isRevoked(entry.principal.clientId, claims.iat, claims.jti)) {
+    if (feed.isRevoked(principal.clientId, principal.claims.iat, principal.claims.jti)) {
       throw new TokenVerificationError('invalid_token', 'The token, or its credential, was revoked', { reason: 'revoked' });
     }
-    entry.revision = feed.revision;
   }
 
   setSecrets(secrets: { secret: Secret; previousSecrets?: readonly Secret[] }): void {
@@ -427,15 +424,10 @@ class Verifier implements ServiceTokenVerifier {
       throw new TokenVerificationError('missing_token', 'No bearer token was presented');
     }
     const now = this.#clock ? this.#clock.now() : Date.now();
-    const hit = this.#cache?.get(token);
+    const hit = this.#cache?.get(token, now);
     if (hit !== undefined) {
-      if (now < hit.validUntilMs) {
-        const feed = this.#revocations;
-        if (feed !== undefined && hit.revision !== feed.revision) this.#checkRevocation(hit, feed);
-        checkScopes(hit.granted, requirement);
-        return hit.principal;
-      }
-      this.#cache!.delete(token);
+      checkScopes(hit.scopes, requirement);
+      return hit;
     }
 
     const generation = this.#generation;
@@ -452,12 +444,11 @@ class Verifier implements ServiceTokenVerifier {
         this.#active--;
       }
     }
-    if (this.#revocations !== undefined) this.#checkRevocation(entry, this.#revocations);
-    if (this.#cache !== undefined && generation === this.#generation && now < entry.validUntilMs) {
-      if (this.#cache.size >= this.#maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
-      this.#cache.set(token, entry);
-    }
-    checkScopes(entry.granted, requirement);
+    // Checked here, synchronously before caching: a cached token was not revoked when it was
+    // cached, and the cache is emptied whenever the feed brings a change.
+    if (this.#revocations !== undefined) this.#checkRevocation(entry.principal, this.#revocations);
+    if (this.#cache !== undefined && generation === this.#generation && now < entry.validUntilMs) this.#cache.set(token, entry.principal, entry.validUntilMs);
+    checkScopes(entry.principal.scopes, requirement);
     return entry.principal;
   }
 
@@ -610,15 +601,16 @@ class Verifier implements ServiceTokenVerifier {
       throw new TokenVerificationError('invalid_token', 'The scopes / scope claim is malformed', { reason: 'claims' });
     }
     const serviceName = typeof payload.service_name === 'string' ? payload.service_name : clientId;
-    if (Array.isArray(payload.scopes)) Object.freeze(payload.scopes);
+    // scopes is the claim's own array when the token has one (frozen with the claims), else a new one from `scope`.
+    Object.freeze(scopes);
     const claims = Object.freeze(payload) as unknown as ServiceTokenClaims;
-    const principal: ServicePrincipal = Object.freeze({ clientId, serviceName, scopes: Object.freeze(scopes), claims });
+    const principal: ServicePrincipal = Object.freeze({ clientId, serviceName, scopes, claims });
 
     let validUntilMs = (payload.exp as number) * 1000;
     if (this.#maxTokenAgeSec !== undefined) {
       validUntilMs = Math.min(validUntilMs, ((payload.iat as number) + this.#maxTokenAgeSec) * 1000);
     }
-    return { principal, granted: new Set(scopes), validUntilMs, revision: 0 };
+    return { principal, validUntilMs };
   }
 }
 
@@ -794,17 +786,18 @@ function unknownKey(remote: RemoteKeySet | undefined): TokenVerificationError {
 
 function readScopes(payload: Record<string, unknown>): string[] | undefined {
   const { scopes, scope } = payload;
-  if (Array.isArray(scopes)) return scopes.every((s) => typeof s === 'string') ? [...(scopes as string[])] : undefined;
+  if (Array.isArray(scopes)) return scopes.every((s) => typeof s === 'string') ? (scopes as string[]) : undefined;
   if (typeof scope === 'string') return scope.split(' ').filter((s) => s !== '');
   if (scopes === undefined && scope === undefined) return [];
   return undefined;
 }
 
-function checkScopes(granted: ReadonlySet<string>, requirement: ScopeRequirement | undefined): void {
+// A token carries a handful of scopes: a linear search beats building a Set for every token.
+function checkScopes(granted: readonly string[], requirement: ScopeRequirement | undefined): void {
   const required = requirement?.scopes;
   if (required === undefined || required.length === 0) return;
   const any = requirement?.mode === 'any';
-  const ok = any ? required.some((s) => granted.has(s)) : required.every((s) => granted.has(s));
+  const ok = any ? required.some((s) => granted.includes(s)) : required.every((s) => granted.includes(s));
   if (!ok) {
     throw new TokenVerificationError(
       'insufficient_scope',

@@ -30,6 +30,8 @@ export interface RevocationFeedOptions {
   dispatcher: Dispatcher | undefined;
   now(): number;
   onEvent: ((event: RevocationEvent) => void) | undefined;
+  /** Called on every change that can refuse a token (a new entry, the fail-closed switch): the verifier empties its cache. */
+  onChange: () => void;
 }
 
 /** Pages read in one sync at most (each ≤ 200 entries): a runaway feed cannot hold the poller. */
@@ -37,9 +39,9 @@ const MAX_PAGES = 1000;
 
 /**
  * A local copy of the server's revocation feed (`GET /api/v1/oauth/revocations`),
- * kept by polling every `intervalMs`. Lookups are two Map reads; `revision`
- * changes whenever the answer for some token may have changed, so verified
- * tokens already checked at this revision skip even those.
+ * kept by polling every `intervalMs`. Lookups are two Map reads; `onChange`
+ * is called whenever the answer for some token may have changed, so verified
+ * tokens can be cached between changes without being looked up again.
  */
 export class RevocationFeed {
   /** client_id → not_before (s): its tokens with a lower iat are revoked. */
@@ -56,8 +58,6 @@ export class RevocationFeed {
   #failing = false;
   #ready = false;
   #closed = false;
-  /** Bumped on every change that can refuse a token: a new entry, or the fail-closed switch. */
-  revision = 1;
   /** Set once no sync succeeded for failClosedAfterMs (never without that option). */
   failedClosed = false;
 
@@ -114,7 +114,7 @@ export class RevocationFeed {
       const limit = this.#options.failClosedAfterMs;
       if (limit !== undefined && staleMs >= limit && !this.failedClosed) {
         this.failedClosed = true;
-        this.revision++;
+        this.#options.onChange();
         this.#emit({ type: 'fail_closed', staleMs });
       }
       throw err;
@@ -125,7 +125,7 @@ export class RevocationFeed {
     this.#lastSyncAt = now;
     if (this.failedClosed) {
       this.failedClosed = false;
-      this.revision++;
+      this.#options.onChange();
     }
     this.#prune(now);
     if (!this.#ready) {
@@ -170,7 +170,7 @@ export class RevocationFeed {
         added = true;
       }
     }
-    if (added) this.revision++;
+    if (added) this.#options.onChange();
     const etag = response.headers.etag;
     this.#etag = typeof etag === 'string' && !page.has_more ? { cursor: page.cursor, value: etag } : undefined;
     this.#cursor = page.cursor;
