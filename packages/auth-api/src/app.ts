@@ -27,6 +27,8 @@ import { createOAuthService } from './modules/oauth/oauth.service.js';
 import { createCredentialState, type CredentialState } from './modules/oauth/credential-state.js';
 import { findClientForGrant, type GrantClientRow } from './modules/m2m-clients/m2m-clients.repository.js';
 import { type ChangeFeed, CREDENTIAL_CHANNEL } from './db/change-feed.js';
+import { revocationFeedRoutes } from './modules/revocations/revocations.routes.js';
+import { createRevocationsService } from './modules/revocations/revocations.service.js';
 import { createVerifiedSecretCache, type VerifiedSecretCache } from './lib/secret-cache.js';
 import { createPostgresAttemptStore } from './lib/attempt-store-postgres.js';
 import { addressKey, type AttemptStore, createFailureThrottle, createMemoryAttemptStore } from './lib/throttle.js';
@@ -188,6 +190,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'An admin session token from `POST /api/v1/auth/login` (opaque, not a JWT)' },
+          serviceBearer: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description: 'A service token (`POST /api/v1/oauth/token`) carrying the scope the route names, e.g. `auth:revocations:read`',
+          },
           clientBasic: {
             type: 'http',
             scheme: 'basic',
@@ -303,6 +311,16 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     acceptHs256: config.serviceTokens.alg === 'HS256',
   });
   const guards = createUserGuards({ authenticate: auth.authenticate, verifyServiceToken });
+  const revocations = createRevocationsService({
+    db: database.db,
+    clock,
+    verifyServiceToken,
+    verifyAnyAudience: createServiceTokenVerifier(tokenKeys, clock, {
+      publishedKeys: () => signingKeys.jwks().keys,
+      acceptHs256: config.serviceTokens.alg === 'HS256',
+      anyAudience: true,
+    }),
+  });
 
   await app.register(healthRoutes, { database });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
@@ -325,7 +343,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       await api.register(m2mClientsRoutes, { clients, secrets: clientSecrets, guards });
       await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(authEventsRoutes, { db: database.db, recorder: authEvents, guards });
-      await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents });
+      await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents, revocations });
+      await api.register(revocationFeedRoutes, { revocations });
       await api.register(signingKeysRoutes, { keys: signingKeys, guards });
     },
     { prefix: API_PREFIX },

@@ -62,7 +62,11 @@ export type OAuthErrorCode =
   | 'temporarily_unavailable'
   | 'server_error'
   | 'invalid_target'
-  | 'slow_down';
+  | 'slow_down'
+  /** RFC 7009 §2.2.1: a token_type_hint naming a type the server does not have. */
+  | 'unsupported_token_type'
+  /** RFC 6749 §5.2: the authenticated client may not use this endpoint (introspection without its scope). */
+  | 'unauthorized_client';
 
 /** An error of the token endpoint, answered as `{error, error_description}`. */
 export class OAuthError extends Error {

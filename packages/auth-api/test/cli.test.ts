@@ -385,6 +385,13 @@ describe('auth-api CLI', () => {
       expect(await hasher.verify(billing.secret, rows[0]!.secret_hash)).toBe(true);
       expect(await hasher.verify(reports.secret, rows[1]!.secret_hash)).toBe(true);
       expect(rows.every((r) => r.revoked_at !== null)).toBe(true);
+      // The CLI's disable and revokes reach the revocation feed like the routes' (enable adds nothing).
+      const feed = await database.db.selectFrom('revocations').select(['kind', 'client_id']).orderBy('seq').execute();
+      expect(feed).toEqual([
+        { kind: 'client', client_id: 'billing-svc' },
+        { kind: 'client', client_id: 'billing-svc' },
+        { kind: 'client', client_id: 'reports' },
+      ]);
 
       const admin = await database.db.selectFrom('users').selectAll().where('email', '=', 'ops@example.com').executeTakeFirstOrThrow();
       expect(admin.roles).toEqual(['system_admin']);

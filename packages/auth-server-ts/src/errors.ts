@@ -123,7 +123,11 @@ export type TokenVerificationReason =
   /** `exp − iat` above `maxTokenLifetimeSec`, or `exp` / `iat` not integers. */
   | 'lifetime'
   /** A JWKS-based verifier has never obtained the key set (the server was unreachable). */
-  | 'jwks_unavailable';
+  | 'jwks_unavailable'
+  /** The revocation feed lists the token's jti, or its credential was revoked or disabled after the token was issued. */
+  | 'revoked'
+  /** `revocation.failClosedAfterMs` passed without a complete read of the revocation feed. */
+  | 'revocation_unavailable';
 
 // Fixed, caller-safe descriptions: the wire never says *why* a token failed
 // beyond its code, and these stay within RFC 6750's quoted-string charset.

@@ -199,6 +199,30 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('m2m_client_secrets').execute();
     },
   },
+  '2026-11-26-016-revocations': {
+    async up(db: Kysely<any>) {
+      // The revocation feed (GET /oauth/revocations): credentials revoked or disabled (kind 'client': tokens
+      // of client_id issued up to revoked_at + 1 s are refused) and single tokens revoked by jti (kind 'token',
+      // until expires_at). seq is the feed's cursor; writers lock the table so seq order is commit order.
+      await db.schema
+        .createTable('revocations')
+        .addColumn('seq', 'bigserial', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('client', 'token')`))
+        .addColumn('client_id', 'text', (c) => c.notNull())
+        .addColumn('jti', 'text')
+        .addColumn('expires_at', 'timestamptz')
+        .addColumn('revoked_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addCheckConstraint('revocations_token_shape', sql`kind = 'client' or (jti is not null and expires_at is not null)`)
+        .execute();
+      // One entry per revoked token; introspection and the feed's reader check look jtis up.
+      await db.schema.createIndex('revocations_jti').on('revocations').column('jti').unique().where(sql.ref('kind'), '=', 'token').execute();
+      // Introspection asks for a credential's latest revocation.
+      await db.schema.createIndex('revocations_client').on('revocations').columns(['client_id', 'revoked_at']).where(sql.ref('kind'), '=', 'client').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('revocations').execute();
+    },
+  },
   '2026-11-26-017-cluster-state': {
     // State several instances on one PostgreSQL share (docs/OPERATIONS.md, "Running several instances").
     async up(db: Kysely<any>) {

@@ -158,6 +158,21 @@ export interface AuthAttemptsTable {
   window_ends: Date;
 }
 
+/**
+ * The revocation feed. `client`: tokens of `client_id` issued before `revoked_at` (+ 1 s) are
+ * refused (the credential was revoked or disabled then, even if enabled again since).
+ * `token`: the token `jti` is refused until `expires_at` (RFC 7009 revocation).
+ */
+export interface RevocationsTable {
+  /** The feed cursor: increasing in commit order (writers lock the table). */
+  seq: ColumnType<string, never, never>;
+  kind: 'client' | 'token';
+  client_id: string;
+  jti: string | null;
+  expires_at: Date | null;
+  revoked_at: ColumnType<Date, Date | undefined, never>;
+}
+
 /** Every table, as kysely sees it. */
 export interface Database {
   users: UsersTable;
@@ -170,6 +185,7 @@ export interface Database {
   permission_catalogs: PermissionCatalogsTable;
   permissions: PermissionsTable;
   auth_attempts: AuthAttemptsTable;
+  revocations: RevocationsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

@@ -212,6 +212,13 @@ export function createOAuthService(deps: OAuthDeps) {
   }
 
   return {
+    /**
+     * Client authentication exactly as the grant does it (same throttle, same uniform
+     * `invalid_client`), for the other endpoints a client calls with its secret
+     * (RFC 7009 revocation, RFC 7662 introspection). The credential's row.
+     */
+    authenticateClient: async (credentials: ClientCredentials, ip: string) => (await authenticate(credentials, ip)).client,
+
     async clientCredentialsGrant(
       credentials: ClientCredentials,
       params: { scope?: string | undefined; audience?: string | undefined },
