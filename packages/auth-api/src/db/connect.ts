@@ -12,6 +12,8 @@ export interface DatabaseHandle {
   /** `postgres` (DATABASE_URL) or `pglite` (embedded, on disk or in memory). */
   kind: 'postgres' | 'pglite';
   close(): Promise<void>;
+  /** PostgreSQL only: the pool's connections now (PGlite is one in-process connection, no pool). */
+  poolStats?: () => { total: number; idle: number; waiting: number; max: number };
 }
 
 export interface ConnectOptions {
@@ -51,7 +53,9 @@ export async function connectDatabase(options: ConnectOptions): Promise<Database
       );
     }
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withPreparedStatements(pool) }) });
-    return { db, kind: 'postgres', close: () => db.destroy() };
+    const max = options.poolSize ?? 10;
+    const poolStats = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max });
+    return { db, kind: 'postgres', close: () => db.destroy(), poolStats };
   }
 
   const [{ PGlite }, { PGliteDialect }] = await Promise.all([import('@electric-sql/pglite'), import('kysely-pglite-dialect')]);
