@@ -60,7 +60,7 @@ async function startServer(extraEnv: Record<string, string> = {}) {
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    await waitUntilUp(`${server.base}/healthz`, 60_000);
+    await waitUntilUp(`${server.base}/healthz`, 150_000); // PGlite boots in seconds, a minute or more on a saturated machine
   } catch (err) {
     await stop();
     throw err;
