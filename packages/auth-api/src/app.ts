@@ -33,6 +33,9 @@ import { createVerifiedSecretCache, type VerifiedSecretCache } from './lib/secre
 import { createPostgresAttemptStore } from './lib/attempt-store-postgres.js';
 import { addressKey, type AttemptStore, createFailureThrottle, createMemoryAttemptStore } from './lib/throttle.js';
 import { createWorkBudget } from './lib/work-budget.js';
+import { drainOnClose } from './lib/draining-server.js';
+import { countLookups, countRejections, createMetrics, type Metrics } from './modules/metrics/metrics.js';
+import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { createAuthEventRecorder } from './modules/auth-events/auth-events.recorder.js';
 import { authEventsRoutes } from './modules/auth-events/auth-events.routes.js';
 import fastifyRateLimit from '@fastify/rate-limit';
@@ -45,12 +48,19 @@ declare module 'fastify' {
     signingKeys: SigningKeyService;
     /** The grant's credential-state cache: `stats()` for metrics (hits, misses, entries, whether the change feed is live). */
     credentialState: Pick<CredentialState<GrantClientRow>, 'stats'>;
+    /** Prometheus metrics; `metrics.listenerUp` is the invalidation listener's gauge. */
+    metrics: Metrics;
   }
 }
 
 export const API_PREFIX = '/api/v1';
 /** Largest request body accepted, in bytes: far above any valid request. */
 export const BODY_LIMIT = 64 * 1024;
+/**
+ * Closing (lib/draining-server.ts): connections are accepted until the accept queue is empty and none
+ * came for 100 ms (at most 10 s), then every accepted connection is served; one silent for 2 s is closed.
+ */
+export const DRAIN = { acceptQuietMs: 100, acceptMaxMs: 10_000, drainIdleMs: 2_000 };
 
 export interface BuildAppOptions {
   config: Config;
@@ -65,6 +75,8 @@ export interface BuildAppOptions {
    * the database's `auth_attempts` table on PostgreSQL (shared by every instance), in memory on PGlite.
    */
   attemptStore?: AttemptStore | ((throttle: 'login' | 'grant') => AttemptStore);
+  /** Where the metrics go (`/metrics`). Default: a registry of this app's own. */
+  metrics?: Metrics;
   /** A pino logger, `false` to log nothing, or fastify logger options. Default: JSON at `config.logLevel`. */
   logger?: FastifyBaseLogger | FastifyServerOptions['logger'];
 }
@@ -135,7 +147,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       requestTimeout: config.http.requestTimeoutSec * 1000,
       connectionsCheckingInterval: config.http.connectionsCheckIntervalSec * 1000,
     },
-    return503OnClosing: true,
+    // A request that reaches a closing server was accepted: it is served (with Connection: close), not refused.
+    return503OnClosing: false,
     ...(config.trustProxy === undefined ? {} : { trustProxy: config.trustProxy }),
     // Malformed URLs and over-long path parameters never reach a route: answer them in our format too.
     frameworkErrors: (_err, _request, reply) => {
@@ -145,13 +158,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   }).withTypeProvider<ZodTypeProvider>();
 
   app.server.maxConnections = config.http.maxConnections;
+  // On close, every connection already accepted is served, then closed; none is reset.
+  drainOnClose(app.server, DRAIN);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // JSON only on the management API; the token endpoint adds form bodies in its own scope.
   app.removeContentTypeParser('text/plain');
   // Hooks run on every request, the token endpoint's hot path included: callback style, no promise each.
-  // Draining on close: in-flight requests finish, and their keep-alive connections
-  // close after the response instead of holding the shutdown open.
+  // Draining on close: every response sent from then on (in-flight requests included) says
+  // Connection: close, so each keep-alive connection ends after its response instead of holding the shutdown open.
   let closing = false;
   app.addHook('preClose', (done) => {
     closing = true;
@@ -236,8 +251,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // Several instances on one PostgreSQL count the same failures; PGlite serves one process.
     return sharedThrottle ? createPostgresAttemptStore({ db: database.db, clock, store: name, maxKeys }) : createMemoryAttemptStore({ clock, maxKeys });
   };
-  const throttle = (name: 'login' | 'grant') =>
-    createFailureThrottle({
+  // All bcrypt work shares one budget, kept below libuv's 4 threads so WebCrypto, DNS and fs never wait behind it.
+  const budget = createWorkBudget({ concurrency: config.bcrypt.concurrency, maxWaitMs: config.bcrypt.maxWaitMs, maxQueued: 256, maxQueuedPerParty: 64 });
+  const metrics = options.metrics ?? createMetrics({ database, bcryptLoad: budget.load, version: PACKAGE_VERSION });
+  app.decorate('metrics', metrics);
+  const throttle = (name: 'login' | 'grant') => countRejections(name, metrics, createFailureThrottle({
       store: storeFor(name),
       clock,
       name,
@@ -248,11 +266,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       // The shared store is the database: while it is unreachable, refuse as every other database read does (503).
       isUnavailable: isDatabaseUnavailable,
       onStoreError: (err) => app.log.warn({ err: { name: (err as Error).name, message: (err as Error).message } }, 'throttle store refused an attempt (failing closed)'),
-    });
-  // All bcrypt work shares one budget, kept below libuv's 4 threads so WebCrypto, DNS and fs never wait behind it.
-  const budget = createWorkBudget({ concurrency: config.bcrypt.concurrency, maxWaitMs: config.bcrypt.maxWaitMs, maxQueued: 256, maxQueuedPerParty: 64 });
+    }));
   const auth = createAdminAuthService({ db: database.db, hasher, clock, budget, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
-  const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
+  const secretCache = countLookups(options.secretCache ?? createVerifiedSecretCache({ clock }), metrics);
   // The grant's credential state from memory, while the change feed (LISTEN on the credential
   // triggers' channel) is live; without a feed, every grant reads the database.
   let feed: ChangeFeed | undefined;
@@ -261,6 +277,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     onNotify: credentialState.onNotify,
     onReset: credentialState.forgetAll,
     onStateChange: (state, err) => {
+      metrics.listenerUp.set(state === 'live' ? 1 : 0);
       if (state === 'live') app.log.info('credential change feed is live');
       else app.log.warn({ err: err && { name: (err as Error).name, code: (err as { code?: string }).code } }, 'credential change feed is down; reading credentials from the database until it is back');
     },
@@ -323,6 +340,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
 
   await app.register(healthRoutes, { database });
+  if (config.metrics.token) await app.register(metricsRoutes, { registry: metrics.registry, token: config.metrics.token });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
   await app.register(jwksRoutes, { keys: signingKeys, maxAgeSec: config.serviceTokens.jwksMaxAgeSec });
   await app.register(
@@ -343,7 +361,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       await api.register(m2mClientsRoutes, { clients, secrets: clientSecrets, guards });
       await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(authEventsRoutes, { db: database.db, recorder: authEvents, guards });
-      await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents, revocations });
+      await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents, revocations, onOutcome: metrics.grant });
       await api.register(revocationFeedRoutes, { revocations });
       await api.register(signingKeysRoutes, { keys: signingKeys, guards });
     },

@@ -80,6 +80,9 @@ const envSchema = z.object({
   HTTP_REQUEST_TIMEOUT: count(1, 3600).default(30),
   HTTP_CONNECTIONS_CHECK_INTERVAL: count(1, 60).default(1),
   HTTP_MAX_CONNECTIONS: count(1, 1_000_000).default(4096),
+  METRICS_TOKEN: optionalString,
+  METRICS_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(1, 'must be a port number (1-65535)').max(65535, 'must be a port number (1-65535)').optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
 });
 
@@ -176,6 +179,12 @@ export interface Config {
     /** Open connections accepted at once; further ones are closed at once. */
     maxConnections: number;
   };
+  /**
+   * Prometheus metrics are never public by default: `GET /metrics` on the API port answers only
+   * with `Authorization: Bearer <token>`, and only when a token is set; a separate port serves them
+   * to whoever reaches it (bind it to loopback or a private network).
+   */
+  metrics: { token: string | undefined; port: number | undefined; host: string };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -275,6 +284,9 @@ export function loadConfig(
   const publishDelaySec = e.SIGNING_KEY_PUBLISH_DELAY ?? 2 * e.JWKS_MAX_AGE;
   if (publishDelaySec < e.JWKS_MAX_AGE) problems.push(`SIGNING_KEY_PUBLISH_DELAY: must be at least JWKS_MAX_AGE (${e.JWKS_MAX_AGE} s): verifiers may cache the key set that long`);
   if (production && e.BCRYPT_COST < 10) problems.push('BCRYPT_COST: must be at least 10 when NODE_ENV=production');
+  const metricsTokenProblem = e.METRICS_TOKEN === undefined ? undefined : weakSecretReason(e.METRICS_TOKEN);
+  if (metricsTokenProblem) problems.push(`METRICS_TOKEN: ${metricsTokenProblem}`);
+  if (e.METRICS_PORT !== undefined && e.METRICS_PORT === e.PORT) problems.push('METRICS_PORT: must differ from PORT');
   if (e.HTTP_HEADERS_TIMEOUT > e.HTTP_REQUEST_TIMEOUT) problems.push('HTTP_HEADERS_TIMEOUT: must not exceed HTTP_REQUEST_TIMEOUT');
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -309,6 +321,7 @@ export function loadConfig(
       connectionsCheckIntervalSec: e.HTTP_CONNECTIONS_CHECK_INTERVAL,
       maxConnections: e.HTTP_MAX_CONNECTIONS,
     },
+    metrics: { token: e.METRICS_TOKEN, port: e.METRICS_PORT, host: e.METRICS_HOST },
     logLevel: e.LOG_LEVEL,
   };
 }

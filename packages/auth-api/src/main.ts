@@ -1,3 +1,4 @@
+import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { bootstrapAdmin } from './bootstrap.js';
 import { type Config, loadConfig, startupWarnings } from './config.js';
@@ -6,6 +7,7 @@ import { migrateToLatest } from './db/migrations.js';
 import { devClientSecretPepperFrom, devKeyEncryptionKeyFrom, devSecretFrom } from './dev-secret.js';
 import { chooseLogFormat, prettyLogStream } from './lib/log-format.js';
 import { createBcryptHasher } from './lib/password.js';
+import { bearerMatches } from './modules/metrics/metrics.routes.js';
 
 const warn = (message: string) => process.stderr.write(`warning: ${message}\n`);
 
@@ -40,6 +42,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<Fasti
   const database = await openDatabase(config);
   const hasher = createBcryptHasher(config.bcryptCost);
   let app: FastifyInstance | undefined;
+  let metricsServer: Server | undefined;
   try {
     // Loaded here, not at the top: the CLI's other commands start faster without the HTTP stack.
     const { buildApp, serverLoggerOptions } = await import('./app.js');
@@ -54,7 +57,8 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<Fasti
       warn: (m) => log.warn(m),
       showOnce: (m) => process.stderr.write(m),
     });
-    stopOnSignals(app, database);
+    metricsServer = config.metrics.port === undefined ? undefined : await serveMetrics(app, config.metrics.port, config.metrics.host, config.metrics.token);
+    stopOnSignals(app, database, metricsServer);
     const address = await app.listen({ port: config.port, host: config.host });
     if (config.issuerDerived) {
       log.info({ issuer: config.jwt.issuer }, 'JWT_ISSUER is not set: the issuer is derived from HOST and PORT; set JWT_ISSUER to the URL clients use to reach this server');
@@ -63,14 +67,36 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<Fasti
     return app;
   } catch (err) {
     // Release what was opened (a pg pool keeps the process alive), then report.
+    metricsServer?.close();
     await app?.close();
     await database.close();
     throw err;
   }
 }
 
+/**
+ * METRICS_PORT: `GET /metrics` on a port of its own (METRICS_HOST, loopback by default), for a
+ * scraper on a private network; with METRICS_TOKEN set, the token is required there too.
+ */
+async function serveMetrics(app: FastifyInstance, port: number, host: string, token: string | undefined): Promise<Server> {
+  const server = createServer((request, response) => {
+    const path = (request.url ?? '').split('?')[0];
+    if (request.method !== 'GET' || path !== '/metrics') return void response.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not_found","message":"Only GET /metrics is served on this port"}');
+    if (token !== undefined && !bearerMatches(request.headers.authorization, token)) {
+      return void response.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="metrics"' }).end('{"error":"unauthorized","message":"GET /metrics needs Authorization: Bearer <METRICS_TOKEN>"}');
+    }
+    app.metrics.registry.metrics().then(
+      (text) => response.writeHead(200, { 'content-type': app.metrics.registry.contentType, 'cache-control': 'no-store' }).end(text),
+      () => response.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, host, () => resolve()));
+  app.log.info({ address: `http://${host}:${port}/metrics` }, 'metrics served');
+  return server;
+}
+
 /** On SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the database, exit 0. */
-function stopOnSignals(app: FastifyInstance, database: DatabaseHandle): void {
+function stopOnSignals(app: FastifyInstance, database: DatabaseHandle, metricsServer?: Server): void {
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
@@ -81,6 +107,8 @@ function stopOnSignals(app: FastifyInstance, database: DatabaseHandle): void {
       process.exit(1);
     }, 25_000);
     force.unref();
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
     app
       .close()
       .then(() => database.close())

@@ -19,6 +19,8 @@ export interface DatabaseHandle {
    */
   openChangeFeed?(channel: string, handlers: ChangeFeedHandlers): ChangeFeed;
   close(): Promise<void>;
+  /** PostgreSQL only: the pool's connections now (PGlite is one in-process connection, no pool). */
+  poolStats?: () => { total: number; idle: number; waiting: number; max: number };
 }
 
 export interface ConnectOptions {
@@ -59,11 +61,14 @@ export async function connectDatabase(options: ConnectOptions): Promise<Database
     }
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withPreparedStatements(pool) }) });
     const connectionString = options.databaseUrl;
+    const max = options.poolSize ?? 10;
+    const poolStats = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max });
     return {
       db,
       kind: 'postgres',
       openChangeFeed: (channel, handlers) => openPostgresChangeFeed({ connectionString, channel, handlers }),
       close: () => db.destroy(),
+      poolStats,
     };
   }
 

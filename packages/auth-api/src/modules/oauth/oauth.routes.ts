@@ -1,5 +1,5 @@
 import fastifyFormbody from '@fastify/formbody';
-import type { FastifyError, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDatabaseUnavailable } from '../../db/errors.js';
@@ -67,14 +67,16 @@ export interface OAuthRoutesOptions {
   authEvents: AuthEventRecorder;
   /** RFC 7009 revocation and RFC 7662 introspection, served in this scope (same parsing, client auth, errors and throttle). */
   revocations: RevocationsService;
+  /** Told every token request's outcome and duration (ms), for the metrics. */
+  onOutcome?: (outcome: string, elapsedMs: number) => void;
 }
 
 /** `POST /oauth/token`: the client_credentials grant. */
-export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app, { oauth, throttle, authEvents, revocations }) => {
+export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app, { oauth, throttle, authEvents, revocations, onOutcome }) => {
   await app.register(fastifyFormbody, { bodyLimit: TOKEN_BODY_LIMIT });
 
   const client = new WeakMap<object, { clientId: string; method: ClientAuthMethod }>();
-  function audit(request: FastifyRequest, outcome: string) {
+  function audit(request: FastifyRequest, reply: FastifyReply, outcome: string) {
     const known = client.get(request);
     const body = request.body as { client_id?: unknown; client_secret?: unknown } | undefined;
     const sentId = known?.clientId ?? (typeof body?.client_id === 'string' ? body.client_id : '');
@@ -82,6 +84,7 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
     const fields: TokenRequestFields = { client_id: sentId.slice(0, LOGGED_CLIENT_ID_MAX), auth_method: method, outcome, address: request.ip };
     request.tokenRequest = fields;
     authEvents.record(fields.client_id, addressKey(request.ip), outcome);
+    onOutcome?.(outcome, reply.elapsedTime);
   }
 
   app.setErrorHandler(async (err, request, reply) => {
@@ -92,7 +95,7 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
       const retryAfterSec = await throttle.failed(request.ip);
       if (retryAfterSec !== undefined) oauthError = new OAuthError('slow_down', 'Too many failed requests; retry later', 429, { retryAfterSec });
     }
-    audit(request, oauthError.outcome);
+    audit(request, reply, oauthError.outcome);
     // A shed request (bcrypt budget full) shows on its request line only: no warning per request during a flood.
     if (oauthError.status >= 500 && oauthError.outcome !== 'shed') {
       if (oauthError.code === 'temporarily_unavailable') request.log.warn({ code: (err as FastifyError).code }, 'database unavailable');
@@ -137,7 +140,7 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
       const credentials = readClientCredentials(request.headers.authorization, body);
       client.set(request, { clientId: credentials.clientId, method: credentials.method });
       const result = await oauth.clientCredentialsGrant(credentials, { scope: body.scope, audience: body.audience }, request.ip);
-      audit(request, 'granted');
+      audit(request, reply, 'granted');
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(result);
     },
   );
