@@ -26,6 +26,7 @@ import { addressKey, type AttemptStore, createFailureThrottle, createMemoryAttem
 import { createWorkBudget } from './lib/work-budget.js';
 import { createAuthEventRecorder } from './modules/auth-events/auth-events.recorder.js';
 import { authEventsRoutes } from './modules/auth-events/auth-events.routes.js';
+import { auditRoutes } from './modules/audit/audit.routes.js';
 import fastifyRateLimit from '@fastify/rate-limit';
 import { createUserGuards } from './plugins/admin-guard.js';
 import { registerErrorHandlers } from './plugins/error-handler.js';
@@ -286,6 +287,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       await api.register(m2mClientsRoutes, { clients, guards });
       await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(authEventsRoutes, { db: database.db, recorder: authEvents, guards });
+      await api.register(auditRoutes, { db: database.db, guards });
       await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents });
       await api.register(signingKeysRoutes, { keys: signingKeys, guards });
     },

@@ -2,7 +2,10 @@ import { AuthClientError } from './errors.js';
 import { createRequest } from './lib/http.js';
 import { createMemoryStorage, type TokenStorage } from './storage.js';
 import type {
+  AuditListOptions,
+  AuditPage,
   ChangePasswordRequest,
+  ClientSecretRecord,
   CreateM2MClientRequest,
   CreateM2MClientResponse,
   FetchLike,
@@ -18,6 +21,8 @@ import type {
   CatalogSummary,
   RegisterCatalogRequest,
   RegisterCatalogResponse,
+  RotateSecretOptions,
+  RotateSecretResponse,
   ServerMetadata,
   UpdateM2MClientRequest,
 } from './types.js';
@@ -115,6 +120,17 @@ export interface ServicesApi {
    * valid until they expire.
    */
   revoke(id: string): Promise<void>;
+  /**
+   * Issues a new secret for a credential (`POST /admin/m2m-clients/:id/secrets`);
+   * the `client_secret` in the answer is shown exactly once. The previous
+   * secret keeps working until `expire_previous_in` seconds have passed (or
+   * the server's default), so the new one can be deployed first.
+   */
+  rotateSecret(id: string, options?: RotateSecretOptions): Promise<RotateSecretResponse>;
+  /** The credential's live secrets, never their values (`GET /admin/m2m-clients/:id/secrets`, unwrapped). */
+  secrets(id: string): Promise<ClientSecretRecord[]>;
+  /** Deletes one secret at once (`DELETE /admin/m2m-clients/:id/secrets/:secretId`); the last live one is `conflict`. */
+  deleteSecret(id: string, secretId: string): Promise<void>;
 }
 
 /**
@@ -137,6 +153,18 @@ export interface PermissionsApi {
   services(): Promise<CatalogSummary[]>;
 }
 
+/** The audit trail of admin actions (`GET /admin/audit-events`), system_admin only. */
+export interface AuditApi {
+  /**
+   * One page of audit entries, newest first: pass the answer's `next_cursor`
+   * as `cursor` for the next, older page until it is `null`.
+   *
+   * @example
+   * const { events } = await client.audit.list({ target: credential.id }); // one credential's trail
+   */
+  list(options?: AuditListOptions): Promise<AuditPage>;
+}
+
 /** The client {@link createAuthClient} returns. */
 export interface AuthClient {
   /**
@@ -153,6 +181,7 @@ export interface AuthClient {
   auth: AuthApi;
   services: ServicesApi;
   permissions: PermissionsApi;
+  audit: AuditApi;
 }
 
 /** The array under `key` of a list answer; `invalid_response` when there is none. */
@@ -297,6 +326,11 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       getByClientId: (clientId) => request<M2MClientRecord>('GET', `${api}/admin/m2m-clients/by-client-id/${encodeURIComponent(clientId)}`),
       update: (id, body) => request<M2MClientRecord>('PATCH', clientUrl(id), { body }),
       revoke: (id) => request<void>('DELETE', clientUrl(id)),
+      rotateSecret: (id, options = {}) => request<RotateSecretResponse>('POST', `${clientUrl(id)}/secrets`, { body: options }),
+      async secrets(id) {
+        return unwrap<ClientSecretRecord>(await request<{ secrets?: unknown }>('GET', `${clientUrl(id)}/secrets`), 'secrets', `GET ${clientUrl(id)}/secrets`);
+      },
+      deleteSecret: (id, secretId) => request<void>('DELETE', `${clientUrl(id)}/secrets/${encodeURIComponent(secretId)}`),
     },
 
     permissions: {
@@ -307,6 +341,21 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       },
       async services() {
         return unwrap<CatalogSummary>(await request<{ services?: unknown }>('GET', `${api}/admin/permissions/services`), 'services', `GET ${api}/admin/permissions/services`);
+      },
+    },
+
+    audit: {
+      async list(options = {}) {
+        const query = new URLSearchParams();
+        // Only the parameters the server knows, and only when given: it refuses unknown ones.
+        for (const key of ['actor', 'action', 'target_type', 'target', 'since', 'until', 'limit', 'cursor'] as const) {
+          const value = options[key];
+          if (value !== undefined) query.set(key, String(value));
+        }
+        const search = query.toString();
+        const url = `${api}/admin/audit-events${search ? `?${search}` : ''}`;
+        const answer = await request<{ events?: unknown; next_cursor?: unknown }>('GET', url);
+        return { events: unwrap(answer, 'events', `GET ${url}`), next_cursor: typeof answer.next_cursor === 'string' ? answer.next_cursor : null };
       },
     },
   };
