@@ -27,6 +27,7 @@ import { createWorkBudget } from './lib/work-budget.js';
 import { createAuthEventRecorder } from './modules/auth-events/auth-events.recorder.js';
 import { authEventsRoutes } from './modules/auth-events/auth-events.routes.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
+import { consoleRoutes, DEFAULT_CONSOLE_DIR } from './modules/console/console.routes.js';
 import fastifyRateLimit from '@fastify/rate-limit';
 import { createUserGuards } from './plugins/admin-guard.js';
 import { registerErrorHandlers } from './plugins/error-handler.js';
@@ -55,6 +56,8 @@ export interface BuildAppOptions {
    * store (keys are namespaced by throttle) or a factory for several instances.
    */
   attemptStore?: AttemptStore | ((throttle: 'login' | 'grant') => AttemptStore);
+  /** The built admin console served at `/admin`, or `false` for none. Default: this package's `dist/console/`. */
+  consoleDir?: string | false;
   /** A pino logger, `false` to log nothing, or fastify logger options. Default: JSON at `config.logLevel`. */
   logger?: FastifyBaseLogger | FastifyServerOptions['logger'];
 }
@@ -269,6 +272,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(healthRoutes, { database });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
   await app.register(jwksRoutes, { keys: signingKeys, maxAgeSec: config.serviceTokens.jwksMaxAgeSec });
+  if (options.consoleDir !== false) {
+    await app.register(consoleRoutes, {
+      dir: options.consoleDir ?? DEFAULT_CONSOLE_DIR,
+      onMissing: (dir) => app.log.warn({ dir }, 'the admin console is not built: /admin answers 404 (pnpm build builds it)'),
+    });
+  }
   await app.register(
     async (api) => {
       if (config.limits.requestsPerMinute > 0) {
