@@ -27,11 +27,9 @@ export function chromiumPath(): string {
   }
 }
 
-export async function launchBrowser(): Promise<Browser> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'console-chromium-'));
-  const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: [...CHROMIUM_ARGS, `--user-data-dir=${dataDir}`] });
-  browser.on('disconnected', () => rmSync(dataDir, { recursive: true, force: true }));
-  return browser;
+/** Headless Chromium with a fresh profile (playwright-core makes a temporary one and deletes it on close). */
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
 }
 
 export interface RunningServer {

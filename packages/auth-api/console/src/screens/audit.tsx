@@ -4,7 +4,7 @@ import { type Problem, problemsOf } from '../api.js';
 import { AuditTable, Field, Problems, ScreenTitle } from '../components.js';
 import { SessionEnded, useSession } from '../session.js';
 
-const PAGE_SIZE = 50;
+const PAGE_SIZE = 25;
 /** Suggestions for the action filter (the server records these; docs/API.md lists them). */
 const ACTIONS = [
   'm2m_client.create',
@@ -44,6 +44,7 @@ export function AuditScreen() {
   useEffect(() => {
     let live = true;
     setProblems([]);
+    setEvents(null);
     const cursor = cursors[cursors.length - 1];
     const query = {
       limit: PAGE_SIZE,

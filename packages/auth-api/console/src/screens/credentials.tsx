@@ -34,6 +34,7 @@ export function CredentialsScreen() {
   useEffect(() => {
     let live = true;
     setProblems([]);
+    setRows(null);
     const query = {
       limit: PAGE_SIZE,
       ...(cursors[cursors.length - 1] ? { cursor: cursors[cursors.length - 1] } : {}),
