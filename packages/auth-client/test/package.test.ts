@@ -84,7 +84,7 @@ describe('the packed package', () => {
     `);
     expect(JSON.parse(stdout)).toEqual({
       exports: ['AuthClientError', 'createAuthClient', 'createMemoryStorage'],
-      client: ['function', 'login', 'logout', 'revokeAllSessions', 'changePassword', 'me', 'create', 'list', 'listPage', 'get', 'getByClientId', 'update', 'revoke'],
+      client: ['function', 'login', 'logout', 'revokeAllSessions', 'changePassword', 'me', 'create', 'list', 'listPage', 'get', 'getByClientId', 'update', 'revoke', 'rotateSecret', 'secrets', 'deleteSecret'],
       error: [true, 'AuthClientError', 'conflict', 409],
       storage: 'function',
     });

@@ -389,6 +389,27 @@ describe('the admin console in Chromium', () => {
     await shot('session-ended');
   });
 
+  it('a session that expires (USER_TOKEN_TTL, 900 s here) ends in the console at that moment, with the same message', async () => {
+    // A page of its own with a controlled clock: 15 minutes pass in an instant.
+    const timed = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      await timed.clock.install();
+      const tab = await timed.newPage();
+      await tab.goto(`${server.url}/admin`);
+      await tab.getByLabel('Email').fill(ADMIN.email);
+      await tab.getByLabel('Password').fill(ADMIN.password);
+      await tab.getByRole('button', { name: 'Sign in' }).click();
+      await expect.poll(() => tab.locator('h1').textContent()).toBe('Credentials');
+      await tab.clock.fastForward(899_000);
+      expect(await tab.locator('h1').textContent()).toBe('Credentials');
+      await tab.clock.fastForward(2_000);
+      await expect.poll(() => tab.locator('h1').textContent()).toBe('Sign in to the auth-api console');
+      expect(await tab.getByRole('status').textContent()).toBe('Your session has ended, so you were signed out. Sign in again to continue.');
+    } finally {
+      await timed.close();
+    }
+  });
+
   it('the token is in memory only: a reload asks to sign in again; sign out ends the session', async () => {
     await signIn();
     await page.reload();

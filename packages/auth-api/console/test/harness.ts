@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { CLI, processEnv, REPO_ROOT } from '../../test/process-helpers.js';
 
-/** The flags TOOLCHAIN.md lists for Debian's Chromium on these machines (no sandbox as root, no network of its own). */
+/** Flags for Debian's Chromium in a container: no sandbox (root), no GPU, none of its own network traffic (a closed network refuses it). */
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
