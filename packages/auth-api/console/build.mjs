@@ -4,22 +4,21 @@
 // browsers cache them for good; index.html (never cached) names them. No inline script or style:
 // the page runs under `script-src 'self'; style-src 'self'`.
 //   node console/build.mjs            (from packages/auth-api; `pnpm build` runs it)
-import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const target = join(here, '..', 'dist', 'console');
-mkdirSync(target, { recursive: true });
-// Built beside the target, then moved in file by file (index.html last) and stale files removed:
-// a server starting meanwhile (tests run in parallel) reads the old set or the new one, never none.
-const outdir = mkdtempSync(join(here, '..', 'dist', '.console-'));
+const outdir = join(here, '..', 'dist', 'console');
+mkdirSync(outdir, { recursive: true });
 
 const result = await build({
   entryPoints: { app: join(here, 'src', 'main.tsx'), style: join(here, 'src', 'styles.css') },
   outdir,
   entryNames: '[name]-[hash]',
+  // Paths (and so the content hashes) relative to this folder, whatever the caller's working directory.
+  absWorkingDir: here,
   bundle: true,
   minify: true,
   format: 'esm',
@@ -31,13 +30,23 @@ const result = await build({
   legalComments: 'none',
   metafile: true,
   logLevel: 'warning',
+  write: false,
 });
 
-const files = readdirSync(outdir);
+// Each file written beside its place and renamed in (index.html last), then stale files removed:
+// a server starting meanwhile (tests run in parallel) reads the old set or the new one, never none.
+const put = (path, contents) => {
+  const temp = `${path}.${process.pid}.tmp`;
+  writeFileSync(temp, contents);
+  renameSync(temp, path);
+};
+for (const file of result.outputFiles) put(file.path, file.contents);
+
+const files = result.outputFiles.map((f) => basename(f.path));
 const js = files.find((f) => /^app-.*\.js$/.test(f));
 const css = files.find((f) => /^style-.*\.css$/.test(f));
 if (!js || !css) throw new Error(`console build: missing output in ${outdir}: ${files.join(', ')}`);
-writeFileSync(
+put(
   join(outdir, 'index.html'),
   `<!doctype html>
 <html lang="en">
@@ -55,10 +64,8 @@ writeFileSync(
 </html>
 `,
 );
-const built = readdirSync(outdir);
-for (const file of built.filter((f) => f !== 'index.html')) renameSync(join(outdir, file), join(target, file));
-renameSync(join(outdir, 'index.html'), join(target, 'index.html'));
-for (const file of readdirSync(target)) if (!built.includes(file)) rmSync(join(target, file), { force: true });
-rmSync(outdir, { recursive: true, force: true });
+const keep = new Set([...files, 'index.html']);
+for (const file of readdirSync(outdir)) if (!keep.has(file) && !file.endsWith('.tmp')) rmSync(join(outdir, file), { force: true });
 const bytes = Object.entries(result.metafile.outputs).map(([file, out]) => `${basename(file)} ${(out.bytes / 1024).toFixed(1)} KiB`);
-console.log(`console built into ${target}: ${bytes.join(', ')}`);
+// On stderr: `pnpm pack --json` (whose prepack runs this) keeps stdout for its JSON.
+console.error(`console built into ${outdir}: ${bytes.join(', ')}`);
