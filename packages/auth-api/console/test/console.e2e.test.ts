@@ -329,6 +329,12 @@ describe('the admin console in Chromium', () => {
     await expect.poll(() => gsku.locator('tbody tr').count()).toBe(2);
     const readRow = gsku.locator('tbody tr', { hasText: 'gsku:read' });
     expect(await readRow.getByRole('link').allTextContents()).toEqual(['batch-21', 'batch-19', 'batch-17', 'batch-15', 'batch-13', 'batch-11', 'batch-09', 'batch-07', 'batch-05', 'batch-03', 'batch-01', 'legacy-exporter']);
+    // The seeded batch credentials hold no uncatalogued scope; a typed one shows under "Scopes without a catalog".
+    await admin.services.create({ client_id: 'reports-job', name: 'Reports', scopes: ['reports:read'] });
+    await page.reload();
+    await signIn();
+    await page.getByRole('link', { name: 'Catalogs' }).click();
+    await expect.poll(() => page.getByRole('region', { name: 'Scopes without a catalog' }).textContent()).toContain('reports:read: reports-job');
     const orphaned = page.getByRole('region', { name: 'Orphaned scopes' });
     expect(await orphaned.textContent()).toContain('legacy-exporter: gsku:legacy');
     await expectAccessible('catalogs');

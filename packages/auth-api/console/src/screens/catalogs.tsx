@@ -48,6 +48,12 @@ export function CatalogsScreen() {
 
   const holders = (scope: string) => (data?.clients ?? []).filter((c) => c.scopes.includes(scope));
   const orphaned = (data?.clients ?? []).filter((c) => c.orphaned_scopes.length > 0);
+  // Scopes in namespaces no catalog covers: any value is accepted there, so they are worth a look.
+  const covered = new Set((data?.permissions ?? []).map((p) => p.code.split(':')[0]));
+  const uncatalogued = new Map<string, M2MClientRecord[]>();
+  for (const c of data?.clients ?? []) {
+    for (const scope of c.scopes) if (!covered.has(scope.split(':')[0])) uncatalogued.set(scope, [...(uncatalogued.get(scope) ?? []), c]);
+  }
 
   return (
     <section>
@@ -98,6 +104,19 @@ export function CatalogsScreen() {
             </div>
           </section>
         ))
+      )}
+      {data !== null && uncatalogued.size > 0 && (
+        <section aria-labelledby="uncatalogued-heading">
+          <h2 id="uncatalogued-heading">Scopes without a catalog</h2>
+          <p class="hint">No service has registered a catalog for these namespaces, so any scope there is accepted as typed.</p>
+          <ul>
+            {[...uncatalogued].sort(([a], [b]) => a.localeCompare(b)).map(([scope, clients]) => (
+              <li key={scope}>
+                <span class="mono">{scope}</span>: <Holders clients={clients} />
+              </li>
+            ))}
+          </ul>
+        </section>
       )}
       {data !== null && (
         <section aria-labelledby="orphaned-heading">
