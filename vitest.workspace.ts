@@ -53,6 +53,8 @@ export const projects: TestProjectConfiguration[] = [
       name: 'auth-server-nest',
       root: './packages/auth-server-nest',
       include: ['test/**/*.test.ts'],
+      // The README and package tests compile against the built package: build it once, first.
+      globalSetup: ['./test/build.global.ts'],
       testTimeout: 60_000,
       hookTimeout: 120_000,
     },

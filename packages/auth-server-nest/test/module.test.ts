@@ -1,11 +1,19 @@
 // Options and decorators checked once, early, with errors a person can act on. No network.
 import 'reflect-metadata';
-import { Module } from '@nestjs/common';
+import { Controller, Get, Injectable, Module, UseGuards } from '@nestjs/common';
 import { ServiceTokenManager } from '@rw3iss/auth-server-ts';
 import { describe, expect, it } from 'vitest';
-import { RequireScopes, ServiceTokenModule, ServiceTokenModuleError, SERVICE_TOKEN_VERIFIER } from '../src/index.js';
+import {
+  RequireScopes,
+  ServicePrincipal,
+  ServiceTokenGuard,
+  ServiceTokenModule,
+  ServiceTokenModuleError,
+  type ServiceTokenModuleOptions as ModuleOptions,
+  SERVICE_TOKEN_VERIFIER,
+} from '../src/index.js';
 import { resolveOptions, type ServiceTokenModuleOptions } from '../src/service-token.options.js';
-import { startNest } from './helpers.js';
+import { baseClaims, PLATFORMS, signToken, startNest } from './helpers.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 const manager = { tokenEndpoint: 'https://auth.example.com/api/v1/oauth/token', clientId: 'gsku-svc', clientSecret: 's3cret' };
@@ -108,5 +116,79 @@ describe('forRootAsync', () => {
     const verifier = app.get(SERVICE_TOKEN_VERIFIER);
     await expect(verifier.verify('not-a-token')).rejects.toMatchObject({ code: 'invalid_token' });
     await app.close();
+  });
+});
+
+describe('forRootAsync with useClass', () => {
+  it('takes the options from the class’s create()', async () => {
+    @Injectable()
+    class OptionsFromConfig {
+      create(): ModuleOptions {
+        return { verifier: { secret: SECRET, issuer: 'https://auth.example.com', audience: 'gsku' } };
+      }
+    }
+    @Module({ imports: [ServiceTokenModule.forRootAsync({ useClass: OptionsFromConfig })] })
+    class AppModule {}
+    const { app } = await startNest('express', AppModule);
+    const now = Math.floor(Date.now() / 1000);
+    const token = signToken(SECRET, { ...baseClaims('https://auth.example.com', 'gsku', now, 60), client_id: 'caller-svc', token_type: 'service', scopes: [] });
+    await expect(app.get(SERVICE_TOKEN_VERIFIER).verify(token)).resolves.toMatchObject({ clientId: 'caller-svc' });
+    await app.close();
+  });
+});
+
+describe('isGlobal', () => {
+  const verifier = { secret: SECRET, issuer: 'https://auth.example.com', audience: 'gsku' };
+
+  @Controller('feature')
+  @UseGuards(ServiceTokenGuard)
+  class GuardedController {
+    @Get()
+    @RequireScopes('gsku:read')
+    get(@ServicePrincipal() caller: ServicePrincipal) {
+      return { by: caller.clientId };
+    }
+  }
+
+  @Injectable()
+  class Caller {
+    constructor(readonly tokens: ServiceTokenManager) {}
+  }
+
+  /** ServiceTokenModule imported by the root module only; the feature module uses its guard or its manager without importing it. */
+  function appModule(isGlobal: boolean, feature: 'guard' | 'manager') {
+    @Module(feature === 'guard' ? { controllers: [GuardedController] } : { providers: [Caller] })
+    class FeatureModule {}
+    @Module({ imports: [ServiceTokenModule.forRoot({ isGlobal, verifier, manager }), FeatureModule] })
+    class AppModule {}
+    return AppModule;
+  }
+
+  for (const platform of PLATFORMS) {
+    it(`true: a module that does not import ServiceTokenModule uses its guard (${platform})`, async () => {
+      const { app, url } = await startNest(platform, appModule(true, 'guard'));
+      const now = Math.floor(Date.now() / 1000);
+      const token = (scopes: string[]) =>
+        signToken(SECRET, { ...baseClaims(verifier.issuer, verifier.audience, now, 60), client_id: 'caller-svc', token_type: 'service', scopes });
+      const ok = await fetch(`${url}/feature`, { headers: { authorization: `Bearer ${token(['gsku:read'])}` } });
+      expect([ok.status, await ok.json()]).toEqual([200, { by: 'caller-svc' }]);
+      expect((await fetch(`${url}/feature`, { headers: { authorization: `Bearer ${token(['gsku:write'])}` } })).status).toBe(403);
+      expect((await fetch(`${url}/feature`)).status).toBe(401);
+      await app.close();
+    });
+  }
+
+  it('true: the manager is injectable there too', async () => {
+    const { app } = await startNest('express', appModule(true, 'manager'));
+    expect(app.get(Caller).tokens).toBeInstanceOf(ServiceTokenManager);
+    await app.close();
+  });
+
+  it('false (the default): that module gets no verifier (the guard refuses to boot) and no manager', async () => {
+    const guardOnly = await startNest('express', appModule(false, 'guard')).catch((e: unknown) => e);
+    expect(guardOnly).toBeInstanceOf(ServiceTokenModuleError);
+    expect(guardOnly).toMatchObject({ code: 'invalid_options', message: expect.stringContaining('isGlobal: true') });
+    const managerOnly = await startNest('express', appModule(false, 'manager')).catch((e: unknown) => e);
+    expect(String(managerOnly)).toMatch(/can't resolve dependencies of the Caller/);
   });
 });

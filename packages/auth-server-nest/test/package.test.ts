@@ -148,6 +148,8 @@ describe('the packed package', () => {
     const manifest = JSON.parse(run('tar', ['-xzOf', tarball, 'package/package.json'], work));
     // pnpm pack turns the workspace range into the SDK's version.
     expect(manifest.dependencies).toEqual({ '@rw3iss/auth-server-ts': JSON.parse(run('tar', ['-xzOf', sdkTarball, 'package/package.json'], work)).version });
+    // Nest and its companions are the application's: peers, from the versions tested with (installed below).
+    expect(manifest.peerDependencies).toEqual({ '@nestjs/common': '^11.2.10', '@nestjs/core': '^11.2.10', 'reflect-metadata': '^0.2.2', rxjs: '^7.8.2' });
 
     const app = join(work, 'app');
     mkdirSync(app);

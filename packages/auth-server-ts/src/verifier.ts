@@ -5,6 +5,7 @@ import { ACCESS_TOKEN_TYP, type ServiceTokenClaims } from './claims.js';
 import type { Clock } from './clock.js';
 import { AuthServerError, TokenVerificationError, type TokenVerificationReason } from './errors.js';
 import { keyIdForSecret } from './keys.js';
+import { TokenCache } from './lib/token-cache.js';
 import { isSafeOrigin } from './lib/urls.js';
 import { ASYMMETRIC_ALGORITHMS, importPublicJwk, type PublicJwk, type PublicKeyEntry, RemoteKeySet, verifySignature } from './lib/public-keys.js';
 
@@ -185,9 +186,9 @@ interface KnownHeader {
   typ: unknown;
 }
 
+/** A verified token: its principal, and until when it may be served from the cache (exp, or the maxTokenAgeSec limit). */
 interface CacheEntry {
   principal: ServicePrincipal;
-  granted: ReadonlySet<string>;
   validUntilMs: number;
 }
 
@@ -202,8 +203,7 @@ class Verifier implements ServiceTokenVerifier {
   readonly #maxTokenAgeSec: number | undefined;
   readonly #maxLifetimeSec: number;
   readonly #clockToleranceSec: number;
-  readonly #cache: Map<string, CacheEntry> | undefined;
-  readonly #maxEntries: number;
+  readonly #cache: TokenCache<ServicePrincipal> | undefined;
   /** HMAC keys; none when no secret is configured (asymmetric only). */
   #keys: Promise<KeySet> = Promise.resolve(EMPTY_KEYS);
   #readyKeys: KeySet | undefined = EMPTY_KEYS;
@@ -274,8 +274,7 @@ class Verifier implements ServiceTokenVerifier {
     this.#maxTokenAgeSec = maxTokenAgeSec;
     this.#maxLifetimeSec = maxLifetimeSec;
     this.#clockToleranceSec = clockToleranceSec;
-    this.#maxEntries = maxEntries;
-    this.#cache = cache === false ? undefined : new Map();
+    this.#cache = cache === false ? undefined : new TokenCache(maxEntries);
     this.#remoteKeys = remote
       ? new RemoteKeySet({
           uri: jwksUri,
@@ -330,13 +329,10 @@ class Verifier implements ServiceTokenVerifier {
       throw new TokenVerificationError('missing_token', 'No bearer token was presented');
     }
     const now = this.#clock ? this.#clock.now() : Date.now();
-    const hit = this.#cache?.get(token);
+    const hit = this.#cache?.get(token, now);
     if (hit !== undefined) {
-      if (now < hit.validUntilMs) {
-        checkScopes(hit.granted, requirement);
-        return hit.principal;
-      }
-      this.#cache!.delete(token);
+      checkScopes(hit.scopes, requirement);
+      return hit;
     }
 
     const generation = this.#generation;
@@ -353,11 +349,8 @@ class Verifier implements ServiceTokenVerifier {
         this.#active--;
       }
     }
-    if (this.#cache !== undefined && generation === this.#generation && now < entry.validUntilMs) {
-      if (this.#cache.size >= this.#maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
-      this.#cache.set(token, entry);
-    }
-    checkScopes(entry.granted, requirement);
+    if (this.#cache !== undefined && generation === this.#generation && now < entry.validUntilMs) this.#cache.set(token, entry.principal, entry.validUntilMs);
+    checkScopes(entry.principal.scopes, requirement);
     return entry.principal;
   }
 
@@ -510,15 +503,16 @@ class Verifier implements ServiceTokenVerifier {
       throw new TokenVerificationError('invalid_token', 'The scopes / scope claim is malformed', { reason: 'claims' });
     }
     const serviceName = typeof payload.service_name === 'string' ? payload.service_name : clientId;
-    if (Array.isArray(payload.scopes)) Object.freeze(payload.scopes);
+    // scopes is the claim's own array when the token has one (frozen with the claims), else a new one from `scope`.
+    Object.freeze(scopes);
     const claims = Object.freeze(payload) as unknown as ServiceTokenClaims;
-    const principal: ServicePrincipal = Object.freeze({ clientId, serviceName, scopes: Object.freeze(scopes), claims });
+    const principal: ServicePrincipal = Object.freeze({ clientId, serviceName, scopes, claims });
 
     let validUntilMs = (payload.exp as number) * 1000;
     if (this.#maxTokenAgeSec !== undefined) {
       validUntilMs = Math.min(validUntilMs, ((payload.iat as number) + this.#maxTokenAgeSec) * 1000);
     }
-    return { principal, granted: new Set(scopes), validUntilMs };
+    return { principal, validUntilMs };
   }
 }
 
@@ -694,17 +688,18 @@ function unknownKey(remote: RemoteKeySet | undefined): TokenVerificationError {
 
 function readScopes(payload: Record<string, unknown>): string[] | undefined {
   const { scopes, scope } = payload;
-  if (Array.isArray(scopes)) return scopes.every((s) => typeof s === 'string') ? [...(scopes as string[])] : undefined;
+  if (Array.isArray(scopes)) return scopes.every((s) => typeof s === 'string') ? (scopes as string[]) : undefined;
   if (typeof scope === 'string') return scope.split(' ').filter((s) => s !== '');
   if (scopes === undefined && scope === undefined) return [];
   return undefined;
 }
 
-function checkScopes(granted: ReadonlySet<string>, requirement: ScopeRequirement | undefined): void {
+// A token carries a handful of scopes: a linear search beats building a Set for every token.
+function checkScopes(granted: readonly string[], requirement: ScopeRequirement | undefined): void {
   const required = requirement?.scopes;
   if (required === undefined || required.length === 0) return;
   const any = requirement?.mode === 'any';
-  const ok = any ? required.some((s) => granted.has(s)) : required.every((s) => granted.has(s));
+  const ok = any ? required.some((s) => granted.includes(s)) : required.every((s) => granted.includes(s));
   if (!ok) {
     throw new TokenVerificationError(
       'insufficient_scope',

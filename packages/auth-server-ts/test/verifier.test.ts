@@ -271,6 +271,24 @@ describe('createServiceTokenVerifier: cache of verified tokens', () => {
     expect(verify).toHaveBeenCalledTimes(4);
   });
 
+  it('serves only the exact token: a cached token’s signature on another payload is refused', async () => {
+    const verifier = createServiceTokenVerifier(base);
+    const token = await signToken();
+    await verifier.verify(token, { scopes: ['gsku:publish'] });
+    const [head, body, signature] = token.split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(body, 'base64url').toString());
+    const grafted = `${head}.${Buffer.from(JSON.stringify({ ...claims, scopes: ['gsku:admin'], scope: 'gsku:admin' })).toString('base64url')}.${signature}`;
+    expect(await refusal(verifier.verify(grafted, { scopes: ['gsku:admin'] }))).toMatchObject({ code: 'invalid_token', reason: 'signature' });
+    // Both paths: the same graft of a token verified through jose.
+    const viaJoseToken = await viaJose({ claims: { jti: 'jose-1' } });
+    await verifier.verify(viaJoseToken);
+    const [h2, b2, s2] = viaJoseToken.split('.') as [string, string, string];
+    const grafted2 = `${h2}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(b2, 'base64url').toString()), client_id: 'intruder' })).toString('base64url')}.${s2}`;
+    expect(await refusal(verifier.verify(grafted2))).toMatchObject({ code: 'invalid_token', reason: 'signature' });
+    // The originals are still served.
+    await expect(verifier.verify(token)).resolves.toMatchObject({ clientId: 'billing-svc' });
+  });
+
   it('does not cache refused tokens', async () => {
     const verifier = createServiceTokenVerifier(base);
     const token = await signToken({ claims: { token_type: 'user' } });
