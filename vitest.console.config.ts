@@ -16,6 +16,8 @@ export default defineConfig({
     // One server and one browser, driven step by step.
     fileParallelism: false,
     testTimeout: 60_000,
+    // expect.poll waits up to 1 s by default: a sign-in (bcrypt) on a loaded machine can take longer.
+    expect: { poll: { timeout: 15_000, interval: 100 } },
     hookTimeout: 120_000,
     globalSetup: ['../test/build.global.ts'],
   },
