@@ -39,6 +39,8 @@ try {
     );
     const files = new Set(packed.files.map((f) => f.path));
     const wanted = new Set([
+      // The server ships the built admin console it serves at /admin.
+      ...(manifest.name === '@rw3iss/auth-api' ? ['dist/console/index.html'] : []),
       ...targets(manifest.main),
       ...targets(manifest.types),
       ...targets(manifest.bin),

@@ -38,6 +38,8 @@ import { countLookups, countRejections, createMetrics, type Metrics } from './mo
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { createAuthEventRecorder } from './modules/auth-events/auth-events.recorder.js';
 import { authEventsRoutes } from './modules/auth-events/auth-events.routes.js';
+import { auditRoutes } from './modules/audit/audit.routes.js';
+import { consoleRoutes, DEFAULT_CONSOLE_DIR } from './modules/console/console.routes.js';
 import fastifyRateLimit from '@fastify/rate-limit';
 import { createUserGuards } from './plugins/admin-guard.js';
 import { registerErrorHandlers } from './plugins/error-handler.js';
@@ -77,6 +79,8 @@ export interface BuildAppOptions {
   attemptStore?: AttemptStore | ((throttle: 'login' | 'grant') => AttemptStore);
   /** Where the metrics go (`/metrics`). Default: a registry of this app's own. */
   metrics?: Metrics;
+  /** The built admin console served at `/admin`, or `false` for none. Default: this package's `dist/console/`. */
+  consoleDir?: string | false;
   /** A pino logger, `false` to log nothing, or fastify logger options. Default: JSON at `config.logLevel`. */
   logger?: FastifyBaseLogger | FastifyServerOptions['logger'];
 }
@@ -343,6 +347,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   if (config.metrics.token) await app.register(metricsRoutes, { registry: metrics.registry, token: config.metrics.token });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
   await app.register(jwksRoutes, { keys: signingKeys, maxAgeSec: config.serviceTokens.jwksMaxAgeSec });
+  if (options.consoleDir !== false) {
+    await app.register(consoleRoutes, {
+      dir: options.consoleDir ?? DEFAULT_CONSOLE_DIR,
+      onMissing: (dir) => app.log.warn({ dir }, 'the admin console is not built: /admin answers 404 (pnpm build builds it)'),
+    });
+  }
   await app.register(
     async (api) => {
       if (config.limits.requestsPerMinute > 0) {
@@ -361,6 +371,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       await api.register(m2mClientsRoutes, { clients, secrets: clientSecrets, guards });
       await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(authEventsRoutes, { db: database.db, recorder: authEvents, guards });
+      await api.register(auditRoutes, { db: database.db, guards });
       await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents, revocations, onOutcome: metrics.grant });
       await api.register(revocationFeedRoutes, { revocations });
       await api.register(signingKeysRoutes, { keys: signingKeys, guards });

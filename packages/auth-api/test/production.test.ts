@@ -81,6 +81,17 @@ describe.skipIf(!TEST_DATABASE_URL)('the container start command, in production,
     expect(await ready.json()).toEqual({ status: 'ok', database: 'postgres' });
   });
 
+  it('serves the built admin console at /admin with its CSP, and no warning that it is missing', async () => {
+    const page = await fetch(`${baseUrl}/admin`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    const script = /\/admin\/assets\/app-[A-Z0-9]+\.js/.exec(await page.text());
+    expect(script).not.toBeNull();
+    expect((await fetch(`${baseUrl}${script![0]}`)).status).toBe(200);
+    expect(logs.some((l) => l.msg.startsWith('the admin console is not built'))).toBe(false);
+  });
+
   it('warns at start that TRUST_PROXY is unset behind an https issuer', () => {
     expect(logs.find((l) => l.msg.startsWith('TRUST_PROXY is unset'))).toMatchObject({ level: 40, msg: expect.stringContaining('Set TRUST_PROXY') });
   });

@@ -2,6 +2,8 @@ import { AuthClientError } from './errors.js';
 import { createRequest } from './lib/http.js';
 import { createMemoryStorage, type TokenStorage } from './storage.js';
 import type {
+  AuditListOptions,
+  AuditPage,
   ChangePasswordRequest,
   CreateM2MClientRequest,
   CreateM2MClientResponse,
@@ -160,6 +162,18 @@ export interface PermissionsApi {
   services(): Promise<CatalogSummary[]>;
 }
 
+/** The audit trail of admin actions (`GET /admin/audit-events`), system_admin only. */
+export interface AuditApi {
+  /**
+   * One page of audit entries, newest first: pass the answer's `next_cursor`
+   * as `cursor` for the next, older page until it is `null`.
+   *
+   * @example
+   * const { events } = await client.audit.list({ target: credential.id }); // one credential's trail
+   */
+  list(options?: AuditListOptions): Promise<AuditPage>;
+}
+
 /** The client {@link createAuthClient} returns. */
 export interface AuthClient {
   /**
@@ -176,6 +190,7 @@ export interface AuthClient {
   auth: AuthApi;
   services: ServicesApi;
   permissions: PermissionsApi;
+  audit: AuditApi;
 }
 
 /** The array under `key` of a list answer; `invalid_response` when there is none. */
@@ -335,6 +350,21 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       },
       async services() {
         return unwrap<CatalogSummary>(await request<{ services?: unknown }>('GET', `${api}/admin/permissions/services`), 'services', `GET ${api}/admin/permissions/services`);
+      },
+    },
+
+    audit: {
+      async list(options = {}) {
+        const query = new URLSearchParams();
+        // Only the parameters the server knows, and only when given: it refuses unknown ones.
+        for (const key of ['actor', 'action', 'target_type', 'target', 'since', 'until', 'limit', 'cursor'] as const) {
+          const value = options[key];
+          if (value !== undefined) query.set(key, String(value));
+        }
+        const search = query.toString();
+        const url = `${api}/admin/audit-events${search ? `?${search}` : ''}`;
+        const answer = await request<{ events?: unknown; next_cursor?: unknown }>('GET', url);
+        return { events: unwrap(answer, 'events', `GET ${url}`), next_cursor: typeof answer.next_cursor === 'string' ? answer.next_cursor : null };
       },
     },
   };

@@ -7,12 +7,15 @@
  * `@rw3iss/auth-server-ts` (`ServiceTokenManager`) for service tokens.
  */
 export { createAuthClient } from './client.js';
-export type { AuthApi, AuthClient, AuthClientOptions, PermissionsApi, ServicesApi } from './client.js';
+export type { AuditApi, AuthApi, AuthClient, AuthClientOptions, PermissionsApi, ServicesApi } from './client.js';
 export { AuthClientError } from './errors.js';
 export type { AuthClientErrorCode, ErrorDetail, ServerErrorCode } from './errors.js';
 export { createMemoryStorage } from './storage.js';
 export type { TokenStorage } from './storage.js';
 export type {
+  AuditEvent,
+  AuditListOptions,
+  AuditPage,
   AuthUser,
   ChangePasswordRequest,
   CatalogSummary,

@@ -229,3 +229,46 @@ export interface FetchResponse {
  * neither the DOM lib nor `@types/node`.
  */
 export type FetchLike = (input: string, init: { method: string; headers: Record<string, string>; body?: string }) => Promise<FetchResponse>;
+
+/** One entry of the audit trail (`audit.list()`, `GET /admin/audit-events`). */
+export interface AuditEvent {
+  /** Increasing with time. */
+  id: string;
+  /** When, ISO 8601. */
+  at: string;
+  /** Who: an admin's email (for a failed sign-in, the email as typed), `cli` or `server`. */
+  actor: string;
+  actor_id: string | null;
+  /** What, e.g. `m2m_client.create`, `m2m_client.update`, `m2m_client.revoke`, `login.failure`. */
+  action: string;
+  target_type: string | null;
+  /** A credential's or user's record id, a key's kid, a catalog's service name. */
+  target_id: string | null;
+  ip: string | null;
+  /** What changed (never a secret). */
+  details: Record<string, unknown> | null;
+}
+
+/** Filters and paging of `audit.list()`; every filter matches exactly, and they combine. */
+export interface AuditListOptions {
+  actor?: string;
+  action?: string;
+  target_type?: 'm2m_client' | 'user' | 'signing_key' | 'permission_catalog';
+  /** A target id, e.g. a credential's record `id`: its trail. */
+  target?: string;
+  /** ISO 8601: from this time on. */
+  since?: string;
+  /** ISO 8601: before this time. */
+  until?: string;
+  /** Page size, 1–500 (server default 100). */
+  limit?: number;
+  /** `next_cursor` of the previous page. */
+  cursor?: string;
+}
+
+/** One page of the audit trail, newest first. */
+export interface AuditPage {
+  events: AuditEvent[];
+  /** Pass as `cursor` for the next (older) page; `null` on the last one. */
+  next_cursor: string | null;
+}

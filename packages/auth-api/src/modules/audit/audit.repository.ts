@@ -50,3 +50,33 @@ export async function insertAuditEntry(db: Kysely<Database>, actor: Actor, event
   };
   await db.insertInto('audit_log').values(row).execute();
 }
+
+export interface AuditFilter {
+  /** The actor's label (an admin's email, `cli`, `server`), exact. */
+  actor?: string | undefined;
+  action?: string | undefined;
+  targetType?: string | undefined;
+  targetId?: string | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+  /** Only entries older than this one (the id of the previous page's last entry). */
+  beforeId?: string | undefined;
+  limit: number;
+}
+
+/**
+ * Audit entries matching `filter`, newest first. Ordered by `id` (a bigserial,
+ * so insertion order): a page boundary is one id and pages never repeat or
+ * skip an entry, even between entries of the same instant.
+ */
+export function findAuditEntries(db: Kysely<Database>, filter: AuditFilter) {
+  let query = db.selectFrom('audit_log').selectAll();
+  if (filter.actor !== undefined) query = query.where('actor', '=', filter.actor);
+  if (filter.action !== undefined) query = query.where('action', '=', filter.action);
+  if (filter.targetType !== undefined) query = query.where('target_type', '=', filter.targetType);
+  if (filter.targetId !== undefined) query = query.where('target_id', '=', filter.targetId);
+  if (filter.since !== undefined) query = query.where('at', '>=', filter.since);
+  if (filter.until !== undefined) query = query.where('at', '<', filter.until);
+  if (filter.beforeId !== undefined) query = query.where('id', '<', filter.beforeId);
+  return query.orderBy('id', 'desc').limit(filter.limit).execute();
+}
