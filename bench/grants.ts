@@ -31,7 +31,23 @@ async function load(url: string, body: string, extra: Partial<autocannon.Options
   await autocannon({ url, method: 'POST', headers: FORM, body, connections: CONNECTIONS, duration: 2 });
   const r = await autocannon({ url, method: 'POST', headers: FORM, body, connections: CONNECTIONS, duration: DURATION, ...extra });
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, total: r.requests.total };
+}
+
+/** Commits on the database of `databaseUrl` so far (pg_stat_database, flushed before each read). */
+async function transactionCounter(databaseUrl: string) {
+  const { connectDatabase } = await import('@rw3iss/auth-api/dist/db/connect.js');
+  const database = await connectDatabase({ databaseUrl, poolSize: 1 });
+  return {
+    async read() {
+      // Statistics reach pg_stat_database when a backend goes idle: wait that out, then take a fresh snapshot.
+      await new Promise((r) => setTimeout(r, 1100));
+      await sql`select pg_stat_clear_snapshot()`.execute(database.db);
+      const { rows } = await sql<{ n: string }>`select xact_commit::text as n from pg_stat_database where datname = current_database()`.execute(database.db);
+      return Number(rows[0]!.n);
+    },
+    close: () => database.close(),
+  };
 }
 
 /** One per run, so every server on a database can open the keys another stored. */
@@ -103,7 +119,14 @@ async function repeatGrants(databaseUrl: string): Promise<Row[]> {
   const server = await startServer({ databaseUrl });
   const token = await adminToken(server.base);
   const cred = await createCredential(server.base, token, `repeat-${Date.now().toString(36)}`);
+  // Transactions the database commits during the run (the change feed's heartbeats included):
+  // repeat grants take the credential's state from memory (docs/OPERATIONS.md, "Running several instances").
+  const commits = await transactionCounter(databaseUrl);
+  const before = await commits.read();
   const ours = await load(`${server.base}/api/v1/oauth/token`, grantBody(cred.clientId, cred.secret));
+  // Over the warm-up too, and the counter's own reads: an upper bound.
+  const committed = (await commits.read()) - before;
+  await commits.close();
   await server.stop();
 
   const bare = await startScript('bare-server.ts', [], '/healthz');
@@ -117,7 +140,16 @@ async function repeatGrants(databaseUrl: string): Promise<Row[]> {
   const g = '1. repeat grants (PostgreSQL)';
   return [
     { group: g, metric: 'auth-api grants/s', value: perSecond(ours.rps), baseline: `oidc-provider ${perSecond(oidcRun.rps)}`, ratio: times(ours.rps / oidcRun.rps), bar: '≥ 3×', pass: ours.rps >= 3 * oidcRun.rps },
-    { group: g, metric: 'auth-api grants/s', value: perSecond(ours.rps), baseline: `bare Fastify route ${perSecond(bareRun.rps)}`, ratio: times(ours.rps / bareRun.rps), bar: '≥ 0.30×', pass: ours.rps >= 0.3 * bareRun.rps },
+    { group: g, metric: 'auth-api grants/s', value: perSecond(ours.rps), baseline: `bare Fastify route ${perSecond(bareRun.rps)}`, ratio: times(ours.rps / bareRun.rps), bar: '≥ 0.60×', pass: ours.rps >= 0.6 * bareRun.rps },
+    {
+      group: g,
+      metric: 'database transactions per repeat grant',
+      value: (committed / ours.total).toFixed(4),
+      baseline: `${committed} in ${ours.total} grants`,
+      ratio: '',
+      bar: '< 0.01 (state from memory)',
+      pass: committed / ours.total < 0.01,
+    },
     { group: g, metric: 'auth-api latency p50 / p99', value: `${ms(ours.p50)} / ${ms(ours.p99)}`, baseline: `oidc-provider ${ms(oidcRun.p50)} / ${ms(oidcRun.p99)}`, ratio: '', bar: '—', pass: true },
   ];
 }

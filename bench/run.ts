@@ -7,6 +7,7 @@
 import { run as flood } from './flood.js';
 import { run as catalogGrants } from './catalog-grants.js';
 import { run as grants } from './grants.js';
+import { run as secretHash } from './secret-hash.js';
 import { printTable, type Row } from './lib/report.js';
 import { run as tokenManager } from './token-manager.js';
 import { run as verifier } from './verifier.js';
@@ -17,6 +18,7 @@ for (const [name, bench] of [
   ['server (grants, cold grants, memory)', grants],
   ['server under a bcrypt flood', flood],
   ['grants with catalogs', catalogGrants],
+  ['cold grants by CLIENT_SECRET_HASH', secretHash],
   ['verifier', verifier],
   ['token manager', tokenManager],
 ] as const) {

@@ -5,6 +5,9 @@
  *     checks, plus fast-jwt (no cache / cache) and the floor, a bare HMAC;
  *  2. a realistic stream: 100,000 verifications drawn from 300 tokens: the SDK
  *     verifier (cache on) against fast-jwt with its cache, and raw jose;
+ *  2b. the same stream through the SDK verifier with the revocation feed on
+ *     (a local feed of 200 entries, polled every 2 s) against the same verifier
+ *     with it off: the feed's check must cost under 10%;
  *  3. ES256 and EdDSA tokens (SERVICE_TOKEN_ALG): fresh tokens through the SDK
  *     verifier (publicKeys, cache off) against raw jose.jwtVerify with a local
  *     key set (createLocalJWKSet) and the same checks; repeated tokens (the
@@ -18,9 +21,11 @@
  * Repeated tokens: all tokens over all the time (the first chunk holds the
  * caches' misses).
  * Run: pnpm build && node_modules/.bin/tsx bench/verifier.ts  (BENCH_VERBOSE=1 prints each contender's spread;
- * BENCH_VERIFIER_ONLY=asymmetric runs group 3 alone)
+ * BENCH_VERIFIER_ONLY=asymmetric runs group 3 alone, =revocation group 2b alone)
  */
 import { createHmac, createSecretKey, timingSafeEqual } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { createServiceTokenVerifier } from '@rw3iss/auth-server-ts';
@@ -72,6 +77,81 @@ function sdk(cache: boolean): Contender {
       return (token) => verifier.verify(token, REQUIRED);
     },
   };
+}
+
+/**
+ * The SDK verifier (cache on) with the revocation option, reading `feedUrl`
+ * (loaded before measuring, then polled every 2 s, the default).
+ */
+function sdkWithFeed(feedUrl: string): Contender {
+  return {
+    name: 'SDK verifier, cache on, revocation feed on',
+    slow: false,
+    async create() {
+      const verifier = createServiceTokenVerifier({
+        secret: TOKEN_SECRET,
+        issuer: TOKEN_ISSUER,
+        audience: TOKEN_AUDIENCE,
+        revocation: { url: feedUrl, token: () => 'bench-token' },
+      });
+      await verifier.syncRevocations();
+      return (token) => verifier.verify(token, REQUIRED);
+    },
+  };
+}
+
+/** A local revocation feed: 100 revoked credentials and 100 revoked jtis (none of the bench's tokens). */
+async function startFeed(): Promise<{ url: string; close(): void }> {
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  const body = JSON.stringify({
+    cursor: 'c1',
+    has_more: false,
+    clients: Array.from({ length: 100 }, (_, i) => ({ client_id: `revoked-svc-${i}`, revoked_at: new Date().toISOString(), not_before: exp - 3000 })),
+    tokens: Array.from({ length: 100 }, (_, i) => ({ jti: `revoked-jti-${i}`, client_id: 'x', exp })),
+  });
+  const server = createServer((req, res) => {
+    if (req.headers['if-none-match'] === '"v1"') res.writeHead(304, { etag: '"v1"' }).end();
+    else res.writeHead(200, { 'content-type': 'application/json', etag: '"v1"' }).end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.unref();
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/oauth/revocations`,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+/** 2b. Repeated tokens with the revocation feed on against off: the feed's check on the hot path must stay under 10%. */
+async function revocationFeed(modes: readonly (readonly [number, string])[], stream: readonly string[], warmTokens: readonly string[]): Promise<Row[]> {
+  const feed = await startFeed();
+  try {
+    const off = sdk(true);
+    const on = sdkWithFeed(feed.url);
+    await checkContenders([off, on], warmTokens[0]!);
+    await warmUp([off, on], warmTokens);
+    const rows: Row[] = [];
+    const g = `2b. repeated tokens, revocation feed on vs off (${STREAM.toLocaleString('en-US')} verifications of ${DISTINCT} tokens)`;
+    for (const [inFlight, mode] of modes) {
+      const results = await interleaved('revocation feed', [on, off].map((contender) => ({ contender, tokens: stream })), inFlight, warmTokens);
+      // Chunk by chunk (the first holds the cache misses of both): robust to load from other processes.
+      const ratio = pairedRatio(results.get(on)!, results.get(off)!);
+      rows.push({
+        group: g,
+        metric: `${on.name}, ${mode}`,
+        value: perSecond(results.get(on)!.pooled),
+        baseline: `feed off ${perSecond(results.get(off)!.pooled)}`,
+        ratio: times(ratio),
+        bar: '≥ 0.9×',
+        pass: ratio >= 0.9,
+      });
+    }
+    return rows;
+  } finally {
+    feed.close();
+  }
 }
 
 const rawJose: Contender = {
@@ -339,6 +419,7 @@ export async function run(): Promise<Row[]> {
   const random = prng(42);
   const stream = Array.from({ length: STREAM }, () => distinct[Math.floor(random() * DISTINCT)]!);
   const tokenBytes = Buffer.byteLength(fresh[0]!);
+  if (process.env.BENCH_VERIFIER_ONLY === 'revocation') return revocationFeed(modes, stream, warmTokens);
 
   const sdkOff = sdk(false);
   const sdkOn = sdk(true);
@@ -410,6 +491,7 @@ export async function run(): Promise<Row[]> {
       { group: g2, metric: `${sdkOn.name}, ${mode}`, value: perSecond(ours), baseline: `raw jose ${perSecond(jose)}`, ratio: times(ours / jose), bar: '—', pass: true },
     );
   }
+  rows.push(...(await revocationFeed(modes, stream, warmTokens)));
   rows.push(...(await asymmetric(modes)));
   return rows;
 }

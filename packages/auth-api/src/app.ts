@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connect.js';
+import { isDatabaseUnavailable } from './db/errors.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { documentErrorResponses, PACKAGE_VERSION } from './lib/openapi.js';
 import { createBcryptHasher, type PasswordHasher } from './lib/password.js';
@@ -14,6 +15,8 @@ import { createAdminAuthService } from './modules/admin-auth/admin-auth.service.
 import { healthRoutes } from './modules/health/health.routes.js';
 import { m2mClientsRoutes } from './modules/m2m-clients/m2m-clients.routes.js';
 import { createM2MClientsService } from './modules/m2m-clients/m2m-clients.service.js';
+import { createClientSecretsService } from './modules/m2m-clients/client-secrets.service.js';
+import { createClientSecretHasher } from './lib/client-secret-hash.js';
 import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
 import { jwksRoutes, signingKeysRoutes } from './modules/signing-keys/signing-keys.routes.js';
@@ -21,7 +24,13 @@ import { createSigningKeyService, type SigningKeyService } from './modules/signi
 import { permissionsRoutes } from './modules/permissions/permissions.routes.js';
 import { createPermissionsService } from './modules/permissions/permissions.service.js';
 import { createOAuthService } from './modules/oauth/oauth.service.js';
+import { createCredentialState, type CredentialState } from './modules/oauth/credential-state.js';
+import { findClientForGrant, type GrantClientRow } from './modules/m2m-clients/m2m-clients.repository.js';
+import { type ChangeFeed, CREDENTIAL_CHANNEL } from './db/change-feed.js';
+import { revocationFeedRoutes } from './modules/revocations/revocations.routes.js';
+import { createRevocationsService } from './modules/revocations/revocations.service.js';
 import { createVerifiedSecretCache, type VerifiedSecretCache } from './lib/secret-cache.js';
+import { createPostgresAttemptStore } from './lib/attempt-store-postgres.js';
 import { addressKey, type AttemptStore, createFailureThrottle, createMemoryAttemptStore } from './lib/throttle.js';
 import { createWorkBudget } from './lib/work-budget.js';
 import { createAuthEventRecorder } from './modules/auth-events/auth-events.recorder.js';
@@ -36,6 +45,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The service-token signing keys (refreshed every 30 s; `refresh()` forces it). */
     signingKeys: SigningKeyService;
+    /** The grant's credential-state cache: `stats()` for metrics (hits, misses, entries, whether the change feed is live). */
+    credentialState: Pick<CredentialState<GrantClientRow>, 'stats'>;
   }
 }
 
@@ -52,8 +63,8 @@ export interface BuildAppOptions {
   secretCache?: VerifiedSecretCache;
   /**
    * Failed-authentication counters, one store per throttle (`login`, `grant`) so a flood of one
-   * cannot crowd out the other. Default: in memory, `AUTH_THROTTLE_MAX_KEYS` each. Pass a shared
-   * store (keys are namespaced by throttle) or a factory for several instances.
+   * cannot crowd out the other, `AUTH_THROTTLE_MAX_KEYS` each. Default (`AUTH_THROTTLE_STORE=auto`):
+   * the database's `auth_attempts` table on PostgreSQL (shared by every instance), in memory on PGlite.
    */
   attemptStore?: AttemptStore | ((throttle: 'login' | 'grant') => AttemptStore);
   /** The built admin console served at `/admin`, or `false` for none. Default: this package's `dist/console/`. */
@@ -73,6 +84,7 @@ export const REDACTED_LOG_PATHS = [
   '*.new_password',
   '*.access_token',
   '*.client_secret_hash',
+  '*.secret_hash',
   '*.password_hash',
   '*.token_hash',
 ];
@@ -182,6 +194,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'An admin session token from `POST /api/v1/auth/login` (opaque, not a JWT)' },
+          serviceBearer: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description: 'A service token (`POST /api/v1/oauth/token`) carrying the scope the route names, e.g. `auth:revocations:read`',
+          },
           clientBasic: {
             type: 'http',
             scheme: 'basic',
@@ -213,10 +231,14 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   const tokenKeys = { ...config.jwt };
   const tokens = createTokenIssuer(tokenKeys, clock, signingKeys.signer);
+  const sharedThrottle = config.limits.throttleStore === 'database' || (config.limits.throttleStore === 'auto' && database.kind === 'postgres');
   const storeFor = (name: 'login' | 'grant'): AttemptStore => {
     const given = options.attemptStore;
     if (typeof given === 'function') return given(name);
-    return given ?? createMemoryAttemptStore({ clock, maxKeys: config.limits.throttleMaxKeys });
+    if (given) return given;
+    const maxKeys = config.limits.throttleMaxKeys;
+    // Several instances on one PostgreSQL count the same failures; PGlite serves one process.
+    return sharedThrottle ? createPostgresAttemptStore({ db: database.db, clock, store: name, maxKeys }) : createMemoryAttemptStore({ clock, maxKeys });
   };
   const throttle = (name: 'login' | 'grant') =>
     createFailureThrottle({
@@ -227,20 +249,44 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       perIdentityAndIp: config.limits.failuresPerIdentityAndIp,
       perIp: config.limits.failuresPerIp,
       onTrip: (trip) => app.log.warn(trip, 'throttle tripped'),
+      // The shared store is the database: while it is unreachable, refuse as every other database read does (503).
+      isUnavailable: isDatabaseUnavailable,
       onStoreError: (err) => app.log.warn({ err: { name: (err as Error).name, message: (err as Error).message } }, 'throttle store refused an attempt (failing closed)'),
     });
   // All bcrypt work shares one budget, kept below libuv's 4 threads so WebCrypto, DNS and fs never wait behind it.
   const budget = createWorkBudget({ concurrency: config.bcrypt.concurrency, maxWaitMs: config.bcrypt.maxWaitMs, maxQueued: 256, maxQueuedPerParty: 64 });
   const auth = createAdminAuthService({ db: database.db, hasher, clock, budget, throttle: throttle('login'), userTokenTtlSec: config.userTokenTtlSec });
   const secretCache = options.secretCache ?? createVerifiedSecretCache({ clock });
-  const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: (credential) => secretCache.delete(credential.client_id) });
+  // The grant's credential state from memory, while the change feed (LISTEN on the credential
+  // triggers' channel) is live; without a feed, every grant reads the database.
+  let feed: ChangeFeed | undefined;
+  const credentialState = createCredentialState({ read: (clientId) => findClientForGrant(database.db, clientId), clock, live: () => feed?.live() ?? false });
+  feed = database.openChangeFeed?.(CREDENTIAL_CHANNEL, {
+    onNotify: credentialState.onNotify,
+    onReset: credentialState.forgetAll,
+    onStateChange: (state, err) => {
+      if (state === 'live') app.log.info('credential change feed is live');
+      else app.log.warn({ err: err && { name: (err as Error).name, code: (err as { code?: string }).code } }, 'credential change feed is down; reading credentials from the database until it is back');
+    },
+  });
+  app.decorate('credentialState', credentialState);
+  app.addHook('onClose', async () => feed?.close());
+  // This instance's own changes take effect here at once; other instances learn them from the feed.
+  const credentialChanged = (credential: { client_id: string }) => {
+    secretCache.delete(credential.client_id);
+    credentialState.changed(credential.client_id);
+  };
+  const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: credentialChanged });
   const adminHasher = { ...hasher, hash: (plain: string) => budget.run('admin', () => hasher.hash(plain), { trusted: true }) };
+  // New secrets are hashed within the bcrypt budget (as an admin's work); grants verify within it too.
+  const secretHasherOf = (bcrypt: PasswordHasher) => createClientSecretHasher({ alg: config.clientSecrets.hash, bcrypt, pepper: config.clientSecrets.pepper });
+  const clientSecrets = createClientSecretsService({ db: database.db, hasher: secretHasherOf(adminHasher), clock });
   const clients = createM2MClientsService({
     db: database.db,
-    hasher: adminHasher,
+    secrets: secretHasherOf(adminHasher),
     clock,
     checkScopes: permissions.assertScopesDefined,
-    onChange: (client) => secretCache.delete(client.client_id),
+    onChange: credentialChanged,
   });
   const grantThrottle = throttle('grant');
   const authEvents = createAuthEventRecorder({
@@ -253,7 +299,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.addHook('onClose', async () => authEvents.close());
   const oauth = createOAuthService({
     db: database.db,
-    hasher,
+    secrets: secretHasherOf(hasher),
     budget,
     tokens,
     secretCache,
@@ -261,6 +307,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     clock,
     serviceTokenTtlSec: config.serviceTokenTtlSec,
     defaultAudience: config.jwt.audience,
+    readClient: credentialState.get,
     onStampError: (err) => app.log.warn({ code: (err as { code?: string }).code }, 'could not record last_used_at'),
   });
   const verifyServiceToken = createServiceTokenVerifier(tokenKeys, clock, {
@@ -268,6 +315,16 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     acceptHs256: config.serviceTokens.alg === 'HS256',
   });
   const guards = createUserGuards({ authenticate: auth.authenticate, verifyServiceToken });
+  const revocations = createRevocationsService({
+    db: database.db,
+    clock,
+    verifyServiceToken,
+    verifyAnyAudience: createServiceTokenVerifier(tokenKeys, clock, {
+      publishedKeys: () => signingKeys.jwks().keys,
+      acceptHs256: config.serviceTokens.alg === 'HS256',
+      anyAudience: true,
+    }),
+  });
 
   await app.register(healthRoutes, { database });
   await app.register(metadataRoutes, { issuer: config.jwt.issuer, apiPrefix: API_PREFIX });
@@ -293,11 +350,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         });
       }
       await api.register(adminAuthRoutes, { auth, guards });
-      await api.register(m2mClientsRoutes, { clients, guards });
+      await api.register(m2mClientsRoutes, { clients, secrets: clientSecrets, guards });
       await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(authEventsRoutes, { db: database.db, recorder: authEvents, guards });
       await api.register(auditRoutes, { db: database.db, guards });
-      await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents });
+      await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents, revocations });
+      await api.register(revocationFeedRoutes, { revocations });
       await api.register(signingKeysRoutes, { keys: signingKeys, guards });
     },
     { prefix: API_PREFIX },

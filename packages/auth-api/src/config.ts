@@ -66,9 +66,12 @@ const envSchema = z.object({
   RATE_LIMIT_PER_MINUTE: z.coerce.number({ error: 'must be a number' }).int().min(0, 'must be 0 (off) or more').default(600),
   SERVICE_TOKEN_ALG: z.enum(['HS256', 'ES256', 'EdDSA'], { error: 'must be HS256, ES256 or EdDSA' }).default('HS256'),
   KEY_ENCRYPTION_KEY: optionalString,
+  CLIENT_SECRET_HASH: z.enum(['bcrypt', 'hmac-sha256'], { error: 'must be bcrypt or hmac-sha256' }).default('bcrypt'),
+  CLIENT_SECRET_PEPPER: optionalString,
   JWKS_MAX_AGE: z.coerce.number({ error: 'must be a whole number of seconds' }).int('must be a whole number of seconds').min(0, 'must be 0 or more').max(86400, 'must be at most 86400 seconds (24 hours)').default(300),
   SIGNING_KEY_PUBLISH_DELAY: z.coerce.number({ error: 'must be a whole number of seconds' }).int('must be a whole number of seconds').min(0, 'must be 0 or more').max(7 * 86400, 'must be at most 604800 seconds (7 days)').optional(),
   AUTH_THROTTLE_MAX_KEYS: count(100, 10_000_000).default(100_000),
+  AUTH_THROTTLE_STORE: z.enum(['auto', 'memory', 'database'], { error: 'must be auto, memory or database' }).default('auto'),
   BCRYPT_CONCURRENCY: count(1, 64).default(2),
   BCRYPT_MAX_WAIT_MS: count(50, 60_000).default(2000),
   AUTH_EVENTS_RETENTION_DAYS: count(1, 3650).default(30),
@@ -132,6 +135,12 @@ export interface Config {
   };
   userTokenTtlSec: number;
   bcryptCost: number;
+  /** How new client secrets are stored; each secret records its own algorithm, so both coexist (docs/OPERATIONS.md). */
+  clientSecrets: {
+    hash: 'bcrypt' | 'hmac-sha256';
+    /** The HMAC-SHA256 key (CLIENT_SECRET_PEPPER, its UTF-8 bytes); needed while any hmac-sha256 secret exists. */
+    pepper: Buffer | undefined;
+  };
   admin: { email: string | undefined; password: string | undefined };
   limits: {
     /** Failed authentications per (client_id or email, IP) in a window. */
@@ -143,6 +152,12 @@ export interface Config {
     requestsPerMinute: number;
     /** Live counters each throttle may hold; when full of live windows, new attempts are refused. */
     throttleMaxKeys: number;
+    /**
+     * Where failure counters live: `database` (the `auth_attempts` table, shared by every instance on
+     * the database), `memory` (this process), or `auto`: the database on PostgreSQL, memory on the
+     * embedded PGlite (one process only).
+     */
+    throttleStore: 'auto' | 'memory' | 'database';
   };
   bcrypt: {
     /** bcrypt compares running at once, server-wide; below libuv's pool size (4) so other pool work finds a thread. */
@@ -206,6 +221,8 @@ export function loadConfig(
   fallbackSecret?: () => string,
   /** Development only: a KEY_ENCRYPTION_KEY kept in DATA_DIR (see dev-secret.ts), asked for when the alg is asymmetric. */
   fallbackKeyEncryptionKey?: () => string,
+  /** Development only: a CLIENT_SECRET_PEPPER kept in DATA_DIR (see dev-secret.ts), asked for when CLIENT_SECRET_HASH=hmac-sha256. */
+  fallbackPepper?: () => string,
 ): Config {
   // An empty setting (`PORT=`, as a blank line in an env file leaves it) means unset: its default.
   const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''));
@@ -246,6 +263,15 @@ export function loadConfig(
     if ('problem' in parsedKek) problems.push(`KEY_ENCRYPTION_KEY: ${parsedKek.problem}`);
     else keyEncryptionKey = parsedKek.key;
   }
+  let pepper = e.CLIENT_SECRET_PEPPER;
+  if (!pepper && e.CLIENT_SECRET_HASH === 'hmac-sha256') {
+    if (production || !fallbackPepper) {
+      problems.push('CLIENT_SECRET_PEPPER: is required when CLIENT_SECRET_HASH=hmac-sha256 (at least 32 bytes; generate one with `openssl rand -base64 48`)');
+    } else pepper = fallbackPepper();
+  }
+  const pepperProblem = pepper === undefined ? undefined : weakSecretReason(pepper);
+  if (pepperProblem) problems.push(`CLIENT_SECRET_PEPPER: ${pepperProblem}`);
+  if (pepper !== undefined && (pepper === secret || pepper === e.JWT_ACCESS_SECRET_PREVIOUS)) problems.push('CLIENT_SECRET_PEPPER: must differ from JWT_ACCESS_SECRET (one key, one purpose)');
   const publishDelaySec = e.SIGNING_KEY_PUBLISH_DELAY ?? 2 * e.JWKS_MAX_AGE;
   if (publishDelaySec < e.JWKS_MAX_AGE) problems.push(`SIGNING_KEY_PUBLISH_DELAY: must be at least JWKS_MAX_AGE (${e.JWKS_MAX_AGE} s): verifiers may cache the key set that long`);
   if (production && e.BCRYPT_COST < 10) problems.push('BCRYPT_COST: must be at least 10 when NODE_ENV=production');
@@ -265,6 +291,7 @@ export function loadConfig(
     serviceTokens: { alg: e.SERVICE_TOKEN_ALG, keyEncryptionKey, jwksMaxAgeSec: e.JWKS_MAX_AGE, publishDelaySec },
     userTokenTtlSec: e.USER_TOKEN_TTL,
     bcryptCost: e.BCRYPT_COST,
+    clientSecrets: { hash: e.CLIENT_SECRET_HASH, pepper: pepper === undefined ? undefined : Buffer.from(pepper, 'utf8') },
     admin: { email: e.ADMIN_EMAIL?.toLowerCase(), password: e.ADMIN_PASSWORD },
     limits: {
       failuresPerIdentityAndIp: e.AUTH_FAILURE_LIMIT,
@@ -272,6 +299,7 @@ export function loadConfig(
       failureWindowSec: e.AUTH_FAILURE_WINDOW,
       requestsPerMinute: e.RATE_LIMIT_PER_MINUTE,
       throttleMaxKeys: e.AUTH_THROTTLE_MAX_KEYS,
+      throttleStore: e.AUTH_THROTTLE_STORE,
     },
     bcrypt: { concurrency: e.BCRYPT_CONCURRENCY, maxWaitMs: e.BCRYPT_MAX_WAIT_MS },
     authEvents: { retentionDays: e.AUTH_EVENTS_RETENTION_DAYS, maxKeysPerMinute: e.AUTH_EVENTS_MAX_KEYS_PER_MINUTE },

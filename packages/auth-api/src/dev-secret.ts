@@ -54,3 +54,18 @@ export function devKeyEncryptionKeyFrom(dataDir: string, warn: (message: string)
     warn,
   );
 }
+
+/**
+ * Development only: the HMAC key of hmac-sha256 client secrets, kept in the
+ * data folder beside the hashes it checks. Production refuses to start
+ * CLIENT_SECRET_HASH=hmac-sha256 without `CLIENT_SECRET_PEPPER`.
+ */
+export function devClientSecretPepperFrom(dataDir: string, warn: (message: string) => void): string {
+  return keptSecret(
+    dataDir,
+    'client-secret-pepper',
+    () => randomBytes(48).toString('base64url'),
+    (file) => `CLIENT_SECRET_PEPPER is not set: generated one and kept it in ${file} (development only; set CLIENT_SECRET_PEPPER in production)`,
+    warn,
+  );
+}

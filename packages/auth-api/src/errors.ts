@@ -5,6 +5,8 @@ export type ApiErrorCode =
   | 'forbidden'
   | 'not_found'
   | 'conflict'
+  | 'secret_limit'
+  | 'last_secret'
   | 'unknown_scope'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -18,6 +20,8 @@ export const STATUS_BY_CODE: Record<ApiErrorCode, number> = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  secret_limit: 409,
+  last_secret: 409,
   unknown_scope: 400,
   payload_too_large: 413,
   unsupported_media_type: 415,
@@ -58,7 +62,11 @@ export type OAuthErrorCode =
   | 'temporarily_unavailable'
   | 'server_error'
   | 'invalid_target'
-  | 'slow_down';
+  | 'slow_down'
+  /** RFC 7009 §2.2.1: a token_type_hint naming a type the server does not have. */
+  | 'unsupported_token_type'
+  /** RFC 6749 §5.2: the authenticated client may not use this endpoint (introspection without its scope). */
+  | 'unauthorized_client';
 
 /** An error of the token endpoint, answered as `{error, error_description}`. */
 export class OAuthError extends Error {

@@ -3,19 +3,20 @@ import { bootstrapAdmin } from './bootstrap.js';
 import { type Config, loadConfig, startupWarnings } from './config.js';
 import { connectDatabase, type DatabaseHandle } from './db/connect.js';
 import { migrateToLatest } from './db/migrations.js';
-import { devKeyEncryptionKeyFrom, devSecretFrom } from './dev-secret.js';
+import { devClientSecretPepperFrom, devKeyEncryptionKeyFrom, devSecretFrom } from './dev-secret.js';
 import { chooseLogFormat, prettyLogStream } from './lib/log-format.js';
 import { createBcryptHasher } from './lib/password.js';
 
 const warn = (message: string) => process.stderr.write(`warning: ${message}\n`);
 
-/** Reads and validates the environment; in development, supplies a generated JWT secret (and key-encryption key) kept in DATA_DIR. */
+/** Reads and validates the environment; in development, supplies a generated JWT secret (and key-encryption key, client-secret pepper) kept in DATA_DIR. */
 export function configFromEnvironment(env: NodeJS.ProcessEnv = process.env): Config {
   const dataDir = env.DATA_DIR || './.data';
   return loadConfig(
     env,
     () => devSecretFrom(dataDir, warn),
     () => devKeyEncryptionKeyFrom(dataDir, warn),
+    () => devClientSecretPepperFrom(dataDir, warn),
   );
 }
 

@@ -375,11 +375,23 @@ describe('auth-api CLI', () => {
     const database = await connectDatabase(databaseUrl ? { databaseUrl } : { dataDir });
     try {
       const hasher = createBcryptHasher(4);
-      const rows = await database.db.selectFrom('m2m_clients').select(['id', 'client_secret_hash', 'revoked_at']).orderBy('created_at').execute();
+      const rows = await database.db
+        .selectFrom('m2m_clients')
+        .innerJoin('m2m_client_secrets as s', 's.client_id', 'm2m_clients.id')
+        .select(['m2m_clients.id', 's.secret_hash', 'revoked_at'])
+        .orderBy('m2m_clients.created_at')
+        .execute();
       expect(rows.map((r) => r.id)).toEqual([billing.id, reports.id]);
-      expect(await hasher.verify(billing.secret, rows[0]!.client_secret_hash)).toBe(true);
-      expect(await hasher.verify(reports.secret, rows[1]!.client_secret_hash)).toBe(true);
+      expect(await hasher.verify(billing.secret, rows[0]!.secret_hash)).toBe(true);
+      expect(await hasher.verify(reports.secret, rows[1]!.secret_hash)).toBe(true);
       expect(rows.every((r) => r.revoked_at !== null)).toBe(true);
+      // The CLI's disable and revokes reach the revocation feed like the routes' (enable adds nothing).
+      const feed = await database.db.selectFrom('revocations').select(['kind', 'client_id']).orderBy('seq').execute();
+      expect(feed).toEqual([
+        { kind: 'client', client_id: 'billing-svc' },
+        { kind: 'client', client_id: 'billing-svc' },
+        { kind: 'client', client_id: 'reports' },
+      ]);
 
       const admin = await database.db.selectFrom('users').selectAll().where('email', '=', 'ops@example.com').executeTakeFirstOrThrow();
       expect(admin.roles).toEqual(['system_admin']);
@@ -459,4 +471,59 @@ describe('auth-api CLI', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 240_000);
+});
+
+describe('auth-api clients rotate-secret / secrets', () => {
+  it('adds a secret (shown once), lists secrets without them, expires the previous one, and refuses a third', async () => {
+    const created = JSON.parse((await cli(['clients', 'create', '--client-id', 'rotating-cli', '--name', 'Rotating', '--json'])).stdout);
+    const first = await cli(['clients', 'rotate-secret', 'rotating-cli', '--expire-previous-in', '1d']);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(new RegExp(`^added a secret to rotating-cli \\(id ${created.client.id}\\): secret ${UUID.source}, hint [A-Za-z0-9_-]{4}$`, 'm'));
+    expect(first.stdout).toMatch(/^other secret .+ \(hint [A-Za-z0-9_-]{4}\): expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/m);
+    const secret = first.stdout.match(SECRET)![1]!;
+    expect(first.stderr).toMatch(/will not be shown again/);
+
+    const listed = await cli(['clients', 'secrets', created.client.id]);
+    expect(listed).toMatchObject({ code: 0, stderr: '' });
+    const lines = listed.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^ID\s+HINT\s+HASH\s+CREATED\s+LAST USED\s+EXPIRES$/);
+    expect(lines).toHaveLength(3);
+    expect(lines[1]!.split(/\s{2,}/).slice(2)).toEqual(['bcrypt', expect.any(String), '-', '-']);
+    expect(lines[2]!.split(/\s{2,}/)[5]).toMatch(/^\d{4}-/);
+    for (const out of [listed.stdout]) {
+      expect(out).not.toContain(secret);
+      expect(out).not.toContain(created.client_secret);
+      expect(out).not.toContain('$2');
+    }
+    const json = JSON.parse((await cli(['clients', 'secrets', 'rotating-cli', '--json'])).stdout);
+    expect(json.secrets).toHaveLength(2);
+    expect(Date.parse(json.secrets[1].expires_at) - Date.parse(json.secrets[0].created_at)).toBe(86_400_000);
+
+    expectFailure(await cli(['clients', 'rotate-secret', 'rotating-cli']), 1, /^auth-api: clients rotate-secret: secret_limit: /);
+    const usage: [string[], RegExp][] = [
+      [['clients', 'rotate-secret', 'rotating-cli', '--expire-previous-in', 'soon'], /^auth-api: clients rotate-secret: --expire-previous-in: must be a duration/],
+      [['clients', 'rotate-secret', 'rotating-cli', '--expire-previous-in', '400d'], /^auth-api: clients rotate-secret: --expire-previous-in: must be at most/],
+      [['clients', 'rotate-secret'], /^auth-api: clients rotate-secret: expected <id\|client_id>/],
+      [['clients', 'secrets', 'Bad Id'], /^auth-api: clients secrets: <id\|client_id>: /],
+    ];
+    for (const [args, line] of usage) expectFailure(await cli(args), 2, line);
+    expectFailure(await cli(['clients', 'secrets', 'no-such-client']), 1, /^auth-api: clients secrets: not_found: /);
+
+    const database = await connectDatabase(databaseUrl ? { databaseUrl } : { dataDir });
+    try {
+      const hasher = createBcryptHasher(4);
+      const rows = await database.db.selectFrom('m2m_client_secrets').select(['secret_hash', 'hash_alg']).where('client_id', '=', created.client.id).orderBy('created_at').execute();
+      expect(await hasher.verify(created.client_secret, rows[0]!.secret_hash)).toBe(true);
+      expect(await hasher.verify(secret, rows[1]!.secret_hash)).toBe(true);
+      const audit = await database.db.selectFrom('audit_log').select(['actor', 'action']).where('target_id', '=', created.client.id).orderBy('id').execute();
+      expect(audit).toEqual([
+        { actor: 'cli', action: 'm2m_client.create' },
+        { actor: 'cli', action: 'm2m_client.secret_add' },
+      ]);
+    } finally {
+      await database.close();
+    }
+    expect((await cli(['clients', 'rotate-secret', '--help'])).stdout).toMatch(/^Usage: auth-api clients rotate-secret <id\|client_id> \[options\][\s\S]*--expire-previous-in[\s\S]*--json/m);
+    expect((await cli(['clients', 'secrets', '--help'])).stdout).toMatch(/^Usage: auth-api clients secrets <id\|client_id> \[options\]/m);
+  }, 180_000);
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { devSecretFrom } from '../src/dev-secret.js';
+import { devClientSecretPepperFrom, devSecretFrom } from '../src/dev-secret.js';
 
 const strong = 'kR2v9Qm4Zx7Lp1Wn8Ty3Bc6Hd0Fg5Js2Ua9Ve4Xi7Ok';
 
@@ -95,5 +95,40 @@ describe('devSecretFrom', () => {
     expect(readFileSync(join(dir, 'jwt-access-secret'), 'utf8').trim()).toBe(first);
     expect(devSecretFrom(dir, (m) => warnings.push(m))).toBe(first);
     expect(warnings).toHaveLength(1);
+  });
+});
+
+describe('CLIENT_SECRET_HASH and CLIENT_SECRET_PEPPER', () => {
+  const prod = { NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', JWT_ISSUER: 'https://auth.example.com', JWT_ACCESS_SECRET: strong };
+  const pepper = 'Pq8wE3rT6yU1iO4pA7sD0fG2hJ5kL9zX3cV6bN8mQ1wE';
+
+  it('bcrypt by default, no pepper needed', () => {
+    expect(loadConfig(prod).clientSecrets).toEqual({ hash: 'bcrypt', pepper: undefined });
+  });
+
+  it('hmac-sha256 needs a strong pepper in production, distinct from the JWT secret', () => {
+    expect(problems({ ...prod, CLIENT_SECRET_HASH: 'hmac-sha256' })).toEqual([expect.stringMatching(/^CLIENT_SECRET_PEPPER: is required when CLIENT_SECRET_HASH=hmac-sha256/)]);
+    expect(problems({ ...prod, CLIENT_SECRET_HASH: 'hmac-sha256', CLIENT_SECRET_PEPPER: 'short' })).toEqual([expect.stringMatching(/^CLIENT_SECRET_PEPPER: must be at least 32 bytes/)]);
+    expect(problems({ ...prod, CLIENT_SECRET_HASH: 'hmac-sha256', CLIENT_SECRET_PEPPER: strong })).toEqual([expect.stringMatching(/^CLIENT_SECRET_PEPPER: must differ from JWT_ACCESS_SECRET/)]);
+    expect(problems({ ...prod, CLIENT_SECRET_HASH: 'sha1' })).toEqual([expect.stringMatching(/^CLIENT_SECRET_HASH: must be bcrypt or hmac-sha256/)]);
+    const config = loadConfig({ ...prod, CLIENT_SECRET_HASH: 'hmac-sha256', CLIENT_SECRET_PEPPER: pepper });
+    expect(config.clientSecrets).toEqual({ hash: 'hmac-sha256', pepper: Buffer.from(pepper) });
+    // Kept for existing hmac secrets after switching back to bcrypt.
+    expect(loadConfig({ ...prod, CLIENT_SECRET_PEPPER: pepper }).clientSecrets).toEqual({ hash: 'bcrypt', pepper: Buffer.from(pepper) });
+  });
+
+  it('development generates the pepper into DATA_DIR (mode 0600) and keeps it across starts', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pepper-'));
+    const warnings: string[] = [];
+    const env = { JWT_ACCESS_SECRET: strong, CLIENT_SECRET_HASH: 'hmac-sha256', DATA_DIR: dir };
+    const first = loadConfig(env, undefined, undefined, () => devClientSecretPepperFrom(dir, (m) => warnings.push(m)));
+    const second = loadConfig(env, undefined, undefined, () => devClientSecretPepperFrom(dir, (m) => warnings.push(m)));
+    expect(first.clientSecrets.pepper!.length).toBeGreaterThanOrEqual(32);
+    expect(second.clientSecrets.pepper).toEqual(first.clientSecrets.pepper);
+    expect(readFileSync(join(dir, 'client-secret-pepper'), 'utf8').trim()).toBe(first.clientSecrets.pepper!.toString());
+    expect(statSync(join(dir, 'client-secret-pepper')).mode & 0o777).toBe(0o600);
+    expect(warnings).toEqual([expect.stringMatching(/^CLIENT_SECRET_PEPPER is not set: generated one/)]);
+    // Not asked for with bcrypt.
+    expect(loadConfig({ JWT_ACCESS_SECRET: strong }, undefined, undefined, () => { throw new Error('not needed'); }).clientSecrets.pepper).toBeUndefined();
   });
 });

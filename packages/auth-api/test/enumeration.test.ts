@@ -1,23 +1,30 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createBcryptHasher } from '../src/lib/password.js';
 import { bearer, createClient, createTestContext, type TestContext } from './helpers.js';
 
 /**
- * Unknown client, wrong secret, disabled and revoked credentials must not be
- * told apart: byte-identical bodies, and response times from the same
+ * Unknown client, wrong secret, disabled and revoked credentials, expired and
+ * deleted secrets must not be told apart: byte-identical bodies, and response times from the same
  * distribution. Method: 4 categories × 30 samples at the production bcrypt
  * cost (10), each round in a shuffled order so machine noise (CI runs test
  * files in parallel on 2 cores) hits all alike. Threshold: every category's
  * median is within 50% of the wrong-secret median. A skipped bcrypt compare
  * is a ~20× difference (~2 ms against ~50 ms) and an extra one 2×: both fail.
+ * With hmac-sha256 secrets (a compare of microseconds) every failure still pays
+ * one bcrypt, so the same holds.
  */
 const SAMPLES = 30;
 const THRESHOLD = 0.5;
 
-let ctx: TestContext;
-const attempts: Record<string, { id: string; secret: string }> = {};
-beforeAll(async () => {
-  ctx = await createTestContext({ hasher: createBcryptHasher(10), env: { AUTH_FAILURE_LIMIT: '1000', AUTH_FAILURE_LIMIT_PER_IP: '1000' } });
+const PEPPER = 'pepper-for-enumeration-tests-0123456789-abcdefghij';
+
+/** Credentials of every failing kind, on a server storing new secrets with `hash`. */
+async function setUp(hash: 'bcrypt' | 'hmac-sha256') {
+  const ctx = await createTestContext({
+    hasher: createBcryptHasher(10),
+    env: { AUTH_FAILURE_LIMIT: '1000', AUTH_FAILURE_LIMIT_PER_IP: '1000', CLIENT_SECRET_HASH: hash, CLIENT_SECRET_PEPPER: PEPPER },
+  });
+  const attempts: Record<string, { id: string; secret: string }> = {};
   const live = await createClient(ctx, { client_id: 'live-svc', name: 'Live', scopes: ['a:b'] });
   const disabled = await createClient(ctx, { client_id: 'disabled-svc', name: 'Disabled', scopes: ['a:b'] });
   const revoked = await createClient(ctx, { client_id: 'revoked-svc', name: 'Revoked', scopes: ['a:b'] });
@@ -28,13 +35,28 @@ beforeAll(async () => {
   // Disabled and revoked are tried with their right secrets: the hardest case.
   attempts.disabled = { id: 'disabled-svc', secret: disabled.client_secret };
   attempts.revoked = { id: 'revoked-svc', secret: revoked.client_secret };
+  // A rotated credential: its old secret expired at once, the other deleted.
+  const rotated = await createClient(ctx, { client_id: 'rotated-svc', name: 'Rotated', scopes: ['a:b'] });
+  const secrets = `/api/v1/admin/m2m-clients/${rotated.client.id}/secrets`;
+  const deleted = (await ctx.app.inject({ method: 'POST', url: secrets, headers: bearer(ctx.adminToken), payload: { expire_previous_in: 0 } })).json();
+  await ctx.app.inject({ method: 'POST', url: secrets, headers: bearer(ctx.adminToken) });
+  await ctx.app.inject({ method: 'DELETE', url: `${secrets}/${deleted.secret.id}`, headers: bearer(ctx.adminToken) });
+  attempts['expired secret'] = { id: 'rotated-svc', secret: rotated.client_secret };
+  attempts['deleted secret'] = { id: 'rotated-svc', secret: deleted.client_secret };
+  return { ctx, attempts };
+}
+
+const contexts: TestContext[] = [];
+afterAll(async () => {
+  for (const ctx of contexts) await ctx.close();
 });
-afterAll(() => ctx?.close());
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-describe('client enumeration', () => {
+describe.each(['bcrypt', 'hmac-sha256'] as const)('client enumeration, secrets stored with %s', (hash) => {
   it('same body, same time', async () => {
+    const { ctx, attempts } = await setUp(hash);
+    contexts.push(ctx);
     const times: Record<string, number[]> = Object.fromEntries(Object.keys(attempts).map((k) => [k, []]));
     const bodies = new Set<string>();
     for (let i = 0; i < SAMPLES; i++) {
@@ -59,5 +81,5 @@ describe('client enumeration', () => {
     for (const [label, m] of Object.entries(medians)) {
       expect({ label, withinThreshold: Math.abs(m - reference) / reference < THRESHOLD, medians }).toEqual({ label, withinThreshold: true, medians });
     }
-  });
+  }, 300_000); // 6 kinds × 30 samples at cost 10, plus the set-up's rotations: minutes on a loaded machine
 });

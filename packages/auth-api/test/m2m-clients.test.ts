@@ -107,9 +107,13 @@ describe('lifecycle', () => {
 
     // Database: only the hash, and it verifies the returned secret.
     const row = await clientRow(client.id);
-    expect(row?.client_secret_hash).toMatch(/^\$2[aby]\$04\$/);
-    expect(await bcrypt.compare(client_secret, row!.client_secret_hash)).toBe(true);
-    expect(JSON.stringify(row)).not.toContain(client_secret);
+    const secrets = await ctx.database.db.selectFrom('m2m_client_secrets').selectAll().where('client_id', '=', client.id).execute();
+    expect(secrets).toHaveLength(1);
+    const stored = secrets[0]!;
+    expect(stored).toMatchObject({ hash_alg: 'bcrypt', hint: expect.stringMatching(/^[A-Za-z0-9_-]{4}$/), expires_at: null, last_used_at: null });
+    expect(stored.secret_hash).toMatch(/^\$2[aby]\$04\$/);
+    expect(await bcrypt.compare(client_secret, stored.secret_hash)).toBe(true);
+    expect(JSON.stringify(row) + JSON.stringify(secrets)).not.toContain(client_secret);
     const admin = await ctx.database.db.selectFrom('users').select('id').where('email', '=', 'admin@example.com').executeTakeFirstOrThrow();
     expect(row?.created_by).toBe(admin.id);
     expect(client.created_by).toBe(admin.id);
@@ -118,7 +122,7 @@ describe('lifecycle', () => {
     expect(got.statusCode).toBe(200);
     expect(got.json()).toEqual(client);
     expect(got.body).not.toContain(client_secret);
-    expect(got.body).not.toContain(row!.client_secret_hash);
+    expect(got.body).not.toContain(stored.secret_hash);
 
     const list = await ctx.app.inject({ method: 'GET', url: base, headers: bearer(ctx.adminToken) });
     expect(list.statusCode).toBe(200);
@@ -135,7 +139,8 @@ describe('lifecycle', () => {
     expect(patched.statusCode).toBe(200);
     expect(patched.json()).toMatchObject({ name: 'Billing', description: null, scopes: ['gsku:read'], allowed_audiences: ['https://gsku.internal'], status: 'disabled' });
     expect(patched.json().updated_at >= client.updated_at).toBe(true);
-    expect(await clientRow(client.id)).toMatchObject({ name: 'Billing', scopes: ['gsku:read'], status: 'disabled', client_secret_hash: row!.client_secret_hash });
+    expect(await clientRow(client.id)).toMatchObject({ name: 'Billing', scopes: ['gsku:read'], status: 'disabled' });
+    expect(await ctx.database.db.selectFrom('m2m_client_secrets').select('secret_hash').where('client_id', '=', client.id).execute()).toEqual([{ secret_hash: stored.secret_hash }]);
 
     const revoked = await ctx.app.inject({ method: 'DELETE', url: `${base}/${client.id}`, headers: bearer(ctx.adminToken) });
     expect(revoked.statusCode).toBe(204);

@@ -25,13 +25,14 @@ function operations(): { method: string; path: string; op: any }[] {
 }
 
 describe('the OpenAPI document', () => {
-  it('names the package version and both security schemes', () => {
+  it('names the package version and its security schemes', () => {
     expect(doc.openapi).toBe('3.1.0');
     expect(doc.info.version).toBe(version);
     expect(doc.info.description).toEqual(expect.stringContaining('system_admin'));
     expect(doc.components.securitySchemes).toEqual({
       bearerAuth: expect.objectContaining({ type: 'http', scheme: 'bearer', description: expect.stringContaining('session') }),
       clientBasic: expect.objectContaining({ type: 'http', scheme: 'basic', description: expect.stringContaining('client_secret_basic') }),
+      serviceBearer: expect.objectContaining({ type: 'http', scheme: 'bearer', description: expect.stringContaining('auth:revocations:read') }),
     });
   });
 
@@ -124,6 +125,20 @@ describe('what the routes answer is documented', () => {
     cases.push({ method: 'POST', url: m2m, path: m2m, headers: bearer(ctx.adminToken), payload: { client_id: 'typo-svc', name: 'Typo', scopes: ['gsku:pubish'] } });
     await ctx.app.inject({ method: 'DELETE', url: `${m2m}/${client.id}`, headers: bearer(ctx.adminToken) });
     cases.push({ method: 'PATCH', url: `${m2m}/${client.id}`, path: `${m2m}/{id}`, headers: bearer(ctx.adminToken), payload: { name: 'x' } });
+    // Revocation, introspection and the feed.
+    const caller = await createClient(ctx, { client_id: 'doc-caller', name: 'Doc caller', scopes: [] });
+    const basic = { authorization: `Basic ${Buffer.from(`doc-caller:${caller.client_secret}`).toString('base64')}` };
+    const feed = '/api/v1/oauth/revocations';
+    const granted = await ctx.app.inject({ method: 'POST', url: '/api/v1/oauth/token', headers: basic, payload: { grant_type: 'client_credentials' } });
+    const serviceToken = granted.json().access_token as string;
+    cases.push(
+      { method: 'GET', url: feed, path: feed },
+      { method: 'GET', url: feed, path: feed, headers: bearer(serviceToken) },
+      { method: 'GET', url: `${feed}?limit=0`, path: feed, headers: bearer(serviceToken) },
+      { method: 'POST', url: '/api/v1/oauth/revoke', path: '/api/v1/oauth/revoke', headers: basic, payload: { token: 'x', token_type_hint: 'id_token' } },
+      { method: 'POST', url: '/api/v1/oauth/revoke', path: '/api/v1/oauth/revoke', payload: { token: 'x', client_id: 'doc-caller', client_secret: 'wrong' } },
+      { method: 'POST', url: '/api/v1/oauth/introspect', path: '/api/v1/oauth/introspect', headers: basic, payload: { token: serviceToken } },
+    );
 
     const seen = new Set<string>();
     const codesSeen: string[] = [];
@@ -140,6 +155,24 @@ describe('what the routes answer is documented', () => {
       codesSeen.push(code);
     }
     expect([...seen].sort()).toEqual(['400', '401', '403', '404', '409', '415']);
-    expect(codesSeen).toContain('unknown_scope');
+    expect(codesSeen).toEqual(expect.arrayContaining(['unknown_scope', 'unsupported_token_type', 'unauthorized_client', 'forbidden']));
+  });
+});
+
+describe('revocation, introspection and the feed', () => {
+  it('document their errors: RFC 6749 bodies on /oauth/revoke and /oauth/introspect, the API shape on the feed', () => {
+    const codes = (op: any, status: string) => op.responses[status].content['application/json'].schema.properties.error.enum;
+    const revoke = doc.paths['/api/v1/oauth/revoke'].post;
+    expect(revoke.security).toEqual([{ clientBasic: [] }, {}]);
+    expect(codes(revoke, '400')).toEqual(['invalid_request', 'unsupported_token_type']);
+    expect(codes(revoke, '401')).toEqual(['invalid_client']);
+    const introspect = doc.paths['/api/v1/oauth/introspect'].post;
+    expect(codes(introspect, '403')).toEqual(['unauthorized_client']);
+    expect(introspect.responses['200'].content['application/json'].schema.properties).toHaveProperty('active');
+    const feed = doc.paths['/api/v1/oauth/revocations'].get;
+    expect(feed.security).toEqual([{ serviceBearer: [] }]);
+    expect(Object.keys(feed.responses)).toEqual(expect.arrayContaining(['200', '304', '400', '401', '403', '500', '503']));
+    expect(codes(feed, '401')).toEqual(['unauthorized']);
+    expect(feed.parameters.map((p: any) => p.name).sort()).toEqual(['limit', 'since']);
   });
 });

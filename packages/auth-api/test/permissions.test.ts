@@ -337,9 +337,9 @@ describe('scope checks on create and update', () => {
     expect(res.statusCode).toBe(201);
   });
 
-  it('the server namespace: auth:catalog:<service> only, never a reserved catalog', async () => {
-    expect((await createRaw({ client_id: 'scoped-4', name: 'x', scopes: ['auth:catalog:some-future-svc'] })).statusCode).toBe(201);
-    for (const scope of ['auth:catalog:core', 'auth:catalog:auth', 'auth:introspect', 'auth:catalog:a:b']) {
+  it('the server namespace: auth:catalog:<service>, auth:introspect and auth:revocations:read only, never a reserved catalog', async () => {
+    expect((await createRaw({ client_id: 'scoped-4', name: 'x', scopes: ['auth:catalog:some-future-svc', 'auth:introspect', 'auth:revocations:read'] })).statusCode).toBe(201);
+    for (const scope of ['auth:catalog:core', 'auth:catalog:auth', 'auth:introspection', 'auth:revocations', 'auth:catalog:a:b']) {
       const res = await createRaw({ client_id: 'scoped-5', name: 'x', scopes: [scope] });
       expect(res.statusCode, scope).toBe(400);
       expect(res.json().error, scope).toBe('unknown_scope');

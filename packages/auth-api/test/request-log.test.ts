@@ -62,9 +62,12 @@ describe('request logging', () => {
       expect(all).not.toContain(secret);
     }
     // The hash: stored (and only the hash), never logged, never in a response.
-    const { client_secret_hash } = await ctx.database.db.selectFrom('m2m_clients').select('client_secret_hash').where('id', '=', client.id).executeTakeFirstOrThrow();
+    const { secret_hash: client_secret_hash } = await ctx.database.db.selectFrom('m2m_client_secrets').select('secret_hash').where('client_id', '=', client.id).executeTakeFirstOrThrow();
     expect(client_secret_hash).toMatch(/^\$2[aby]\$/);
-    const stored = JSON.stringify(await ctx.database.db.selectFrom('m2m_clients').selectAll().execute()) + JSON.stringify(await ctx.database.db.selectFrom('audit_log').selectAll().execute());
+    const stored =
+      JSON.stringify(await ctx.database.db.selectFrom('m2m_clients').selectAll().execute()) +
+      JSON.stringify(await ctx.database.db.selectFrom('m2m_client_secrets').selectAll().execute()) +
+      JSON.stringify(await ctx.database.db.selectFrom('audit_log').selectAll().execute());
     expect(stored).not.toContain(client_secret);
     const answered = responses.map((r) => r.body).join('');
     for (const value of [client_secret, client_secret_hash, ADMIN.password]) {

@@ -15,6 +15,7 @@ import type {
   M2MClientPage,
   M2MClientPageOptions,
   M2MClientRecord,
+  M2MClientSecretRecord,
   MeResponse,
   RevokeAllSessionsResponse,
   PermissionRecord,
@@ -121,15 +122,24 @@ export interface ServicesApi {
    */
   revoke(id: string): Promise<void>;
   /**
-   * Issues a new secret for a credential (`POST /admin/m2m-clients/:id/secrets`);
-   * the `client_secret` in the answer is shown exactly once. The previous
-   * secret keeps working until `expire_previous_in` seconds have passed (or
-   * the server's default), so the new one can be deployed first.
+   * Adds a secret to a credential (`POST /admin/m2m-clients/:id/secrets`): the
+   * rotation step that keeps the `client_id`. The `client_secret` in the answer
+   * is shown exactly once. The credential's current secret keeps working until
+   * it is deleted or, with `expire_previous_in` (seconds), until then. At most
+   * two live secrets: a third rejects with `secret_limit`; a revoked credential
+   * with `conflict`.
+   *
+   * @example
+   * const { secret, client_secret } = await client.services.rotateSecret(svc.id, { expire_previous_in: 86400 });
    */
-  rotateSecret(id: string, options?: RotateSecretOptions): Promise<RotateSecretResponse>;
-  /** The credential's live secrets, never their values (`GET /admin/m2m-clients/:id/secrets`, unwrapped). */
-  secrets(id: string): Promise<ClientSecretRecord[]>;
-  /** Deletes one secret at once (`DELETE /admin/m2m-clients/:id/secrets/:secretId`); the last live one is `conflict`. */
+  rotateSecret(id: string, opts?: RotateSecretOptions): Promise<RotateSecretResponse>;
+  /** The credential's secrets, newest first, metadata only (`GET /admin/m2m-clients/:id/secrets`, unwrapped from `{secrets}`). */
+  secrets(id: string): Promise<M2MClientSecretRecord[]>;
+  /**
+   * Deletes one secret (`DELETE /admin/m2m-clients/:id/secrets/:secretId`): it
+   * authenticates no more from the next grant on. Never the credential's last
+   * live secret (`last_secret`).
+   */
   deleteSecret(id: string, secretId: string): Promise<void>;
 }
 
@@ -326,9 +336,9 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       getByClientId: (clientId) => request<M2MClientRecord>('GET', `${api}/admin/m2m-clients/by-client-id/${encodeURIComponent(clientId)}`),
       update: (id, body) => request<M2MClientRecord>('PATCH', clientUrl(id), { body }),
       revoke: (id) => request<void>('DELETE', clientUrl(id)),
-      rotateSecret: (id, options = {}) => request<RotateSecretResponse>('POST', `${clientUrl(id)}/secrets`, { body: options }),
+      rotateSecret: (id, opts = {}) => request<RotateSecretResponse>('POST', `${clientUrl(id)}/secrets`, { body: opts }),
       async secrets(id) {
-        return unwrap<ClientSecretRecord>(await request<{ secrets?: unknown }>('GET', `${clientUrl(id)}/secrets`), 'secrets', `GET ${clientUrl(id)}/secrets`);
+        return unwrap<M2MClientSecretRecord>(await request<{ secrets?: unknown }>('GET', `${clientUrl(id)}/secrets`), 'secrets', `GET ${api}/admin/m2m-clients/:id/secrets`);
       },
       deleteSecret: (id, secretId) => request<void>('DELETE', `${clientUrl(id)}/secrets/${encodeURIComponent(secretId)}`),
     },

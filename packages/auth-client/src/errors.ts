@@ -5,6 +5,8 @@ export type ServerErrorCode =
   | 'forbidden'
   | 'not_found'
   | 'conflict'
+  | 'secret_limit'
+  | 'last_secret'
   | 'unknown_scope'
   | 'payload_too_large'
   | 'unsupported_media_type'

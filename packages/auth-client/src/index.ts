@@ -30,6 +30,7 @@ export type {
   M2MClientPage,
   M2MClientPageOptions,
   M2MClientRecord,
+  M2MClientSecretRecord,
   M2MClientStatus,
   MeResponse,
   RevokeAllSessionsResponse,

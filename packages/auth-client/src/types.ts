@@ -48,6 +48,34 @@ export interface CreateM2MClientResponse {
   client_secret: string;
 }
 
+/** A credential's secret as the API shows it (`services.secrets()`): never the secret or its hash. */
+export interface M2MClientSecretRecord {
+  /** The secret's id: what `services.deleteSecret()` takes. */
+  id: string;
+  created_at: string;
+  /** Last successful grant with this secret (one-minute resolution); null: never used. */
+  last_used_at: string | null;
+  /** When it stops authenticating; null: no expiry. In the past: expired. */
+  expires_at: string | null;
+  /** A short non-secret tag telling the secrets apart (first 4 characters of base64url(SHA-256(secret))); '' for a secret from before rotation until its first use. */
+  hint: string;
+  /** How the server stores it. */
+  hash_alg: 'bcrypt' | 'hmac-sha256';
+}
+
+/** Options of `services.rotateSecret()`. */
+export interface RotateSecretOptions {
+  /** Seconds until the credential's other live secret expires (0: at once). Omitted: it stays live until deleted. */
+  expire_previous_in?: number;
+}
+
+/** Answer of `services.rotateSecret()`. */
+export interface RotateSecretResponse {
+  secret: M2MClientSecretRecord;
+  /** Shown exactly once: store it in a secret manager now. */
+  client_secret: string;
+}
+
 /** Body of `services.update()` (`PATCH /admin/m2m-clients/:id`): at least one field. */
 export interface UpdateM2MClientRequest {
   name?: string;
@@ -245,25 +273,5 @@ export interface AuditPage {
   next_cursor: string | null;
 }
 
-/** One live secret of a credential (`services.secrets()`): never the secret itself. */
-export interface ClientSecretRecord {
-  id: string;
-  created_at: string;
-  last_used_at: string | null;
-  /** When it stops working; `null`: until deleted or replaced. */
-  expires_at: string | null;
-  /** A few characters to tell secrets apart (never enough to guess one). */
-  hint: string;
-}
-
-/** Options of `services.rotateSecret()`. */
-export interface RotateSecretOptions {
-  /** Seconds the previous secret(s) keep working; omitted: the server's default. */
-  expire_previous_in?: number;
-}
-
-/** Answer of `services.rotateSecret()`: the new secret's record and the secret, shown exactly once. */
-export interface RotateSecretResponse {
-  secret: ClientSecretRecord;
-  client_secret: string;
-}
+/** The same as {@link M2MClientSecretRecord} (the console's name for it). */
+export type ClientSecretRecord = M2MClientSecretRecord;

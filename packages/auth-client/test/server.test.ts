@@ -339,3 +339,31 @@ describe('services.list() filters, listPage() and getByClientId()', () => {
     expect([badLimit.code, badLimit.details?.[0]?.path]).toEqual(['validation_failed', 'querystring.limit']);
   });
 });
+
+describe('services.rotateSecret(), secrets() and deleteSecret()', () => {
+  it('rotate without a new client_id: both secrets obtain tokens, the old one is deleted, the errors are typed', async () => {
+    const admin = await signedIn(ADMIN);
+    const { client: svc, client_secret: oldSecret } = await admin.services.create({ client_id: 'rotating-sdk', name: 'Rotating' });
+    const { secret, client_secret: newSecret } = await admin.services.rotateSecret(svc.id);
+    expect(secret).toEqual({ id: expect.any(String), created_at: expect.any(String), last_used_at: null, expires_at: null, hint: expect.stringMatching(/^[A-Za-z0-9_-]{4}$/), hash_alg: 'bcrypt' });
+    expect((await tokenFor('rotating-sdk', oldSecret)).status).toBe(200);
+    expect((await tokenFor('rotating-sdk', newSecret)).status).toBe(200);
+
+    const secrets = await admin.services.secrets(svc.id);
+    expect(secrets.map((s) => s.id)).toEqual([secret.id, expect.any(String)]);
+    expect(JSON.stringify(secrets)).not.toContain(oldSecret);
+    expect(await failure(admin.services.rotateSecret(svc.id, { expire_previous_in: 60 }))).toMatchObject({ code: 'secret_limit', status: 409 });
+
+    expect(await admin.services.deleteSecret(svc.id, secrets[1]!.id)).toBeUndefined();
+    expect((await tokenFor('rotating-sdk', oldSecret)).status).toBe(401);
+    expect((await tokenFor('rotating-sdk', newSecret)).status).toBe(200);
+    expect(await failure(admin.services.deleteSecret(svc.id, secret.id))).toMatchObject({ code: 'last_secret', status: 409 });
+
+    const next = await admin.services.rotateSecret(svc.id, { expire_previous_in: 3600 });
+    const listed = await admin.services.secrets(svc.id);
+    expect(listed.find((s) => s.id === secret.id)!.expires_at).toBe(new Date(Date.parse(next.secret.created_at) + 3_600_000).toISOString());
+    const rows = await ctx.database.db.selectFrom('m2m_client_secrets').select('id').where('client_id', '=', svc.id).execute();
+    expect(rows.map((r) => r.id).sort()).toEqual([secret.id, next.secret.id].sort());
+    expect(await failure(admin.services.secrets('00000000-0000-4000-8000-000000000000'))).toMatchObject({ code: 'not_found', status: 404 });
+  });
+});

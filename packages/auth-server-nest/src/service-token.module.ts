@@ -103,9 +103,10 @@ export class ServiceTokenModule extends ConfigurableModuleClass implements OnApp
     }
   }
 
-  /** Stops catalog retries, then closes the manager the module created. */
+  /** Stops catalog retries, then closes the verifier and the manager the module created. */
   async onModuleDestroy(): Promise<void> {
     this.#catalog.stop();
+    if (this.#resolved.ownsVerifier) this.#resolved.verifier?.close();
     if (this.#resolved.ownsManager) {
       await this.#resolved.manager?.close().catch((err: unknown) => {
         if (!(err instanceof AuthServerError)) throw err;

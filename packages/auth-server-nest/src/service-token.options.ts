@@ -62,7 +62,9 @@ export interface CatalogOptions {
 export interface ServiceTokenModuleOptions {
   /**
    * Receiving side: the options of `createServiceTokenVerifier` (secret, issuer,
-   * audience, …), or a verifier you created. Needed by `ServiceTokenGuard`.
+   * audience, `revocation`, …), or a verifier you created. Needed by `ServiceTokenGuard`.
+   * A verifier the module creates is closed (its revocation poller stopped) when the
+   * application closes; one you pass in is yours to close.
    */
   verifier?: ServiceTokenVerifierOptions | ServiceTokenVerifier;
   /**
@@ -92,6 +94,8 @@ export interface ResolvedOptions {
   manager: ServiceTokenManager | undefined;
   /** Whether the module created the manager (and so closes it). */
   ownsManager: boolean;
+  /** The module created the verifier (from options): it closes it (its revocation poller) on shutdown. */
+  ownsVerifier: boolean;
   catalog: ResolvedCatalog | undefined;
 }
 
@@ -100,6 +104,7 @@ const PERMISSION_FIELDS = new Set(['code', 'name', 'description', 'resource', 'a
 export function resolveOptions(options: ServiceTokenModuleOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) invalidOptions('ServiceTokenModule: options must be an object');
   const verifier = options.verifier === undefined ? undefined : toVerifier(options.verifier);
+  const ownsVerifier = verifier !== undefined && verifier !== options.verifier;
   let manager: ServiceTokenManager | undefined;
   let ownsManager = false;
   if (options.manager instanceof ServiceTokenManager || isManagerLike(options.manager)) {
@@ -109,7 +114,7 @@ export function resolveOptions(options: ServiceTokenModuleOptions): ResolvedOpti
     ownsManager = true;
   }
   const catalog = options.catalog === undefined ? undefined : resolveCatalog(options.catalog, options.manager);
-  return { verifier, manager, ownsManager, catalog };
+  return { verifier, manager, ownsManager, ownsVerifier, catalog };
 }
 
 function toVerifier(value: ServiceTokenVerifierOptions | ServiceTokenVerifier): ServiceTokenVerifier {

@@ -8,7 +8,7 @@
  * - `destination_refused`: `ServiceTokenManager.fetch()` would have sent a token over
  *   plain http to a remote host, or to an origin outside `fetchOrigins`.
  * - `oauth_error`, `http_error`, `network_error`, `timeout`, `invalid_response`,
- *   `discovery_failed`: see {@link TokenRequestError}.
+ *   `discovery_failed`, `secret_unavailable`: see {@link TokenRequestError}.
  * - `missing_token`, `invalid_token`, `token_expired`, `insufficient_scope`:
  *   see {@link TokenVerificationError}.
  */
@@ -48,6 +48,8 @@ export class AuthServerError extends Error {
  * - `invalid_response`: a 2xx answer that is not a usable token response.
  * - `discovery_failed`: the RFC 8414 metadata names another issuer (the message names the
  *   one found and the one expected) or has no usable `token_endpoint` on its origin.
+ * - `secret_unavailable`: the `clientSecret` function threw (its error is the `cause`) or
+ *   returned no non-empty string; no request was made. The next call asks it again.
  */
 export type TokenRequestErrorCode =
   | 'oauth_error'
@@ -55,7 +57,8 @@ export type TokenRequestErrorCode =
   | 'network_error'
   | 'timeout'
   | 'invalid_response'
-  | 'discovery_failed';
+  | 'discovery_failed'
+  | 'secret_unavailable';
 
 /**
  * A client_credentials token request (RFC 6749 §4.4) that failed, after
@@ -120,7 +123,11 @@ export type TokenVerificationReason =
   /** `exp − iat` above `maxTokenLifetimeSec`, or `exp` / `iat` not integers. */
   | 'lifetime'
   /** A JWKS-based verifier has never obtained the key set (the server was unreachable). */
-  | 'jwks_unavailable';
+  | 'jwks_unavailable'
+  /** The revocation feed lists the token's jti, or its credential was revoked or disabled after the token was issued. */
+  | 'revoked'
+  /** `revocation.failClosedAfterMs` passed without a complete read of the revocation feed. */
+  | 'revocation_unavailable';
 
 // Fixed, caller-safe descriptions: the wire never says *why* a token failed
 // beyond its code, and these stay within RFC 6750's quoted-string charset.

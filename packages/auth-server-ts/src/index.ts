@@ -21,7 +21,10 @@ export type {
 } from './token-manager.js';
 export { createServiceTokenVerifier } from './verifier.js';
 export type {
+  FeedTokenSource,
   PublicJwk,
+  RevocationEvent,
+  RevocationOptions,
   ScopeRequirement,
   Secret,
   ServicePrincipal,

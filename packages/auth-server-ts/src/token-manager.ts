@@ -48,8 +48,15 @@ export interface ServiceTokenManagerOptions {
    */
   serverUrl?: string | URL;
   clientId: string;
-  /** Never appears in errors, events or logs. */
-  clientSecret: string;
+  /**
+   * The client secret, or a function (sync or async) that returns it, e.g. a
+   * read from your secret manager. A function is called at the first token
+   * request and again, once, after an `invalid_client` answer: when it then
+   * returns another secret, the grant is retried once with it. So a service
+   * picks up a rotated secret (`POST /admin/m2m-clients/:id/secrets`) without
+   * a restart. Never appears in errors, events or logs.
+   */
+  clientSecret: string | (() => string | Promise<string>);
   /** Default `client_secret_basic`. */
   authMethod?: ClientAuthMethod;
   /** Scopes requested when `getToken()` names none. Default: none (the server grants all of the credential's). */
@@ -168,8 +175,12 @@ export class ServiceTokenManager {
   readonly #metadataUrl: URL | undefined;
   readonly #allowInsecureHttp: boolean;
   readonly #fetchOrigins: ReadonlySet<string> | undefined;
-  // The only place the secret lives, already encoded into what is sent.
-  readonly #credentials: { headers: Record<string, string>; params: Record<string, string> };
+  readonly #clientId: string;
+  readonly #authMethod: ClientAuthMethod;
+  /** The clientSecret function; undefined when a string was given. */
+  readonly #secretSource: (() => string | Promise<string>) | undefined;
+  // The only place the secret lives: the current value, or the read of it under way.
+  #secret: Promise<string> | undefined;
   /** `key`: the default slot's cache key, computed once (getToken() with no scopes or audience is the hot path). */
   readonly #defaults: { scopes: readonly string[]; audience: string | undefined; key: string };
   readonly #timeoutMs: number;
@@ -210,17 +221,13 @@ export class ServiceTokenManager {
 
     const { clientId, clientSecret } = options;
     if (typeof clientId !== 'string' || clientId === '') invalid('clientId must be a non-empty string');
-    if (typeof clientSecret !== 'string' || clientSecret === '') invalid('clientSecret must be a non-empty string');
+    if (typeof clientSecret === 'function') this.#secretSource = clientSecret;
+    else if (typeof clientSecret !== 'string' || clientSecret === '') invalid('clientSecret must be a non-empty string or a function returning one');
+    else this.#secret = Promise.resolve(clientSecret);
+    this.#clientId = clientId;
     const authMethod = options.authMethod ?? 'client_secret_basic';
-    if (authMethod === 'client_secret_basic') {
-      // RFC 6749 §2.3.1: form-urlencode id and secret, then base64 "id:secret".
-      const basic = Buffer.from(`${formEncode(clientId)}:${formEncode(clientSecret)}`).toString('base64');
-      this.#credentials = { headers: { authorization: `Basic ${basic}` }, params: {} };
-    } else if (authMethod === 'client_secret_post') {
-      this.#credentials = { headers: {}, params: { client_id: clientId, client_secret: clientSecret } };
-    } else {
-      invalid(`authMethod must be 'client_secret_basic' or 'client_secret_post'`);
-    }
+    if (authMethod !== 'client_secret_basic' && authMethod !== 'client_secret_post') invalid(`authMethod must be 'client_secret_basic' or 'client_secret_post'`);
+    this.#authMethod = authMethod;
 
     const scopes = checkScopes(options.scopes ?? [], 'scopes');
     const audience = checkAudience(options.audience, 'audience');
@@ -467,22 +474,76 @@ export class ServiceTokenManager {
 
   async #requestToken(slot: Slot, background: boolean): Promise<CachedToken> {
     const endpoint = await this.#endpoint();
-    const form = new URLSearchParams({ grant_type: 'client_credentials', ...this.#credentials.params });
+    const secret = await this.#currentSecret();
+    try {
+      return await this.#grant(endpoint, slot, background, secret);
+    } catch (error) {
+      if (!(error instanceof TokenRequestError && error.error === 'invalid_client')) throw error;
+      // The secret may have been rotated: ask the clientSecret function again, once, and retry once if it changed.
+      const rotated = await this.#rotatedSecret(secret).catch(() => undefined);
+      if (rotated === undefined) throw error;
+      return this.#grant(endpoint, slot, background, rotated);
+    }
+  }
+
+  /** The current secret (read from the clientSecret function the first time). */
+  #currentSecret(): Promise<string> {
+    this.#secret ??= this.#readSecret();
+    return this.#secret;
+  }
+
+  #readSecret(): Promise<string> {
+    const source = this.#secretSource!;
+    const read = (async () => {
+      let value: unknown;
+      try {
+        value = await source();
+      } catch (cause) {
+        throw new TokenRequestError('secret_unavailable', 'The clientSecret function failed', { attempts: 0, cause });
+      }
+      if (typeof value !== 'string' || value === '') throw new TokenRequestError('secret_unavailable', 'The clientSecret function returned no non-empty string', { attempts: 0 });
+      return value;
+    })();
+    // A failed read is not kept: the next request asks again.
+    read.catch(() => {
+      if (this.#secret === read) this.#secret = undefined;
+    });
+    return read;
+  }
+
+  /**
+   * After `used` was refused with invalid_client: a different secret to retry with, or undefined.
+   * Requests refused together share one call of the clientSecret function.
+   */
+  async #rotatedSecret(used: string): Promise<string | undefined> {
+    if (this.#secretSource === undefined) return undefined;
+    const current = this.#secret;
+    const known = current === undefined ? undefined : await current.catch(() => undefined);
+    if (known === undefined || known === used) {
+      if (this.#secret === current) this.#secret = this.#readSecret();
+    }
+    const next = await this.#currentSecret();
+    return next === used ? undefined : next;
+  }
+
+  /** One client_credentials grant with `secret`, with retries for transient failures. */
+  #grant(endpoint: URL, slot: Slot, background: boolean, secret: string): Promise<CachedToken> {
+    const form = new URLSearchParams({ grant_type: 'client_credentials' });
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+    if (this.#authMethod === 'client_secret_basic') {
+      // RFC 6749 §2.3.1: form-urlencode id and secret, then base64 "id:secret".
+      headers.authorization = `Basic ${Buffer.from(`${formEncode(this.#clientId)}:${formEncode(secret)}`).toString('base64')}`;
+    } else {
+      form.set('client_id', this.#clientId);
+      form.set('client_secret', secret);
+    }
     if (slot.scopes.length > 0) form.set('scope', slot.scopes.join(' '));
     if (slot.audience !== undefined) form.set('audience', slot.audience);
     const body = form.toString();
     return withRetries(async (attempt) => {
       this.#emit({ ...describe(slot), type: 'token_request', attempt, background });
       const startedAt = this.#clock.now();
-      const response = await this.#send(endpoint, attempt, {
-        method: 'POST',
-        headers: {
-          ...this.#credentials.headers,
-          'content-type': 'application/x-www-form-urlencoded',
-          accept: 'application/json',
-        },
-        body,
-      });
+      const response = await this.#send(endpoint, attempt, { method: 'POST', headers, body });
       if (!('status' in response)) return response;
       if (response.status < 200 || response.status > 299) return this.#failure(response, attempt, 'The token endpoint');
       return this.#parseToken(response, startedAt, attempt);

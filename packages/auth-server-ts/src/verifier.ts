@@ -8,8 +8,39 @@ import { keyIdForSecret } from './keys.js';
 import { TokenCache } from './lib/token-cache.js';
 import { isSafeOrigin } from './lib/urls.js';
 import { ASYMMETRIC_ALGORITHMS, importPublicJwk, type PublicJwk, type PublicKeyEntry, RemoteKeySet, verifySignature } from './lib/public-keys.js';
+import { type FeedTokenSource, type RevocationEvent, RevocationFeed } from './lib/revocation-feed.js';
 
 export type { PublicJwk } from './lib/public-keys.js';
+export type { FeedTokenSource, RevocationEvent } from './lib/revocation-feed.js';
+
+/**
+ * The `revocation` option of {@link createServiceTokenVerifier}: keep a local
+ * copy of the server's revocation feed, so tokens of revoked or disabled
+ * credentials, and tokens revoked one by one (RFC 7009), are refused within
+ * about `intervalMs` (reason `revoked`) without a request per token.
+ */
+export interface RevocationOptions {
+  /**
+   * The service token the feed is read with: a `ServiceTokenManager` (or any
+   * `{ getToken() }`) of a credential holding `auth:revocations:read`, or a
+   * function returning such a token.
+   */
+  token: FeedTokenSource | (() => string | Promise<string>);
+  /** The feed. Default: `<issuer>/api/v1/oauth/revocations` (needs `issuer` to be one URL). */
+  url?: string | URL;
+  /** Time between two polls, in ms. Default 2,000: a revocation is refused within about 2 s plus one request (≤ 5 s). */
+  intervalMs?: number;
+  /** Timeout of one feed request, in ms. Default 2,500. */
+  timeoutMs?: number;
+  /**
+   * When the feed has not been read completely for this long (ms), refuse
+   * every token (reason `revocation_unavailable`) until it is. Default: never
+   * (keep the last copy and keep verifying; `onEvent` reports the failures).
+   */
+  failClosedAfterMs?: number;
+  /** Told of the poller's state changes (ready, sync_failed, recovered, fail_closed). */
+  onEvent?: (event: RevocationEvent) => void;
+}
 
 /**
  * Algorithms a service-token verifier can allow: HMAC with the shared secret
@@ -84,6 +115,11 @@ export interface ServiceTokenVerifierOptions {
   cache?: { maxEntries?: number } | false;
   /** Time source. Default: the system clock. */
   clock?: Pick<Clock, 'now'>;
+  /**
+   * Refuse revoked tokens: poll the server's revocation feed (docs/TRUST.md,
+   * "Revocation"). Default: off. Call `close()` when done with the verifier.
+   */
+  revocation?: RevocationOptions;
 }
 
 /** Scopes a call to {@link ServiceTokenVerifier.verify} requires. */
@@ -119,6 +155,14 @@ export interface ServiceTokenVerifier {
   setSecrets(secrets: { secret: Secret; previousSecrets?: readonly Secret[] }): void;
   /** Empties the cache of verified tokens. */
   clearCache(): void;
+  /**
+   * With the `revocation` option: reads the feed now (joining a poll under
+   * way); rejects if that fails. E.g. at start, to refuse nothing revoked
+   * from the first request on. Without the option: resolves at once.
+   */
+  syncRevocations(): Promise<void>;
+  /** Stops the revocation poller and background key fetches. The verifier keeps verifying with what it holds. */
+  close(): void;
 }
 
 /**
@@ -211,6 +255,7 @@ class Verifier implements ServiceTokenVerifier {
   /** Static public keys (`publicKeys`), by kid. */
   readonly #staticKeys = new Map<string, PublicKeyEntry>();
   readonly #remoteKeys: RemoteKeySet | undefined;
+  readonly #revocations: RevocationFeed | undefined;
   /** verify() calls under way: above one, asymmetric signatures are checked on the thread pool, in parallel. */
   #active = 0;
   // Bumped on every key change so a verification that started with old keys
@@ -299,6 +344,56 @@ class Verifier implements ServiceTokenVerifier {
     this.#claimOptions = claimOptions;
     this.#fastClaims = canCheckClaims(claimOptions);
     if (hasSecret) this.setSecrets(options as { secret: Secret; previousSecrets?: readonly Secret[] });
+    this.#revocations = options.revocation === undefined ? undefined : this.#revocationFeed(options.revocation, issuer, options, allowInsecureHttp);
+  }
+
+  #revocationFeed(revocation: RevocationOptions, issuer: string | string[] | false, options: ServiceTokenVerifierOptions, allowInsecureHttp: boolean): RevocationFeed {
+    if (typeof revocation !== 'object' || revocation === null) invalid('revocation must be an object');
+    const { token, url, intervalMs = 2_000, timeoutMs = 2_500, failClosedAfterMs, onEvent } = revocation;
+    const isSource = typeof token === 'object' && token !== null && typeof (token as FeedTokenSource).getToken === 'function';
+    if (typeof token !== 'function' && !isSource) invalid('revocation.token must be a ServiceTokenManager (or { getToken() }) or a function returning a service token');
+    let feedUrl: URL | undefined;
+    if (url !== undefined) feedUrl = URL.canParse(String(url)) ? new URL(String(url)) : undefined;
+    else if (typeof issuer === 'string' && URL.canParse(issuer)) feedUrl = new URL(`${issuer.replace(/\/+$/, '')}/api/v1/oauth/revocations`);
+    else invalid('revocation.url is required when issuer is not a single URL');
+    if (feedUrl === undefined || (feedUrl.protocol !== 'https:' && feedUrl.protocol !== 'http:')) invalid('revocation.url must be an http(s) URL');
+    // The feed carries a bearer token, and an attacker in the path could hide revocations.
+    if (!isSafeOrigin(feedUrl, allowInsecureHttp)) invalid('revocation.url uses plain http to a remote host: use https, or set allowInsecureHttp: true');
+    if (!(Number.isFinite(intervalMs) && intervalMs >= 100)) invalid('revocation.intervalMs must be a number ≥ 100');
+    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) invalid('revocation.timeoutMs must be a number > 0');
+    if (failClosedAfterMs !== undefined && !(Number.isFinite(failClosedAfterMs) && failClosedAfterMs > 0)) invalid('revocation.failClosedAfterMs must be a number > 0 when given');
+    if (onEvent !== undefined && typeof onEvent !== 'function') invalid('revocation.onEvent must be a function');
+    return new RevocationFeed({
+      url: feedUrl,
+      token,
+      intervalMs,
+      timeoutMs,
+      failClosedAfterMs,
+      maxTokenLifetimeSec: this.#maxLifetimeSec,
+      dispatcher: options.dispatcher,
+      now: () => (this.#clock ? this.#clock.now() : Date.now()),
+      onEvent,
+      // A new entry, or the fail-closed switch: every token is checked again on its next verification.
+      onChange: () => this.#cache?.clear(),
+    });
+  }
+
+  syncRevocations(): Promise<void> {
+    return this.#revocations?.sync() ?? Promise.resolve();
+  }
+
+  close(): void {
+    this.#revocations?.close();
+  }
+
+  /** Refuses a revoked token (feed on): two Map lookups, once per token (cached tokens skip it; see onChange). */
+  #checkRevocation(principal: ServicePrincipal, feed: RevocationFeed): void {
+    if (feed.failedClosed) {
+      throw new TokenVerificationError('invalid_token', 'The revocation feed could not be read for too long (failClosedAfterMs)', { reason: 'revocation_unavailable' });
+    }
+    if (feed.isRevoked(principal.clientId, principal.claims.iat, principal.claims.jti)) {
+      throw new TokenVerificationError('invalid_token', 'The token, or its credential, was revoked', { reason: 'revoked' });
+    }
   }
 
   setSecrets(secrets: { secret: Secret; previousSecrets?: readonly Secret[] }): void {
@@ -349,6 +444,9 @@ class Verifier implements ServiceTokenVerifier {
         this.#active--;
       }
     }
+    // Checked here, synchronously before caching: a cached token was not revoked when it was
+    // cached, and the cache is emptied whenever the feed brings a change.
+    if (this.#revocations !== undefined) this.#checkRevocation(entry.principal, this.#revocations);
     if (this.#cache !== undefined && generation === this.#generation && now < entry.validUntilMs) this.#cache.set(token, entry.principal, entry.validUntilMs);
     checkScopes(entry.principal.scopes, requirement);
     return entry.principal;

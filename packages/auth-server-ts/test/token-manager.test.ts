@@ -607,3 +607,89 @@ describe('ServiceTokenManager: lifecycle, abort and secrecy', () => {
     expect(() => new ServiceTokenManager({ ...valid, tokenEndpoint: 'http://localhost:3000/t' })).not.toThrow();
   });
 });
+
+describe('ServiceTokenManager: clientSecret as a function (rotation)', () => {
+  const basicSecret = (request: SeenRequest) => {
+    const decoded = Buffer.from(request.headers.authorization!.slice('Basic '.length), 'base64').toString();
+    return decodeURIComponent(decoded.slice(decoded.indexOf(':') + 1).replace(/\+/g, ' '));
+  };
+  /** A token endpoint accepting only `accepted()`. */
+  async function rotatingServer(accepted: () => string[]) {
+    return server((request, n) =>
+      accepted().includes(basicSecret(request)) ? tokenReply(n) : { status: 401, body: { error: 'invalid_client', error_description: 'Client authentication failed' } },
+    );
+  }
+
+  it('is read at the first request (sync or async), not at construction, and reused after', async () => {
+    for (const make of [(v: string) => () => v, (v: string) => async () => v]) {
+      const auth = await rotatingServer(() => ['s1']);
+      let calls = 0;
+      const source = make('s1');
+      const { manager: tokens } = manager({ tokenEndpoint: `${auth.url}/t`, clientSecret: () => ((calls += 1), source()) });
+      expect(calls).toBe(0);
+      expect(await tokens.getToken()).toBe('tok-1');
+      tokens.invalidate('tok-1');
+      expect(await tokens.getToken()).toBe('tok-2');
+      expect(calls).toBe(1);
+    }
+  });
+
+  it('after invalid_client it is asked again once, and the grant retried once with the new secret', async () => {
+    let accepted = ['old'];
+    const auth = await rotatingServer(() => accepted);
+    let current = 'old';
+    let calls = 0;
+    const { manager: tokens } = manager({ tokenEndpoint: `${auth.url}/t`, clientSecret: async () => ((calls += 1), current) });
+    expect(await tokens.getToken()).toBe('tok-1');
+    // Rotated: the old secret is refused, the secret manager holds the new one.
+    accepted = ['new'];
+    current = 'new';
+    tokens.invalidate('tok-1');
+    expect(await tokens.getToken()).toBe('tok-3');
+    expect(calls).toBe(2);
+    expect(auth.requests.map(basicSecret)).toEqual(['old', 'old', 'new']);
+  });
+
+  it('unchanged after invalid_client: the error, after one request and one more call', async () => {
+    const auth = await rotatingServer(() => []);
+    let calls = 0;
+    const { manager: tokens } = manager({ tokenEndpoint: `${auth.url}/t`, clientSecret: () => ((calls += 1), 'same') });
+    expect(await rejection(tokens.getToken())).toMatchObject({ code: 'oauth_error', error: 'invalid_client', attempts: 1 });
+    expect(calls).toBe(2);
+    expect(auth.requests).toHaveLength(1);
+    // Still wrong after the retry with a new value: the retry's error, no third request.
+    let n = 0;
+    const { manager: other } = manager({ tokenEndpoint: `${auth.url}/t`, clientSecret: () => `v${(n += 1)}` });
+    expect(await rejection(other.getToken())).toMatchObject({ code: 'oauth_error', error: 'invalid_client' });
+    expect(n).toBe(2);
+    expect(auth.requests).toHaveLength(3);
+  });
+
+  it('concurrent refusals share one call; a failing function is secret_unavailable and never leaks', async () => {
+    let accepted = ['a'];
+    const auth = await rotatingServer(() => accepted);
+    let current = 'a';
+    let calls = 0;
+    const { manager: tokens } = manager({ tokenEndpoint: `${auth.url}/t`, clientSecret: async () => ((calls += 1), current) });
+    await tokens.getToken();
+    accepted = ['b'];
+    current = 'b';
+    tokens.invalidate('tok-1');
+    const results = await Promise.all([tokens.getToken(), tokens.getToken({ scopes: ['x:y'] }), tokens.getToken({ scopes: ['z:w'] })]);
+    expect(results.every((t) => t.startsWith('tok-'))).toBe(true);
+    expect(calls).toBe(2);
+
+    const failing = manager({ tokenEndpoint: `${auth.url}/t`, clientSecret: () => Promise.reject(new Error('vault sealed')) });
+    const err = await rejection(failing.manager.getToken());
+    expect(err).toBeInstanceOf(TokenRequestError);
+    expect(err).toMatchObject({ code: 'secret_unavailable', attempts: 0 });
+    expect((err as Error).cause).toBeInstanceOf(Error);
+    const empty = manager({ tokenEndpoint: `${auth.url}/t`, clientSecret: () => '' });
+    expect(await rejection(empty.manager.getToken())).toMatchObject({ code: 'secret_unavailable' });
+    // Not in the manager's inspection, its errors or its events.
+    const secretManager = manager({ tokenEndpoint: `${auth.url}/t`, clientSecret: () => 'b' });
+    await secretManager.manager.getToken();
+    expect(inspect(secretManager.manager, { depth: 10, showHidden: true }) + JSON.stringify(secretManager.events)).not.toContain("'b'");
+    expect(() => new ServiceTokenManager({ tokenEndpoint: `${auth.url}/t`, clientId: 'x', clientSecret: 42 as never })).toThrow(AuthServerError);
+  });
+});

@@ -22,6 +22,9 @@ import {
   updateClientBodySchema,
 } from '../modules/m2m-clients/m2m-clients.schemas.js';
 import { createM2MClientsService, type M2MClientsService } from '../modules/m2m-clients/m2m-clients.service.js';
+import { createClientSecretsService, type ClientSecretsService } from '../modules/m2m-clients/client-secrets.service.js';
+import { expirePreviousInSchema } from '../modules/m2m-clients/client-secrets.schemas.js';
+import { createClientSecretHasher } from '../lib/client-secret-hash.js';
 import { createSigningKeyService, type SigningKeyService } from '../modules/signing-keys/signing-keys.service.js';
 import { REGISTER_BODY_LIMIT, type RegisterBody, registerBodySchema, serviceNameSchema } from '../modules/permissions/permissions.schemas.js';
 import { createPermissionsService, type PermissionsService } from '../modules/permissions/permissions.service.js';
@@ -36,6 +39,7 @@ const DATABASE_NOTE = `Works on the server's database: DATABASE_URL, or the embe
 interface Services {
   hasher: PasswordHasher;
   clients: M2MClientsService;
+  secrets: ClientSecretsService;
   keys: SigningKeyService;
   users: AdminUsersService;
   permissions: PermissionsService;
@@ -50,7 +54,9 @@ async function withServices<T>(env: NodeJS.ProcessEnv, fn: (services: Services) 
     const hasher = createBcryptHasher(config.bcryptCost);
     // No onChange: a running server reads a credential's state on every grant, so a revoke here applies at once.
     const permissions = createPermissionsService({ db: database.db, clock: systemClock });
-    const clients = createM2MClientsService({ db: database.db, hasher, clock: systemClock, checkScopes: permissions.assertScopesDefined });
+    const secretHasher = createClientSecretHasher({ alg: config.clientSecrets.hash, bcrypt: hasher, pepper: config.clientSecrets.pepper });
+    const clients = createM2MClientsService({ db: database.db, secrets: secretHasher, clock: systemClock, checkScopes: permissions.assertScopesDefined });
+    const secrets = createClientSecretsService({ db: database.db, hasher: secretHasher, clock: systemClock });
     const keys = createSigningKeyService({
       db: database.db,
       clock: systemClock,
@@ -61,7 +67,7 @@ async function withServices<T>(env: NodeJS.ProcessEnv, fn: (services: Services) 
     });
     // Sessions live in the database and are looked up on every request: ending one here applies at once.
     const users = createAdminUsersService({ db: database.db, hasher, clock: systemClock });
-    return await fn({ hasher, clients, permissions, keys, users, db: database.db });
+    return await fn({ hasher, clients, secrets, permissions, keys, users, db: database.db });
   } finally {
     await database.close();
   }
@@ -534,6 +540,105 @@ ${DATABASE_NOTE}
   },
 });
 
+const DURATION = /^(\d{1,9})([smhd]?)$/;
+const SECONDS_PER = { '': 1, s: 1, m: 60, h: 3600, d: 86400 } as const;
+
+/** `90`, `90s`, `15m`, `12h`, `1d` → seconds; checked with the route's schema. */
+function durationArg(value: string, flag: string): number {
+  const match = DURATION.exec(value.trim());
+  if (!match) throw new UsageError([`${flag}: must be a duration such as 3600, 90s, 15m, 12h or 1d`]);
+  const seconds = Number(match[1]) * SECONDS_PER[match[2] as keyof typeof SECONDS_PER];
+  return validate(expirePreviousInSchema, seconds, { '': flag });
+}
+
+const SECRETS_NOTE = `A credential holds at most two live secrets; the grant accepts either. Rotation: add a
+secret, deploy it, watch the old one's LAST USED (\`clients secrets\`), then let it expire
+(--expire-previous-in) or delete it (DELETE /api/v1/admin/m2m-clients/:id/secrets/:secretId).`;
+
+const clientsRotateSecretCommand = command({
+  name: 'clients rotate-secret',
+  args: '<id|client_id>',
+  summary: 'add a secret to a credential (rotation); prints it once',
+  help: `Adds a secret to a credential, by its id (UUID) or its client_id, and prints it once
+(the server keeps only a hash). The credential's current secret keeps working until it is
+deleted or, with --expire-previous-in, until that time. Refused (exit 1, secret_limit) when
+the credential already has two live secrets.
+
+Options:
+  --expire-previous-in <duration>   expire the other live secret after this long: 3600, 90s, 15m, 12h, 1d (0: at once)
+  --json                            print {"secret": {...}, "client_secret": "..."} for scripts
+
+Example:
+  auth-api clients rotate-secret billing-svc --expire-previous-in 1d
+
+${SECRETS_NOTE}
+
+${DATABASE_NOTE}
+`,
+  options: { 'expire-previous-in': { type: 'string' }, json: { type: 'boolean' } },
+  positionals: 1,
+  async run(values, [target], env) {
+    const key = credentialKey(target);
+    const expire = values['expire-previous-in'];
+    const body = expire === undefined ? {} : { expire_previous_in: durationArg(expire, '--expire-previous-in') };
+    const { credential, created, secrets } = await withServices(env, async ({ clients, secrets }) => {
+      const credential = await findCredential(clients, key);
+      const created = await secrets.rotate(credential.id, body, CLI_ACTOR);
+      return { credential, created, secrets: await secrets.list(credential.id) };
+    });
+    if (values.json) print(JSON.stringify(created, null, 2));
+    else {
+      print(`added a secret to ${credential.client_id} (id ${credential.id}): secret ${created.secret.id}, hint ${created.secret.hint}`);
+      for (const other of secrets.filter((s) => s.id !== created.secret.id)) {
+        print(`other secret ${other.id} (hint ${other.hint || '-'}): ${other.expires_at ? `expires ${shortTime(other.expires_at)}` : 'no expiry (delete it once unused)'}`);
+      }
+      print(`client_secret: ${created.client_secret}`);
+    }
+    process.stderr.write('warning: the client secret will not be shown again: store it in a secret manager now.\n');
+    return EXIT.ok;
+  },
+});
+
+const clientsSecretsCommand = command({
+  name: 'clients secrets',
+  args: '<id|client_id>',
+  summary: "list a credential's secrets: hint, last used, expiry (never a secret)",
+  help: `Lists a credential's secrets, newest first, by its id (UUID) or its client_id: id, hint
+(a short non-secret tag), how each is stored, when it was created and last used (one-minute
+resolution) and when it expires. Never a secret or its hash.
+
+Options:
+  --json   print {"secrets": [...]}, the same records as GET /api/v1/admin/m2m-clients/:id/secrets
+
+${SECRETS_NOTE}
+
+${DATABASE_NOTE}
+`,
+  options: { json: { type: 'boolean' } },
+  positionals: 1,
+  async run(values, [target], env) {
+    const key = credentialKey(target);
+    const secrets = await withServices(env, async ({ clients, secrets }) => secrets.list((await findCredential(clients, key)).id));
+    const now = Date.now();
+    if (values.json) print(JSON.stringify({ secrets }, null, 2));
+    else
+      print(
+        table(
+          ['ID', 'HINT', 'HASH', 'CREATED', 'LAST USED', 'EXPIRES'],
+          secrets.map((s) => [
+            s.id,
+            s.hint || '-',
+            s.hash_alg,
+            shortTime(s.created_at),
+            shortTime(s.last_used_at),
+            s.expires_at === null ? '-' : `${shortTime(s.expires_at)}${Date.parse(s.expires_at) <= now ? ' (expired)' : ''}`,
+          ]),
+        ),
+      );
+    return EXIT.ok;
+  },
+});
+
 const KEYS_NOTE = `SERVICE_TOKEN_ALG (ES256 or EdDSA) sets the algorithm of new keys; KEY_ENCRYPTION_KEY
 encrypts them (generated into DATA_DIR in development). See docs/TRUST.md.`;
 
@@ -711,6 +816,8 @@ export const COMMANDS: Command[] = [
   statusCommand('disabled'),
   statusCommand('active'),
   clientsRevokeCommand,
+  clientsRotateSecretCommand,
+  clientsSecretsCommand,
   keysListCommand,
   keysRotateCommand,
   permissionsListCommand,

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
 import pg from 'pg';
+import { type ChangeFeed, type ChangeFeedHandlers, openPgliteChangeFeed, openPostgresChangeFeed } from './change-feed.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { DatabaseOpenError } from './errors.js';
 import type { Database } from './schema.js';
@@ -11,6 +12,12 @@ export interface DatabaseHandle {
   db: Kysely<Database>;
   /** `postgres` (DATABASE_URL) or `pglite` (embedded, on disk or in memory). */
   kind: 'postgres' | 'pglite';
+  /**
+   * Subscribes to a NOTIFY channel (cross-instance invalidation): on PostgreSQL a
+   * dedicated connection with reconnects and a heartbeat lease, on PGlite its own
+   * `listen`. Close the feed before the database.
+   */
+  openChangeFeed?(channel: string, handlers: ChangeFeedHandlers): ChangeFeed;
   close(): Promise<void>;
 }
 
@@ -51,24 +58,33 @@ export async function connectDatabase(options: ConnectOptions): Promise<Database
       );
     }
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withPreparedStatements(pool) }) });
-    return { db, kind: 'postgres', close: () => db.destroy() };
+    const connectionString = options.databaseUrl;
+    return {
+      db,
+      kind: 'postgres',
+      openChangeFeed: (channel, handlers) => openPostgresChangeFeed({ connectionString, channel, handlers }),
+      close: () => db.destroy(),
+    };
   }
 
   const [{ PGlite }, { PGliteDialect }] = await Promise.all([import('@electric-sql/pglite'), import('kysely-pglite-dialect')]);
   const dataDir = options.dataDir ?? './.data';
   if (dataDir.startsWith('memory://')) {
-    const db = new Kysely<Database>({ dialect: new PGliteDialect(await PGlite.create(dataDir)) });
-    return { db, kind: 'pglite', close: () => db.destroy() };
+    const pglite = await PGlite.create(dataDir);
+    const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+    return { db, kind: 'pglite', openChangeFeed: (channel, handlers) => openPgliteChangeFeed(pglite, channel, handlers), close: () => db.destroy() };
   }
   const location = resolve(dataDir, 'pglite');
   mkdirSync(location, { recursive: true, mode: 0o700 });
   // Before PGlite touches its files: a second process is refused here, before any migration.
   const unlock = lockDataDir(dataDir);
   try {
-    const db = new Kysely<Database>({ dialect: new PGliteDialect(await PGlite.create(location)) });
+    const pglite = await PGlite.create(location);
+    const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
     return {
       db,
       kind: 'pglite',
+      openChangeFeed: (channel, handlers) => openPgliteChangeFeed(pglite, channel, handlers),
       close: async () => {
         try {
           await db.destroy();

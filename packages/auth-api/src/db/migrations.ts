@@ -162,6 +162,120 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('permission_catalogs').execute();
     },
   },
+  '2026-11-26-015-client-secrets': {
+    // A credential holds up to two live secrets (rotation without a new client_id). The secrets move
+    // here from m2m_clients.client_secret_hash, which is dropped: one source of truth.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('m2m_client_secrets')
+        .addColumn('id', 'uuid', (c) => c.primaryKey())
+        .addColumn('client_id', 'uuid', (c) => c.notNull().references('m2m_clients.id').onDelete('cascade'))
+        .addColumn('secret_hash', 'text', (c) => c.notNull())
+        .addColumn('hash_alg', 'text', (c) => c.notNull().check(sql`hash_alg in ('bcrypt', 'hmac-sha256')`))
+        // A short non-secret tag of the secret (lib/client-secret-hash.ts); '' when unknown (secrets
+        // from before this migration: filled in at their first successful grant).
+        .addColumn('hint', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('expires_at', 'timestamptz')
+        .addColumn('last_used_at', 'timestamptz')
+        .execute();
+      await db.schema.createIndex('m2m_client_secrets_client').on('m2m_client_secrets').column('client_id').execute();
+      await sql`
+        insert into m2m_client_secrets (id, client_id, secret_hash, hash_alg, hint, created_at, last_used_at)
+        select gen_random_uuid(), id, client_secret_hash, 'bcrypt', '', created_at, last_used_at from m2m_clients
+      `.execute(db);
+      await db.schema.alterTable('m2m_clients').dropColumn('client_secret_hash').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.alterTable('m2m_clients').addColumn('client_secret_hash', 'text').execute();
+      // The newest secret of each credential goes back (the only one the old schema can hold).
+      await sql`
+        update m2m_clients c set client_secret_hash = (
+          select s.secret_hash from m2m_client_secrets s where s.client_id = c.id and s.hash_alg = 'bcrypt' order by s.created_at desc limit 1
+        )
+      `.execute(db);
+      await sql`update m2m_clients set client_secret_hash = '!' where client_secret_hash is null`.execute(db);
+      await db.schema.alterTable('m2m_clients').alterColumn('client_secret_hash', (c) => c.setNotNull()).execute();
+      await db.schema.dropTable('m2m_client_secrets').execute();
+    },
+  },
+  '2026-11-26-016-revocations': {
+    async up(db: Kysely<any>) {
+      // The revocation feed (GET /oauth/revocations): credentials revoked or disabled (kind 'client': tokens
+      // of client_id issued up to revoked_at + 1 s are refused) and single tokens revoked by jti (kind 'token',
+      // until expires_at). seq is the feed's cursor; writers lock the table so seq order is commit order.
+      await db.schema
+        .createTable('revocations')
+        .addColumn('seq', 'bigserial', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('client', 'token')`))
+        .addColumn('client_id', 'text', (c) => c.notNull())
+        .addColumn('jti', 'text')
+        .addColumn('expires_at', 'timestamptz')
+        .addColumn('revoked_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addCheckConstraint('revocations_token_shape', sql`kind = 'client' or (jti is not null and expires_at is not null)`)
+        .execute();
+      // One entry per revoked token; introspection and the feed's reader check look jtis up.
+      await db.schema.createIndex('revocations_jti').on('revocations').column('jti').unique().where(sql.ref('kind'), '=', 'token').execute();
+      // Introspection asks for a credential's latest revocation.
+      await db.schema.createIndex('revocations_client').on('revocations').columns(['client_id', 'revoked_at']).where(sql.ref('kind'), '=', 'client').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('revocations').execute();
+    },
+  },
+  '2026-11-26-017-cluster-state': {
+    // State several instances on one PostgreSQL share (docs/OPERATIONS.md, "Running several instances").
+    async up(db: Kysely<any>) {
+      // Failed-authentication counters (lib/attempt-store-pg.ts). Unlogged: a crash empties it, which
+      // resets open windows at worst, and nothing is written to the WAL on the grant path.
+      await sql`create unlogged table auth_attempts (
+        key text primary key,
+        store text not null,
+        grp text,
+        count integer not null,
+        window_ends timestamptz not null
+      )`.execute(db);
+      await sql`create index auth_attempts_window_ends on auth_attempts (store, window_ends)`.execute(db);
+      await sql`create index auth_attempts_group on auth_attempts (store, grp)`.execute(db);
+      // Every change to a credential, from any process, tells every listening instance which one
+      // changed (db/change-feed.ts): payload {"id", "client_id"}. A last_used_at stamp alone is no change.
+      await sql`create function auth_notify_credential_change() returns trigger language plpgsql as $$
+        begin
+          if tg_op = 'UPDATE' and (to_jsonb(new) - 'last_used_at') = (to_jsonb(old) - 'last_used_at') then
+            return null;
+          end if;
+          if tg_op <> 'INSERT' then
+            perform pg_notify('auth_credential_changes', json_build_object('id', old.id, 'client_id', old.client_id)::text);
+          end if;
+          if tg_op = 'INSERT' or (tg_op = 'UPDATE' and new.client_id is distinct from old.client_id) then
+            perform pg_notify('auth_credential_changes', json_build_object('id', new.id, 'client_id', new.client_id)::text);
+          end if;
+          return null;
+        end
+      $$`.execute(db);
+      await sql`create trigger m2m_clients_notify after insert or update or delete on m2m_clients
+        for each row execute function auth_notify_credential_change()`.execute(db);
+      // A catalog change can change the scopes any credential is granted: payload "*" (forget them all).
+      await sql`create function auth_notify_catalog_change() returns trigger language plpgsql as $$
+        begin
+          perform pg_notify('auth_credential_changes', '*');
+          return null;
+        end
+      $$`.execute(db);
+      for (const table of ['permissions', 'permission_catalogs']) {
+        await sql`create trigger ${sql.id(`${table}_notify`)} after insert or update or delete or truncate on ${sql.id(table)}
+          for each statement execute function auth_notify_catalog_change()`.execute(db);
+      }
+    },
+    async down(db: Kysely<any>) {
+      await sql`drop trigger if exists permissions_notify on permissions`.execute(db);
+      await sql`drop trigger if exists permission_catalogs_notify on permission_catalogs`.execute(db);
+      await sql`drop trigger if exists m2m_clients_notify on m2m_clients`.execute(db);
+      await sql`drop function if exists auth_notify_catalog_change()`.execute(db);
+      await sql`drop function if exists auth_notify_credential_change()`.execute(db);
+      await db.schema.dropTable('auth_attempts').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
@@ -176,4 +290,10 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
     throw new Error(failed ? `migration ${failed} failed` : 'could not read or lock the migration tables', { cause: error });
   }
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** Applies the migrations up to and including `name` (tests of a migration's data step). */
+export async function migrateTo(db: Kysely<any>, name: string): Promise<void> {
+  const { error } = await new Migrator({ db, provider }).migrateTo(name);
+  if (error) throw new Error(`migration to ${name} failed`, { cause: error });
 }

@@ -45,7 +45,6 @@ export type M2MClientStatus = 'active' | 'disabled';
 export interface M2MClientsTable {
   id: string;
   client_id: string;
-  client_secret_hash: string;
   name: string;
   description: string | null;
   scopes: string[];
@@ -56,6 +55,28 @@ export interface M2MClientsTable {
   last_used_at: Timestamp | null;
   revoked_at: Timestamp | null;
   created_by: string | null;
+}
+
+export type ClientSecretAlg = 'bcrypt' | 'hmac-sha256';
+
+/**
+ * A credential's secrets (rotation): at most two live (not expired) at once.
+ * `secret_hash` is a bcrypt hash or an HMAC-SHA256 under CLIENT_SECRET_PEPPER
+ * (`hash_alg`); `hint` a short non-secret tag of the secret that picks the one
+ * to compare ('' for secrets from before rotation, until their first use).
+ */
+export interface M2MClientSecretsTable {
+  id: string;
+  /** m2m_clients.id (the record's UUID), not the operator-chosen client_id. */
+  client_id: string;
+  secret_hash: string;
+  hash_alg: ClientSecretAlg;
+  hint: string;
+  created_at: CreatedAt;
+  /** Null: no expiry. Past: it authenticates no more. */
+  expires_at: OptionalTimestamp;
+  /** Last successful grant with this secret, at one-minute resolution. */
+  last_used_at: OptionalTimestamp;
 }
 
 export interface AuditLogTable {
@@ -124,16 +145,47 @@ export interface PermissionsTable {
   updated_at: Timestamp;
 }
 
+/**
+ * One failed-authentication counter (a fixed window) of the PostgreSQL attempt store, shared by
+ * every instance. Unlogged. `key` is namespaced by throttle (`grant:ip:…`); `store` is the throttle.
+ */
+export interface AuthAttemptsTable {
+  key: string;
+  store: string;
+  /** The network the key belongs to (for fair room when crowded). */
+  grp: string | null;
+  count: number;
+  window_ends: Date;
+}
+
+/**
+ * The revocation feed. `client`: tokens of `client_id` issued before `revoked_at` (+ 1 s) are
+ * refused (the credential was revoked or disabled then, even if enabled again since).
+ * `token`: the token `jti` is refused until `expires_at` (RFC 7009 revocation).
+ */
+export interface RevocationsTable {
+  /** The feed cursor: increasing in commit order (writers lock the table). */
+  seq: ColumnType<string, never, never>;
+  kind: 'client' | 'token';
+  client_id: string;
+  jti: string | null;
+  expires_at: Date | null;
+  revoked_at: ColumnType<Date, Date | undefined, never>;
+}
+
 /** Every table, as kysely sees it. */
 export interface Database {
   users: UsersTable;
   admin_sessions: AdminSessionsTable;
   m2m_clients: M2MClientsTable;
+  m2m_client_secrets: M2MClientSecretsTable;
   audit_log: AuditLogTable;
   signing_keys: SigningKeysTable;
   auth_events: AuthEventsTable;
   permission_catalogs: PermissionCatalogsTable;
   permissions: PermissionsTable;
+  auth_attempts: AuthAttemptsTable;
+  revocations: RevocationsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -142,6 +194,8 @@ export type NewAdminSessionRow = Insertable<AdminSessionsTable>;
 export type M2MClientRow = Selectable<M2MClientsTable>;
 export type NewM2MClientRow = Insertable<M2MClientsTable>;
 export type M2MClientUpdate = Updateable<M2MClientsTable>;
+export type M2MClientSecretRow = Selectable<M2MClientSecretsTable>;
+export type NewM2MClientSecretRow = Insertable<M2MClientSecretsTable>;
 export type NewAuditEntry = Insertable<AuditLogTable>;
 export type SigningKeyRow = Selectable<SigningKeysTable>;
 export type PermissionRow = Selectable<PermissionsTable>;

@@ -13,6 +13,8 @@ const WHEN: Partial<Record<ApiErrorCode, string>> = {
   forbidden: 'A user token without the system_admin role, or a service token',
   not_found: 'No record with that id',
   conflict: 'The client_id is taken (never reused), or the credential is revoked and cannot change',
+  secret_limit: 'The credential has two live secrets already: delete one or let it expire first',
+  last_secret: "The credential's only live secret cannot be deleted: add a new one first",
   payload_too_large: 'The body is over 64 KiB',
   unsupported_media_type: 'The body is not application/json',
   rate_limited: 'Too many requests or failed sign-ins from this address; `Retry-After` says when to retry',

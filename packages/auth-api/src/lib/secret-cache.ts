@@ -9,39 +9,64 @@ export interface VerifiedSecretCacheOptions {
   maxEntries?: number;
 }
 
+/** Which stored secret a presented secret was verified against. */
+export interface VerifiedSecret {
+  secretId: string;
+  /** The stored hash it passed against: a secret replaced under the same id never matches. */
+  hash: string;
+}
+
+/** Secrets remembered per credential: its live secrets (at most two), so a fleet mid-rotation pays no bcrypt. */
+const PER_CLIENT = 2;
+
 /**
- * Remembers, per client_id, a keyed hash of the last secret that passed
- * bcrypt and the stored hash it passed against, so a backend renewing its
- * token pays neither bcrypt nor the failure throttle. Looked up before any
- * database read, by (client_id, secret) alone: a request that does not hold
- * the secret never matches. Never holds a plaintext secret: entries are HMACs
- * under a key that lives only in this process (so a restart empties it). A
- * different secret never matches and goes through bcrypt; identical wrong
- * guesses are never shared or shortened, so a wrong secret always costs the
- * same. Callers still read the credential's state on every grant, check that
- * its hash is the one remembered, and drop the entry when it changes.
+ * Remembers, per client_id, keyed hashes of the secrets that last passed
+ * bcrypt (one per stored secret, so both halves of a fleet mid-rotation are
+ * remembered) and which stored secret each passed against, so a backend
+ * renewing its token pays neither bcrypt nor the failure throttle. Looked up
+ * before any database read, by (client_id, secret) alone: a request that does
+ * not hold a secret never matches. Never holds a plaintext secret: entries
+ * are HMACs under a key that lives only in this process (so a restart empties
+ * it). A different secret never matches and goes through bcrypt; identical
+ * wrong guesses are never shared or shortened, so a wrong secret always costs
+ * the same. Callers still read the credential's state on every grant, check
+ * that the remembered secret is still live with the same hash, and forget it
+ * when it is not (deleted, expired, replaced).
  */
 export function createVerifiedSecretCache({ clock, ttlMs = 10 * 60_000, maxEntries = 10_000 }: VerifiedSecretCacheOptions) {
   const key = randomBytes(32);
-  const entries = new Map<string, { mac: Buffer; hash: string; expiresAt: number }>();
+  const entries = new Map<string, { mac: Buffer; verified: VerifiedSecret; expiresAt: number }[]>();
   const macOf = (clientId: string, secret: string) => createHmac('sha256', key).update(clientId).update('\0').update(secret).digest();
 
   return {
-    /** The stored hash `secret` was last verified against for this client_id, within the TTL; else undefined. */
-    verifiedHash(clientId: string, secret: string): string | undefined {
-      const entry = entries.get(clientId);
-      if (!entry) return undefined;
-      if (entry.expiresAt <= clock()) {
-        entries.delete(clientId);
-        return undefined;
-      }
-      return timingSafeEqual(entry.mac, macOf(clientId, secret)) ? entry.hash : undefined;
+    /** The stored secret `secret` was last verified against for this client_id, within the TTL; else undefined. */
+    verified(clientId: string, secret: string): VerifiedSecret | undefined {
+      const list = entries.get(clientId);
+      if (!list) return undefined;
+      const now = clock();
+      const mac = macOf(clientId, secret);
+      let found: VerifiedSecret | undefined;
+      for (const entry of list) if (entry.expiresAt > now && timingSafeEqual(entry.mac, mac)) found = entry.verified;
+      const fresh = list.filter((entry) => entry.expiresAt > now);
+      if (fresh.length === 0) entries.delete(clientId);
+      else if (fresh.length !== list.length) entries.set(clientId, fresh);
+      return found;
     },
-    add(clientId: string, secret: string, hash: string): void {
+    add(clientId: string, secret: string, verified: VerifiedSecret): void {
+      const kept = (entries.get(clientId) ?? []).filter((entry) => entry.verified.secretId !== verified.secretId).slice(-(PER_CLIENT - 1));
       entries.delete(clientId);
       if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
-      entries.set(clientId, { mac: macOf(clientId, secret), hash, expiresAt: clock() + ttlMs });
+      entries.set(clientId, [...kept, { mac: macOf(clientId, secret), verified, expiresAt: clock() + ttlMs }]);
     },
+    /** Forgets one stored secret of the credential (deleted, expired or replaced). */
+    forget(clientId: string, secretId: string): void {
+      const list = entries.get(clientId);
+      if (!list) return;
+      const kept = list.filter((entry) => entry.verified.secretId !== secretId);
+      if (kept.length === 0) entries.delete(clientId);
+      else entries.set(clientId, kept);
+    },
+    /** Forgets every secret of the credential. */
     delete(clientId: string): void {
       entries.delete(clientId);
     },

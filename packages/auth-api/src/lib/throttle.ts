@@ -164,6 +164,11 @@ export interface FailureThrottleOptions {
   /** Told once per window and key, when a key first goes over its limit, and when the store fails. */
   onTrip?: (trip: ThrottleTrip) => void;
   onStoreError?: (err: unknown) => void;
+  /**
+   * Store errors that mean "the database is unreachable": {@link begin} rethrows them, so the
+   * attempt is refused as the database's other failures are (503 with Retry-After), not as throttled.
+   */
+  isUnavailable?: (err: unknown) => boolean;
 }
 
 /** An authentication attempt under way: counted as a failure unless it succeeds. */
@@ -196,7 +201,7 @@ const STORE_FAILURE_RETRY_SEC = 30;
  * never slowed by its own traffic. Checked before any database read or
  * bcrypt work. A store that cannot count refuses the attempt (fail closed).
  */
-export function createFailureThrottle({ store, clock, name, windowMs, perIdentityAndIp, perIp, onTrip, onStoreError }: FailureThrottleOptions) {
+export function createFailureThrottle({ store, clock, name, windowMs, perIdentityAndIp, perIp, onTrip, onStoreError, isUnavailable }: FailureThrottleOptions) {
   const retryAfter = (resetAt: number) => Math.max(1, Math.ceil((resetAt - clock()) / 1000));
   const over = (key: string, attempts: Attempts, limit: number): number | undefined => {
     if (attempts.count <= limit) return undefined;
@@ -206,6 +211,7 @@ export function createFailureThrottle({ store, clock, name, windowMs, perIdentit
   };
   const ipKeyOf = (ip: string) => `${name}:ip:${addressKey(ip)}`;
   const failClosed = (err: unknown): Attempt => {
+    if (isUnavailable?.(err)) throw err;
     onStoreError?.(err);
     return { retryAfterSec: STORE_FAILURE_RETRY_SEC, succeeded: async () => {}, abandoned: async () => {} };
   };

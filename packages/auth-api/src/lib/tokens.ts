@@ -78,6 +78,12 @@ export interface ServiceTokenVerifierOptions {
    * secret could forge an HS256 token, so none is accepted.
    */
   acceptHs256: boolean;
+  /**
+   * Accept a token for any audience (this server's own tokens for any of a credential's
+   * `allowed_audiences`): for revocation and introspection, which answer about every token the
+   * server issued. Default false: the server's audience (`JWT_AUDIENCE`) only.
+   */
+  anyAudience?: boolean;
 }
 
 /**
@@ -122,7 +128,7 @@ export function createServiceTokenVerifier(keys: TokenKeys, clock: Clock, option
           algorithms,
           typ: ACCESS_TOKEN_TYP,
           issuer: keys.issuer,
-          audience: keys.audience,
+          ...(options.anyAudience ? {} : { audience: keys.audience }),
           requiredClaims: ['exp', 'iat', 'sub'],
           currentDate: new Date(now),
           clockTolerance: CLOCK_TOLERANCE_SEC,

@@ -32,6 +32,8 @@ const DEFAULT_MESSAGES: Record<ApiErrorCode, string> = {
   forbidden: 'Not allowed',
   not_found: 'Not found',
   conflict: 'Conflict',
+  secret_limit: 'The credential has two live secrets already',
+  last_secret: "The credential's last live secret cannot be deleted",
   unknown_scope: 'A scope is not defined by the permission catalogs',
   payload_too_large: 'The request body is too large',
   unsupported_media_type: 'Unsupported Content-Type: send the body as application/json',

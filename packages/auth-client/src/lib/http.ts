@@ -19,6 +19,8 @@ const SERVER_CODES = new Set<string>(
     forbidden: true,
     not_found: true,
     conflict: true,
+    secret_limit: true,
+    last_secret: true,
     unknown_scope: true,
     payload_too_large: true,
     unsupported_media_type: true,

@@ -8,6 +8,8 @@ export type AuditAction =
   | 'm2m_client.create'
   | 'm2m_client.update'
   | 'm2m_client.revoke'
+  | 'm2m_client.secret_add'
+  | 'm2m_client.secret_delete'
   | 'user.create'
   | 'signing_key.rotate'
   | 'signing_key.activate'

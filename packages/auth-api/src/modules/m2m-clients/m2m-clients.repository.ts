@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import type { Database, M2MClientRow, M2MClientUpdate, NewM2MClientRow } from '../../db/schema.js';
+import type { ClientSecretAlg, Database, M2MClientRow, M2MClientUpdate, NewM2MClientRow } from '../../db/schema.js';
 import { orphanedScopes, usableScopes } from '../permissions/permissions.repository.js';
 
 /** A credential row with the scopes it holds that no catalog defines (never granted). */
@@ -70,16 +70,24 @@ export function revokeClient(db: Kysely<Database>, id: string, at: Date): Promis
     .executeTakeFirst();
 }
 
-export async function touchLastUsed(db: Kysely<Database>, id: string, at: Date): Promise<void> {
-  await db.updateTable('m2m_clients').set({ last_used_at: at }).where('id', '=', id).execute();
+/** A secret as the grant sees it: `expires_at` in epoch milliseconds (liveness is judged with the server's clock). */
+export interface GrantSecret {
+  id: string;
+  hash: string;
+  alg: ClientSecretAlg;
+  hint: string;
+  expires_at: number | null;
+  /** Epoch milliseconds, or null: never used. */
+  last_used_at: number | null;
 }
 
 /**
  * What a grant needs, by client_id, in one indexed read. The database decides
- * `usable` (active, not revoked), `stamp_due` (last_used_at older than a
- * minute) and `scopes`: only the scopes the permission catalogs define
- * (orphaned ones are left out, as if not held), so no timestamps are parsed
- * and no second query runs on the hot path.
+ * `usable` (active, not revoked) and `scopes`: only the scopes the permission
+ * catalogs define (orphaned ones are left out, as if not held), so no second
+ * query runs on the hot path. `secrets` are the credential's secrets, newest
+ * first, expired ones included, times in epoch milliseconds: the caller judges
+ * expiry and whether last_used_at is due with its own clock.
  */
 export function findClientForGrant(db: Kysely<Database>, clientId: string) {
   return db
@@ -87,13 +95,27 @@ export function findClientForGrant(db: Kysely<Database>, clientId: string) {
     .select((eb) => [
       'id',
       'client_id',
-      'client_secret_hash',
       'name',
       usableScopes(eb.ref('scopes')).as('scopes'),
       'allowed_audiences',
       eb.and([eb('status', '=', 'active'), eb('revoked_at', 'is', null)]).$castTo<boolean>().as('usable'),
-      sql<boolean>`(last_used_at is null or last_used_at < now() - interval '1 minute')`.as('stamp_due'),
+      sql<GrantSecret[]>`coalesce((
+        select json_agg(json_build_object(
+          'id', s.id, 'hash', s.secret_hash, 'alg', s.hash_alg, 'hint', s.hint,
+          'expires_at', floor(extract(epoch from s.expires_at) * 1000)::bigint,
+          'last_used_at', floor(extract(epoch from s.last_used_at) * 1000)::bigint
+        ) order by s.created_at desc, s.id desc)
+        from m2m_client_secrets s where s.client_id = m2m_clients.id
+      ), '[]'::json)`.as('secrets'),
     ])
     .where('client_id', '=', clientId)
     .executeTakeFirst();
+}
+
+/** What a grant reads about a credential. */
+export type GrantClientRow = NonNullable<Awaited<ReturnType<typeof findClientForGrant>>>;
+
+/** Marks the credential changed (`updated_at`), in the caller's transaction: caches of other instances key on it. */
+export async function touchClientUpdated(db: Kysely<Database>, id: string, at: Date): Promise<void> {
+  await db.updateTable('m2m_clients').set({ updated_at: at }).where('id', '=', id).execute();
 }

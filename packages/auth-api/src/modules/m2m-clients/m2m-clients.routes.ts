@@ -15,14 +15,17 @@ import {
   updateClientBodySchema,
 } from './m2m-clients.schemas.js';
 import type { M2MClientsService } from './m2m-clients.service.js';
+import { listSecretsResponseSchema, rotateSecretBodySchema, rotateSecretResponseSchema, secretParamsSchema } from './client-secrets.schemas.js';
+import type { ClientSecretsService } from './client-secrets.service.js';
 
 export interface M2MClientsRoutesOptions {
   clients: M2MClientsService;
+  secrets: ClientSecretsService;
   guards: UserGuards;
 }
 
 /** `/admin/m2m-clients`: the service-credential registry, system_admin only. */
-export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = async (app, { clients, guards }) => {
+export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = async (app, { clients, secrets, guards }) => {
   // onRequest: the caller is checked before the body is read or validated.
   app.addHook('onRequest', guards.requireSystemAdmin);
   const common = { tags: ['m2m-clients'], security: [{ bearerAuth: [] }], querystring: noQuerySchema };
@@ -126,6 +129,67 @@ export const m2mClientsRoutes: FastifyPluginAsyncZod<M2MClientsRoutesOptions> = 
     },
     async (request, reply) => {
       await clients.revoke(request.params.id, actorOf(request));
+      return reply.status(204).send(null);
+    },
+  );
+
+  const revokedConflict = ['conflict', 'The credential is revoked: its secrets can no longer change'] as const;
+
+  app.post(
+    '/admin/m2m-clients/:id/secrets',
+    {
+      schema: {
+        ...common,
+        summary: 'Add a secret (rotation; the secret is returned once)',
+        description:
+          "Adds a secret to the credential and returns it as `client_secret`, shown only in this answer (`Cache-Control: no-store`). The credential's other secret keeps working: deploy the new one, watch the old one's `last_used_at`, then delete it, or pass `expire_previous_in` (seconds; 0: at once) to schedule its expiry now. At most two live secrets: a third is refused with `secret_limit` until one is deleted or has expired. Expired secrets are removed. New secrets are stored with CLIENT_SECRET_HASH. The body may be omitted. Audited.",
+        params: clientParamsSchema,
+        body: rotateSecretBodySchema,
+        response: {
+          201: rotateSecretResponseSchema.describe('Added: its metadata and the secret, shown this once'),
+          ...errorResponses('validation_failed', ['not_found', 'No credential with that id'], [...revokedConflict], 'secret_limit'),
+        },
+      },
+    },
+    async (request, reply) => {
+      const created = await secrets.rotate(request.params.id, request.body, actorOf(request));
+      reply.header('cache-control', 'no-store');
+      return reply.status(201).send(created);
+    },
+  );
+
+  app.get(
+    '/admin/m2m-clients/:id/secrets',
+    {
+      schema: {
+        ...common,
+        summary: "A credential's secrets: metadata only",
+        description:
+          'Every secret of the credential, newest first: id, created_at, last_used_at (per secret, one-minute resolution), expires_at, hint (a short non-secret tag) and hash_alg. Never a secret or its hash. Revoked credentials too.',
+        params: clientParamsSchema,
+        response: { 200: listSecretsResponseSchema.describe('The secrets, newest first'), ...errorResponses(['not_found', 'No credential with that id']) },
+      },
+    },
+    async (request) => ({ secrets: await secrets.list(request.params.id) }),
+  );
+
+  app.delete(
+    '/admin/m2m-clients/:id/secrets/:secretId',
+    {
+      schema: {
+        ...common,
+        summary: 'Delete a secret (never the last live one)',
+        description:
+          "The secret authenticates no more from the next grant on; tokens already issued stay valid until they expire. The credential's only live secret cannot be deleted (`last_secret`): add another first, or revoke the credential. Audited.",
+        params: secretParamsSchema,
+        response: {
+          204: z.null().describe('Deleted'),
+          ...errorResponses('validation_failed', ['not_found', 'No credential with that id, or it has no secret with that id'], [...revokedConflict], 'last_secret'),
+        },
+      },
+    },
+    async (request, reply) => {
+      await secrets.delete(request.params.id, request.params.secretId, actorOf(request));
       return reply.status(204).send(null);
     },
   );

@@ -4,9 +4,11 @@ import { isUniqueViolation } from '../../db/errors.js';
 import type { Database, M2MClientRow, M2MClientUpdate } from '../../db/schema.js';
 import { ApiError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
-import type { PasswordHasher } from '../../lib/password.js';
-import { generateClientSecret } from '../../lib/secrets.js';
+import type { ClientSecretHasher } from '../../lib/client-secret-hash.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
+import { insertSecret } from './client-secrets.repository.js';
+import { newClientSecret } from './client-secrets.service.js';
+import { insertClientRevocation } from '../revocations/revocations.repository.js';
 import type { CreateClientBody, ListClientsQuery, M2MClientRecord, UpdateClientBody } from './m2m-clients.schemas.js';
 import {
   findClientByClientId,
@@ -42,7 +44,8 @@ export function toRecord(row: M2MClientRowWithOrphans): M2MClientRecord {
 
 export interface M2MClientsDeps {
   db: Kysely<Database>;
-  hasher: PasswordHasher;
+  /** Stores the first secret with CLIENT_SECRET_HASH. */
+  secrets: ClientSecretHasher;
   clock: Clock;
   /**
    * Refuses scopes the permission catalogs do not define (`unknown_scope`);
@@ -112,22 +115,21 @@ const duplicate = () => new ApiError('conflict', 'A credential with that client_
 const notFound = () => new ApiError('not_found', 'No credential with that id');
 
 /** The service-credential registry: create, read, change and revoke, each audited. */
-export function createM2MClientsService({ db, hasher, clock, checkScopes, onChange }: M2MClientsDeps) {
+export function createM2MClientsService({ db, secrets, clock, checkScopes, onChange }: M2MClientsDeps) {
   return {
     /** Creates a credential; returns its record and the secret, which is shown only this once. */
     async create(body: CreateClientBody, actor: Actor): Promise<{ client: M2MClientRecord; client_secret: string }> {
       // Cheap early answer for the common duplicate; the unique index settles races.
       if (await findClientByClientId(db, body.client_id)) throw duplicate();
       await checkScopes(body.scopes ?? []);
-      const clientSecret = generateClientSecret();
-      const hash = await hasher.hash(clientSecret);
+      const id = randomUUID();
       const now = new Date(clock());
+      const secret = await newClientSecret(secrets, id, [], now);
       try {
         const row = await db.transaction().execute(async (trx) => {
           const inserted = await insertClient(trx, {
-            id: randomUUID(),
+            id,
             client_id: body.client_id,
-            client_secret_hash: hash,
             name: body.name,
             description: body.description ?? null,
             scopes: body.scopes ?? [],
@@ -137,6 +139,7 @@ export function createM2MClientsService({ db, hasher, clock, checkScopes, onChan
             updated_at: now,
             created_by: actor.id,
           });
+          await insertSecret(trx, secret.row);
           await insertAuditEntry(trx, actor, {
             action: 'm2m_client.create',
             targetType: 'm2m_client',
@@ -145,7 +148,7 @@ export function createM2MClientsService({ db, hasher, clock, checkScopes, onChan
           });
           return inserted;
         });
-        return { client: toRecord(row), client_secret: clientSecret };
+        return { client: toRecord(row), client_secret: secret.plain };
       } catch (err) {
         if (isUniqueViolation(err)) throw duplicate();
         throw err;
@@ -205,6 +208,8 @@ export function createM2MClientsService({ db, hasher, clock, checkScopes, onChan
         if (!before || before.revoked_at !== null) return undefined;
         const updated = await updateClient(trx, id, changes);
         if (!updated) return undefined;
+        // Disabling reaches receiving services through the revocation feed: tokens issued before now are refused.
+        if (before.status === 'active' && updated.status === 'disabled') await insertClientRevocation(trx, updated.client_id, changes.updated_at!);
         await insertAuditEntry(trx, actor, { action: 'm2m_client.update', targetType: 'm2m_client', targetId: id, details: updateDetails(before, updated, body) });
         return updated;
       });
@@ -220,6 +225,7 @@ export function createM2MClientsService({ db, hasher, clock, checkScopes, onChan
     async revoke(id: string, actor: Actor): Promise<void> {
       const revoked = await db.transaction().execute(async (trx) => {
         const row = await revokeClient(trx, id, new Date(clock()));
+        if (row) await insertClientRevocation(trx, row.client_id, row.revoked_at!);
         if (row) await insertAuditEntry(trx, actor, { action: 'm2m_client.revoke', targetType: 'm2m_client', targetId: id, details: { client_id: row.client_id } });
         return row;
       });

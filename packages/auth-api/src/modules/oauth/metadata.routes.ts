@@ -11,6 +11,11 @@ export const metadataRoutes: FastifyPluginAsyncZod<{ issuer: string; apiPrefix: 
     jwks_uri: `${issuer}/.well-known/jwks.json`,
     grant_types_supported: ['client_credentials'],
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    // RFC 7009 and RFC 7662, with the token endpoint's client authentication (RFC 8414 §2).
+    revocation_endpoint: `${issuer}${apiPrefix}/oauth/revoke`,
+    revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    introspection_endpoint: `${issuer}${apiPrefix}/oauth/introspect`,
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     // Required by RFC 8414; empty: there is no authorization endpoint.
     response_types_supported: [] as string[],
     service_documentation: `${issuer}/docs`,
@@ -21,7 +26,7 @@ export const metadataRoutes: FastifyPluginAsyncZod<{ issuer: string; apiPrefix: 
       schema: {
         tags: ['oauth'],
         summary: 'RFC 8414 authorization server metadata',
-        description: 'The issuer, the token endpoint and the supported grant and client authentication methods. SDKs read the token endpoint from here (`serverUrl`).',
+        description: 'The issuer, the token, revocation (RFC 7009) and introspection (RFC 7662) endpoints and the supported grant and client authentication methods. SDKs read the token endpoint from here (`serverUrl`).',
         response: { 200: metadataSchema.describe('The metadata (cacheable for an hour)') },
       },
     },

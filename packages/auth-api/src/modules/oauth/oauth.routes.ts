@@ -11,6 +11,8 @@ import type { AuthEventRecorder } from '../auth-events/auth-events.recorder.js';
 import { type ClientAuthMethod, readClientCredentials } from './client-auth.js';
 import { tokenErrorResponses, tokenRequestSchema, tokenResponseSchema } from './oauth.schemas.js';
 import type { OAuthService } from './oauth.service.js';
+import type { RevocationsService } from '../revocations/revocations.service.js';
+import { tokenLifecycleRoutes } from '../revocations/revocations.routes.js';
 
 /** Token requests are small; anything bigger is refused before parsing. */
 export const TOKEN_BODY_LIMIT = 8 * 1024;
@@ -63,10 +65,12 @@ export interface OAuthRoutesOptions {
   /** The grant throttle: failed requests that never reached it still count against their address. */
   throttle: FailureThrottle;
   authEvents: AuthEventRecorder;
+  /** RFC 7009 revocation and RFC 7662 introspection, served in this scope (same parsing, client auth, errors and throttle). */
+  revocations: RevocationsService;
 }
 
 /** `POST /oauth/token`: the client_credentials grant. */
-export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app, { oauth, throttle, authEvents }) => {
+export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app, { oauth, throttle, authEvents, revocations }) => {
   await app.register(fastifyFormbody, { bodyLimit: TOKEN_BODY_LIMIT });
 
   const client = new WeakMap<object, { clientId: string; method: ClientAuthMethod }>();
@@ -137,6 +141,8 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(result);
     },
   );
+
+  await app.register(tokenLifecycleRoutes, { oauth, revocations, bodyLimit: TOKEN_BODY_LIMIT });
 
   // Any other method on the token endpoint: 405 with Allow (RFC 9110 §15.5.6), in the OAuth error format.
   app.route({

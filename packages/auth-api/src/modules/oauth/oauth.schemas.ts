@@ -37,20 +37,21 @@ export const oauthErrorSchema = z.object({
   error_description: z.string(),
 });
 
-const oauthError = (codes: string[], when: string) =>
+/** An RFC 6749 §5.2 error body for the OpenAPI document: these codes, answered when. */
+export const oauthErrorFor = (codes: string[], when: string) =>
   z.object({ error: z.enum(codes).describe('RFC 6749 §5.2 error code'), error_description: z.string() }).describe(`${codes.map((c) => `\`${c}\``).join(', ')}: ${when}`);
 
 /** The token endpoint's answers besides 200, for the OpenAPI document (RFC 6749 §5.2). Always `Cache-Control: no-store`. */
 export const tokenErrorResponses = {
-  400: oauthError(
+  400: oauthErrorFor(
     ['invalid_request', 'unsupported_grant_type', 'invalid_scope', 'invalid_target'],
     'a malformed or repeated parameter, both client authentication methods at once, a grant other than client_credentials, a scope the credential does not hold, or an audience it may not use',
   ),
-  401: oauthError(['invalid_client'], 'unknown client, wrong secret, disabled or revoked credential, or no client authentication: one answer and one timing for all. Carries `WWW-Authenticate: Basic`'),
-  413: oauthError(['invalid_request'], 'the body is over 8 KiB'),
-  429: oauthError(['slow_down'], 'too many failed requests from this address or for this client_id; `Retry-After` says when to retry'),
-  500: oauthError(['server_error'], 'a server fault'),
-  503: oauthError(['temporarily_unavailable'], 'the database is unreachable (`Retry-After: 5`), or the server is busy checking other secrets (the bcrypt budget is full; `Retry-After` says when to retry)'),
+  401: oauthErrorFor(['invalid_client'], 'unknown client, wrong secret, disabled or revoked credential, or no client authentication: one answer and one timing for all. Carries `WWW-Authenticate: Basic`'),
+  413: oauthErrorFor(['invalid_request'], 'the body is over 8 KiB'),
+  429: oauthErrorFor(['slow_down'], 'too many failed requests from this address or for this client_id; `Retry-After` says when to retry'),
+  500: oauthErrorFor(['server_error'], 'a server fault'),
+  503: oauthErrorFor(['temporarily_unavailable'], 'the database is unreachable (`Retry-After: 5`), or the server is busy checking other secrets (the bcrypt budget is full; `Retry-After` says when to retry)'),
 };
 
 export const metadataSchema = z.object({
@@ -59,6 +60,10 @@ export const metadataSchema = z.object({
   jwks_uri: z.string(),
   grant_types_supported: z.array(z.string()),
   token_endpoint_auth_methods_supported: z.array(z.string()),
+  revocation_endpoint: z.string(),
+  revocation_endpoint_auth_methods_supported: z.array(z.string()),
+  introspection_endpoint: z.string(),
+  introspection_endpoint_auth_methods_supported: z.array(z.string()),
   response_types_supported: z.array(z.string()),
   service_documentation: z.string(),
 });

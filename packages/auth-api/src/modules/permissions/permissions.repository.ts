@@ -1,13 +1,13 @@
 import { type Expression, type Kysely, type RawBuilder, sql } from 'kysely';
 import type { Database, PermissionRow } from '../../db/schema.js';
-import { RESERVED_SERVICES, SERVER_NAMESPACE } from './permissions.schemas.js';
+import { RESERVED_SERVICES, SERVER_NAMESPACE, SERVER_SCOPES } from './permissions.schemas.js';
 
 /**
  * The one scope rule, in SQL, so that the token endpoint, credential records
  * and create/update checks can never disagree (docs/API.md, "Permission
  * catalogs"). A scope `ns:rest` is *defined* when:
  * - `ns` is `auth` (the server's namespace): it is `auth:catalog:<service>`
- *   for a service name that is not reserved;
+ *   for a service name that is not reserved, or one of {@link SERVER_SCOPES};
  * - otherwise: a catalog defines it as a code, or no catalog covers `ns`
  *   (no catalog is named `ns` and no code lives in `ns`): a namespace
  *   without a catalog keeps working exactly as before catalogs existed.
@@ -19,7 +19,8 @@ const reservedCatalogScopes = RESERVED_SERVICES.map((s) => `auth:catalog:${s}`);
 export function scopeIsDefined(scope: Expression<string> | RawBuilder<string>): RawBuilder<boolean> {
   const ns = sql`split_part(${scope}, ':', 1)`;
   return sql<boolean>`(case when ${ns} = ${sql.lit(SERVER_NAMESPACE)}
-    then ${scope} ~ ${sql.lit(CATALOG_SCOPE_PATTERN)} and ${scope} not in (${sql.join(reservedCatalogScopes.map((s) => sql.lit(s)))})
+    then (${scope} ~ ${sql.lit(CATALOG_SCOPE_PATTERN)} and ${scope} not in (${sql.join(reservedCatalogScopes.map((s) => sql.lit(s)))}))
+      or ${scope} in (${sql.join(Object.values(SERVER_SCOPES).map((s) => sql.lit(s)))})
     else exists (select 1 from permissions p where p.code = ${scope})
       or not (exists (select 1 from permissions p where p.namespace = ${ns})
         or exists (select 1 from permission_catalogs c where c.service = ${ns}))

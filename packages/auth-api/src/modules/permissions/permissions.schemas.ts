@@ -15,6 +15,14 @@ export const RESERVED_SERVICES = ['core', 'auth'] as const;
 /** The namespace of this server's own scopes; no catalog may define codes in it. */
 export const SERVER_NAMESPACE = 'auth';
 
+/** Scopes of this server's own API a credential may hold (besides `auth:catalog:<service>`). */
+export const SERVER_SCOPES = {
+  /** Read the revocation feed, `GET /oauth/revocations`, with a service token. */
+  revocationsRead: 'auth:revocations:read',
+  /** Introspect tokens, `POST /oauth/introspect` (RFC 7662), authenticating as the credential. */
+  introspect: 'auth:introspect',
+} as const;
+
 /** A catalog's name: the namespace of its scopes, e.g. `gsku`. */
 export const serviceNameSchema = z
   .string()

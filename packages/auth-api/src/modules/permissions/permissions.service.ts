@@ -16,7 +16,7 @@ import {
   upsertCatalog,
   upsertPermissions,
 } from './permissions.repository.js';
-import { type CatalogSummary, type PermissionInput, type PermissionRecord, type RegisterBody, type RegisterResult, SERVER_NAMESPACE } from './permissions.schemas.js';
+import { type CatalogSummary, type PermissionInput, type PermissionRecord, type RegisterBody, type RegisterResult, SERVER_NAMESPACE, SERVER_SCOPES } from './permissions.schemas.js';
 
 /** The scope that lets a credential register the catalog `service` with its own service token. */
 export const catalogScope = (service: string) => `${SERVER_NAMESPACE}:catalog:${service}`;
@@ -206,7 +206,7 @@ export function createPermissionsService({ db, clock, onCredentialChange }: Perm
           path: `body.scopes.${scopes.indexOf(s)}`,
           message:
             namespaceOf(s) === SERVER_NAMESPACE
-              ? `"${s}" is not a server scope: the "${SERVER_NAMESPACE}:" namespace holds only ${SERVER_NAMESPACE}:catalog:<service>`
+              ? `"${s}" is not a server scope: the "${SERVER_NAMESPACE}:" namespace holds only ${SERVER_NAMESPACE}:catalog:<service>, ${Object.values(SERVER_SCOPES).join(', ')}`
               : `"${s}" is not in the catalogs: the namespace "${namespaceOf(s)}" has a catalog, which does not define it`,
         })),
       );

@@ -1,0 +1,209 @@
+import type { Dispatcher } from 'undici';
+import { isObject, sendJson } from './http.js';
+
+/** Something that hands out a service token for the feed: a ServiceTokenManager, or any object like it. */
+export interface FeedTokenSource {
+  getToken(): Promise<string>;
+  /** Called with a token the feed refused (401), so the next poll gets a fresh one. */
+  invalidate?(token: string): unknown;
+}
+
+/** What the revocation poller reports (for logs and metrics); a listener's errors are ignored. */
+export type RevocationEvent =
+  /** The first complete copy of the feed was loaded. */
+  | { type: 'ready'; clients: number; tokens: number }
+  /** A poll failed; the last copy stays in use. `staleMs`: time since the last complete sync. */
+  | { type: 'sync_failed'; error: Error; staleMs: number }
+  /** A poll succeeded after failures. */
+  | { type: 'recovered'; staleMs: number }
+  /** No complete sync for `failClosedAfterMs`: every token is refused (reason `revocation_unavailable`) until one succeeds. */
+  | { type: 'fail_closed'; staleMs: number };
+
+export interface RevocationFeedOptions {
+  url: URL;
+  token: FeedTokenSource | (() => string | Promise<string>);
+  intervalMs: number;
+  timeoutMs: number;
+  failClosedAfterMs: number | undefined;
+  /** Entries are kept this long after not_before (the longest token lifetime a verifier accepts). */
+  maxTokenLifetimeSec: number;
+  dispatcher: Dispatcher | undefined;
+  now(): number;
+  onEvent: ((event: RevocationEvent) => void) | undefined;
+  /** Called on every change that can refuse a token (a new entry, the fail-closed switch): the verifier empties its cache. */
+  onChange: () => void;
+}
+
+/** Pages read in one sync at most (each ≤ 200 entries): a runaway feed cannot hold the poller. */
+const MAX_PAGES = 1000;
+
+/**
+ * A local copy of the server's revocation feed (`GET /api/v1/oauth/revocations`),
+ * kept by polling every `intervalMs`. Lookups are two Map reads; `onChange`
+ * is called whenever the answer for some token may have changed, so verified
+ * tokens can be cached between changes without being looked up again.
+ */
+export class RevocationFeed {
+  /** client_id → not_before (s): its tokens with a lower iat are revoked. */
+  readonly #clients = new Map<string, number>();
+  /** jti → exp (s). */
+  readonly #tokens = new Map<string, number>();
+  readonly #options: RevocationFeedOptions;
+  readonly #closer = new AbortController();
+  #cursor: string | undefined;
+  #etag: { cursor: string | undefined; value: string } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #inflight: Promise<void> | undefined;
+  #lastSyncAt: number;
+  #failing = false;
+  #ready = false;
+  #closed = false;
+  /** Set once no sync succeeded for failClosedAfterMs (never without that option). */
+  failedClosed = false;
+
+  constructor(options: RevocationFeedOptions) {
+    this.#options = options;
+    this.#lastSyncAt = options.now();
+    this.#schedule(0);
+  }
+
+  /** Whether the token (by client_id, iat and jti) is revoked in the local copy. */
+  isRevoked(clientId: string, iat: number, jti: unknown): boolean {
+    const notBefore = this.#clients.get(clientId);
+    if (notBefore !== undefined && iat < notBefore) return true;
+    return typeof jti === 'string' && this.#tokens.has(jti);
+  }
+
+  /** Polls now (joining a poll under way); rejects when it fails. */
+  sync(): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('the verifier is closed'));
+    this.#inflight ??= this.#syncOnce().finally(() => {
+      this.#inflight = undefined;
+    });
+    return this.#inflight;
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#closer.abort(new Error('the verifier is closed'));
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#closed) return;
+    // unref'd: a verifier never keeps the process alive.
+    this.#timer = setTimeout(() => {
+      this.sync().then(
+        () => this.#schedule(this.#options.intervalMs),
+        () => this.#schedule(this.#options.intervalMs),
+      );
+    }, delayMs);
+    this.#timer.unref();
+  }
+
+  async #syncOnce(): Promise<void> {
+    try {
+      for (let page = 0; page < MAX_PAGES; page++) {
+        if (!(await this.#fetchPage())) break;
+      }
+    } catch (err) {
+      if (this.#closed) throw err;
+      const staleMs = this.#options.now() - this.#lastSyncAt;
+      this.#failing = true;
+      this.#emit({ type: 'sync_failed', error: err instanceof Error ? err : new Error(String(err)), staleMs });
+      const limit = this.#options.failClosedAfterMs;
+      if (limit !== undefined && staleMs >= limit && !this.failedClosed) {
+        this.failedClosed = true;
+        this.#options.onChange();
+        this.#emit({ type: 'fail_closed', staleMs });
+      }
+      throw err;
+    }
+    const now = this.#options.now();
+    if (this.#failing) this.#emit({ type: 'recovered', staleMs: now - this.#lastSyncAt });
+    this.#failing = false;
+    this.#lastSyncAt = now;
+    if (this.failedClosed) {
+      this.failedClosed = false;
+      this.#options.onChange();
+    }
+    this.#prune(now);
+    if (!this.#ready) {
+      this.#ready = true;
+      this.#emit({ type: 'ready', clients: this.#clients.size, tokens: this.#tokens.size });
+    }
+  }
+
+  /** One page; true when another is waiting. */
+  async #fetchPage(): Promise<boolean> {
+    const source = this.#options.token;
+    const token = typeof source === 'function' ? await source() : await source.getToken();
+    if (typeof token !== 'string' || token === '') throw new Error('the revocation feed token source returned no token');
+    const url = new URL(this.#options.url);
+    if (this.#cursor !== undefined) url.searchParams.set('since', this.#cursor);
+    const headers: Record<string, string> = { accept: 'application/json', authorization: `Bearer ${token}` };
+    if (this.#etag !== undefined && this.#etag.cursor === this.#cursor) headers['if-none-match'] = this.#etag.value;
+    const response = await sendJson(url, {
+      method: 'GET',
+      headers,
+      dispatcher: this.#options.dispatcher,
+      timeoutMs: this.#options.timeoutMs,
+      signal: this.#closer.signal,
+      attempt: 1,
+    });
+    if (response.status === 304) return false;
+    if (response.status === 401 && typeof source !== 'function') source.invalidate?.(token);
+    if (response.status !== 200) throw new Error(`the revocation feed answered ${response.status}`);
+    const page = readPage(response.body);
+    if (page === undefined) throw new Error('the revocation feed answered with a malformed body');
+    let added = false;
+    for (const { client_id, not_before } of page.clients) {
+      const known = this.#clients.get(client_id);
+      if (known === undefined || not_before > known) {
+        this.#clients.set(client_id, not_before);
+        added = true;
+      }
+    }
+    for (const { jti, exp } of page.tokens) {
+      if (!this.#tokens.has(jti)) {
+        this.#tokens.set(jti, exp);
+        added = true;
+      }
+    }
+    if (added) this.#options.onChange();
+    const etag = response.headers.etag;
+    this.#etag = typeof etag === 'string' && !page.has_more ? { cursor: page.cursor, value: etag } : undefined;
+    this.#cursor = page.cursor;
+    return page.has_more;
+  }
+
+  /** Forgets entries no live token can match any more. */
+  #prune(now: number): void {
+    const nowSec = Math.floor(now / 1000);
+    for (const [jti, exp] of this.#tokens) if (exp < nowSec - 60) this.#tokens.delete(jti);
+    const horizon = nowSec - this.#options.maxTokenLifetimeSec - 60;
+    for (const [clientId, notBefore] of this.#clients) if (notBefore < horizon) this.#clients.delete(clientId);
+  }
+
+  #emit(event: RevocationEvent): void {
+    try {
+      this.#options.onEvent?.(event);
+    } catch {
+      // ignored: see RevocationEvent
+    }
+  }
+}
+
+interface FeedPage {
+  cursor: string;
+  has_more: boolean;
+  clients: { client_id: string; not_before: number }[];
+  tokens: { jti: string; exp: number }[];
+}
+
+function readPage(body: unknown): FeedPage | undefined {
+  if (!isObject(body) || typeof body.cursor !== 'string' || typeof body.has_more !== 'boolean' || !Array.isArray(body.clients) || !Array.isArray(body.tokens)) return undefined;
+  const clients = body.clients.every((c) => isObject(c) && typeof c.client_id === 'string' && Number.isSafeInteger(c.not_before));
+  const tokens = body.tokens.every((t) => isObject(t) && typeof t.jti === 'string' && Number.isSafeInteger(t.exp));
+  return clients && tokens ? (body as unknown as FeedPage) : undefined;
+}
