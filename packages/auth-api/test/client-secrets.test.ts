@@ -262,19 +262,22 @@ describe('deleting a secret', () => {
     expect(await list(other.client.id)).toHaveLength(2);
   });
 
-  it('an expired secret can be deleted; with no live secret left, a rotation adds one', async () => {
+  it('never the only secret without an expiry (the other would lapse and leave none); an expired secret can be deleted', async () => {
     const created = await createClient(ctx, { client_id: 'lapsed-svc', name: 'Lapsed', scopes: ['a:b'] });
     const added = (await rotate(created.client.id, { expire_previous_in: 60 })).json();
     const oldId = (await list(created.client.id))[1]!.id;
-    // Delete the new one: the old is live until its expiry.
-    expect((await ctx.app.inject({ method: 'DELETE', url: `${secretsUrl(created.client.id)}/${added.secret.id}`, headers: bearer(ctx.adminToken) })).statusCode).toBe(204);
+    const expiresAt = new Date(now + 60_000).toISOString();
+    // Deleting the new one would leave only the old one, which lapses in 60 s.
+    const refused = await ctx.app.inject({ method: 'DELETE', url: `${secretsUrl(created.client.id)}/${added.secret.id}`, headers: bearer(ctx.adminToken) });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json().error).toBe('last_secret');
+    expect(refused.json().message).toContain(expiresAt);
     now += 61_000;
     expect((await grant('lapsed-svc', created.client_secret)).statusCode).toBe(401);
-    const fresh = await rotate(created.client.id);
-    expect(fresh.statusCode).toBe(201);
-    expect((await grant('lapsed-svc', fresh.json().client_secret)).statusCode).toBe(200);
-    expect((await list(created.client.id)).map((s) => s.id)).toEqual([fresh.json().secret.id]);
-    expect(oldId).not.toBe(fresh.json().secret.id);
+    expect((await grant('lapsed-svc', added.client_secret)).statusCode).toBe(200);
+    const del = await ctx.app.inject({ method: 'DELETE', url: `${secretsUrl(created.client.id)}/${oldId}`, headers: bearer(ctx.adminToken) });
+    expect(del.statusCode).toBe(204);
+    expect((await list(created.client.id)).map((s) => s.id)).toEqual([added.secret.id]);
   });
 });
 
@@ -394,5 +397,50 @@ describe('CLIENT_SECRET_HASH=hmac-sha256', () => {
     } finally {
       await hmacApp.close();
     }
+  });
+});
+
+describe('an expired secret presented again', () => {
+  let limited: TestContext;
+  beforeAll(async () => {
+    limited = await createTestContext({ clock: () => now, env: { AUTH_FAILURE_LIMIT: '10', AUTH_FAILURE_LIMIT_PER_IP: '20', RATE_LIMIT_PER_MINUTE: '0' } });
+  });
+  afterAll(() => limited?.close());
+
+  const grantFrom = (address: string, clientId: string, secret: string) =>
+    limited.app.inject({
+      method: 'POST',
+      url: '/api/v1/oauth/token',
+      remoteAddress: address,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: secret }).toString(),
+    });
+  const statuses = async (address: string, n: number, clientId: string, secret: string) => {
+    const seen: number[] = [];
+    for (let i = 0; i < n; i++) seen.push((await grantFrom(address, clientId, secret)).statusCode);
+    return seen;
+  };
+
+  it('within 15 minutes of its expiry: not counted per client_id (the fleet retries), still counted per address; after that, like any wrong secret', async () => {
+    const created = await createClient(limited, { client_id: 'stale-fleet-svc', name: 'Stale fleet', scopes: ['a:b'] });
+    now += 1000;
+    const rotated = await limited.app.inject({ method: 'POST', url: secretsUrl(created.client.id), headers: bearer(limited.adminToken), payload: { expire_previous_in: 0 } });
+    expect(rotated.statusCode).toBe(201);
+    now += 1000;
+
+    // A fleet behind one address still on the old secret: refused, but never locked out of its retry.
+    expect(new Set(await statuses('10.9.0.1', 15, 'stale-fleet-svc', created.client_secret))).toEqual(new Set([401]));
+    expect((await grantFrom('10.9.0.1', 'stale-fleet-svc', rotated.json().client_secret)).statusCode).toBe(200);
+
+    // A leaked old secret buys no unthrottled bcrypt work: the address limit (20) still holds.
+    const flood = await statuses('10.9.0.2', 25, 'stale-fleet-svc', created.client_secret);
+    expect(flood.slice(0, 20)).toEqual(Array(20).fill(401));
+    expect(flood.slice(20)).toEqual(Array(5).fill(429));
+
+    // Long after its expiry it is counted like any wrong secret: the per-client_id limit (10) trips.
+    now += 16 * 60_000;
+    const late = await statuses('10.9.0.3', 12, 'stale-fleet-svc', created.client_secret);
+    expect(late.slice(0, 10)).toEqual(Array(10).fill(401));
+    expect(late.slice(10)).toEqual([429, 429]);
   });
 });

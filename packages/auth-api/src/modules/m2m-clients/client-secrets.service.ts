@@ -129,8 +129,14 @@ export function createClientSecretsService({ db, hasher, clock }: ClientSecretsD
         const target = existing.find((s) => s.id === secretId);
         if (!target) throw new ApiError('not_found', 'The credential has no secret with that id');
         const now = clock();
-        if (isLive(target, now) && existing.filter((s) => isLive(s, now)).length === 1) {
+        const others = existing.filter((s) => s.id !== secretId && isLive(s, now));
+        if (isLive(target, now) && others.length === 0) {
           throw new ApiError('last_secret', "This is the credential's only live secret: add a new one first (POST …/secrets), or revoke the credential");
+        }
+        // Nor the only one without an expiry: the others would run out and leave the credential with none.
+        if (isLive(target, now) && target.expires_at === null && others.every((s) => s.expires_at !== null)) {
+          const until = others.map((s) => iso(s.expires_at)).sort()[0];
+          throw new ApiError('last_secret', `This is the credential's only secret without an expiry; the other expires at ${until}: add a new one first (POST …/secrets), or revoke the credential`);
         }
         await deleteSecrets(trx, clientUuid, [secretId]);
         await touchClientUpdated(trx, clientUuid, new Date(now));

@@ -52,6 +52,9 @@ const STAMP_RESOLUTION_MS = 60_000;
 /** Whether a secret authenticates at `now` (epoch ms): no expiry, or one still ahead. */
 const isLive = (secret: GrantSecret, now: number) => secret.expires_at === null || Number(secret.expires_at) > now;
 
+/** How long after its expiry a presented secret is still recognised as the fleet's old one (see slowCheck). */
+const EXPIRED_SECRET_GRACE_MS = 15 * 60_000;
+
 /** Errors thrown once the throttle has counted the attempt: the route must not count them again. */
 const counted = { counted: true } as const;
 const invalidClient = () => new OAuthError('invalid_client', 'Client authentication failed', undefined, counted);
@@ -166,10 +169,12 @@ export function createOAuthService(deps: OAuthDeps) {
       throw new OAuthError('temporarily_unavailable', 'The authorization server is busy; retry later', 503, { retryAfterSec: err.retryAfterSec, cause: err, ...counted, outcome: 'shed' });
     }
     const { candidate, ok, expiredMatch } = checked;
-    // A fleet still on a secret that just expired is refused like any failure, but it is not
-    // guessing: its attempts are taken back, so it cannot trip the throttle for its own retry
-    // with the new secret (ServiceTokenManager re-reads its secret after invalid_client).
-    if (expiredMatch) await attempt.succeeded();
+    // A fleet still on a secret that expired within EXPIRED_SECRET_GRACE_MS is refused like any
+    // failure, but it is not guessing: its (client_id, address) count is taken back, so it cannot
+    // trip that limit for its own retry with the new secret (ServiceTokenManager re-reads its secret
+    // after invalid_client). The address count stays: a leaked old secret buys no unthrottled
+    // bcrypt work, and after the grace it is counted like any wrong secret.
+    if (expiredMatch && candidate?.expires_at != null && clock() - candidate.expires_at <= EXPIRED_SECRET_GRACE_MS) await attempt.abandoned();
     if (!ok || !candidate) return undefined;
     await attempt.succeeded();
     return { secretId: candidate.id, hash: candidate.hash };
