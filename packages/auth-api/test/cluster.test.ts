@@ -119,6 +119,57 @@ describe.skipIf(!NGINX)('a cluster of three instances behind nginx', () => {
   const pidOf = (n: number) => Number(readFileSync(join(dir, `api-${n}.pid`), 'utf8'));
   const restart = (n: number) => run(SCRIPT, ['restart', String(n)], { env: { ...process.env, CLUSTER_DIR: dir } });
 
+  const instanceUrl = (n: number) => `http://127.0.0.1:${Number(env.CLUSTER_API_PORT) + n - 1}`;
+
+  async function grantAt(base: string, body: string) {
+    const res = await request(`${base}/api/v1/oauth/token`, { method: 'POST', headers: FORM, body, dispatcher: agent });
+    return { status: res.statusCode, body: (await res.body.json()) as any };
+  }
+
+  async function adminToken() {
+    const login = await call('POST', '/api/v1/auth/login', JSON.stringify({ email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD }), { 'content-type': 'application/json' });
+    return login.body.tokens.access_token as string;
+  }
+
+  it('a revoke made on instance 1 is refused by instance 2 within 1 s', async () => {
+    const token = await adminToken();
+    const created = await request(`${instanceUrl(1)}/api/v1/admin/m2m-clients`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ client_id: 'cluster-revoke', name: 'Revoke', scopes: ['c:read'] }),
+      dispatcher: agent,
+    });
+    const { client, client_secret } = (await created.body.json()) as any;
+    const body = new URLSearchParams({ grant_type: 'client_credentials', client_id: 'cluster-revoke', client_secret }).toString();
+    // Instance 2 has the credential in memory: a grant, then a repeat grant from its cache.
+    expect((await grantAt(instanceUrl(2), body)).status).toBe(200);
+    expect((await grantAt(instanceUrl(2), body)).status).toBe(200);
+    const revoked = await request(`${instanceUrl(1)}/api/v1/admin/m2m-clients/${client.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` }, dispatcher: agent });
+    expect(revoked.statusCode).toBe(204);
+    await revoked.body.dump();
+    const at = performance.now();
+    let refusedAfter: number | undefined;
+    while (performance.now() - at < 3_000) {
+      const res = await grantAt(instanceUrl(2), body);
+      if (res.status === 401) {
+        refusedAfter = performance.now() - at;
+        break;
+      }
+      expect(res.status).toBe(200);
+    }
+    console.info(`revoke on instance 1 refused by instance 2 after ${refusedAfter?.toFixed(0)} ms`);
+    expect(refusedAfter).toBeLessThanOrEqual(1_000);
+  }, 60_000);
+
+  it('the failure limit holds for the cluster: 10 failures across three instances, then 429 on each and through nginx', async () => {
+    const bad = new URLSearchParams({ grant_type: 'client_credentials', client_id: 'cluster-limit', client_secret: 'not-the-secret' }).toString();
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await grantAt(instanceUrl((i % 3) + 1), bad)).status);
+    expect(statuses).toEqual(Array(10).fill(401));
+    for (const n of [1, 2, 3]) expect((await grantAt(instanceUrl(n), bad)).status).toBe(429);
+    expect((await grantAt(env.CLUSTER_URL!, bad)).status).toBe(429);
+  }, 60_000);
+
   it('kill -9 of one instance under load: nginx resends what it sent there, no grant fails', async () => {
     const outcomes = await underLoad(async () => {
       process.kill(pidOf(2), 'SIGKILL');
