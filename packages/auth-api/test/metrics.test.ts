@@ -85,8 +85,11 @@ describe('GET /metrics', () => {
     expect(samples.get('authapi_bcrypt_jobs{state="queued"}')).toBe(0);
     const kind = TEST_DATABASE_URL ? 'postgres' : 'pglite';
     expect([...samples].find(([name]) => name.startsWith('authapi_build_info{') && name.includes(`database="${kind}"`) && name.includes(`node="${process.version}"`))?.[1]).toBe(1);
-    expect(samples.get('authapi_listener_up')).toBe(0);
-    ctx.app.metrics.listenerUp.set(1);
+    // The credential change feed (PGlite's listen, or PostgreSQL's dedicated connection) sets it.
+    for (let waited = 0; !ctx.app.credentialState.stats().live; waited += 20) {
+      if (waited > 5000) throw new Error('the change feed did not go live');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     expect((await scrape()).get('authapi_listener_up')).toBe(1);
     expect(samples.get('process_cpu_user_seconds_total')).toBeGreaterThan(0);
     expect(samples.has('nodejs_eventloop_lag_p99_seconds')).toBe(true);
