@@ -386,6 +386,14 @@ class Verifier implements ServiceTokenVerifier {
     this.#revocations?.close();
   }
 
+  async #awaitFirstSync(feed: RevocationFeed): Promise<void> {
+    try {
+      await feed.firstSync();
+    } catch {
+      throw new TokenVerificationError('invalid_token', 'The revocation feed has not been read yet', { reason: 'revocation_unavailable' });
+    }
+  }
+
   /** Refuses a revoked token (feed on): two Map lookups, once per token (cached tokens skip it; see onChange). */
   #checkRevocation(principal: ServicePrincipal, feed: RevocationFeed): void {
     if (feed.failedClosed) {
@@ -446,7 +454,11 @@ class Verifier implements ServiceTokenVerifier {
     }
     // Checked here, synchronously before caching: a cached token was not revoked when it was
     // cached, and the cache is emptied whenever the feed brings a change.
-    if (this.#revocations !== undefined) this.#checkRevocation(entry.principal, this.#revocations);
+    if (this.#revocations !== undefined) {
+      // Fail closed until the feed was read once: wait for that read (bounded by timeoutMs).
+      if (!this.#revocations.ready) await this.#awaitFirstSync(this.#revocations);
+      this.#checkRevocation(entry.principal, this.#revocations);
+    }
     if (this.#cache !== undefined && generation === this.#generation && now < entry.validUntilMs) this.#cache.set(token, entry.principal, entry.validUntilMs);
     checkScopes(entry.principal.scopes, requirement);
     return entry.principal;
