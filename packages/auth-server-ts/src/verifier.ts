@@ -30,12 +30,14 @@ export interface RevocationOptions {
   url?: string | URL;
   /** Time between two polls, in ms. Default 2,000: a revocation is refused within about 2 s plus one request (≤ 5 s). */
   intervalMs?: number;
-  /** Timeout of one feed request, in ms. Default 2,500. */
+  /** Timeout of one feed request, and the longest a verify() waits for the first complete read, in ms. Default 2,500. */
   timeoutMs?: number;
   /**
    * When the feed has not been read completely for this long (ms), refuse
-   * every token (reason `revocation_unavailable`) until it is. Default: never
-   * (keep the last copy and keep verifying; `onEvent` reports the failures).
+   * every token (reason `revocation_unavailable`) until it is; counted from
+   * creation before the first read. Default: never (keep the last copy and keep
+   * verifying; `onEvent` reports the failures). Before the first complete read
+   * every token is refused (after waiting for it) whatever this is.
    */
   failClosedAfterMs?: number;
   /** Told of the poller's state changes (ready, sync_failed, recovered, fail_closed). */
@@ -157,8 +159,9 @@ export interface ServiceTokenVerifier {
   clearCache(): void;
   /**
    * With the `revocation` option: reads the feed now (joining a poll under
-   * way); rejects if that fails. E.g. at start, to refuse nothing revoked
-   * from the first request on. Without the option: resolves at once.
+   * way); rejects if that fails. E.g. at start, so the first requests do not
+   * wait for (or, if it fails, get refused until) the first read. Without the
+   * option: resolves at once.
    */
   syncRevocations(): Promise<void>;
   /** Stops the revocation poller and background key fetches. The verifier keeps verifying with what it holds. */
