@@ -385,12 +385,12 @@ describe('auth-api CLI', () => {
       expect(await hasher.verify(billing.secret, rows[0]!.secret_hash)).toBe(true);
       expect(await hasher.verify(reports.secret, rows[1]!.secret_hash)).toBe(true);
       expect(rows.every((r) => r.revoked_at !== null)).toBe(true);
-      // The CLI's disable and revokes reach the revocation feed like the routes' (enable adds nothing).
-      const feed = await database.db.selectFrom('revocations').select(['kind', 'client_id']).orderBy('seq').execute();
+      // The CLI's disable, enable and revokes reach the revocation feed like the routes': one entry per
+      // credential, the last change's (revoked: every token refused).
+      const feed = await database.db.selectFrom('revocations').select(['kind', 'client_id', 'not_before']).orderBy('client_id').execute();
       expect(feed).toEqual([
-        { kind: 'client', client_id: 'billing-svc' },
-        { kind: 'client', client_id: 'billing-svc' },
-        { kind: 'client', client_id: 'reports' },
+        { kind: 'client', client_id: 'billing-svc', not_before: null },
+        { kind: 'client', client_id: 'reports', not_before: null },
       ]);
 
       const admin = await database.db.selectFrom('users').selectAll().where('email', '=', 'ops@example.com').executeTakeFirstOrThrow();

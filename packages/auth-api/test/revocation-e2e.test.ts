@@ -7,6 +7,7 @@ import express from 'express';
 import Fastify, { type FastifyInstance } from 'fastify';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.js';
 import { AUDIENCE, TEST_SECRET, bearer, createClient, createTestContext, type TestContext } from './helpers.js';
 import { freePort } from './process-helpers.js';
 
@@ -56,6 +57,7 @@ beforeAll(async () => {
     ['publisher-a', ['gsku:publish']],
     ['publisher-b', ['gsku:publish']],
     ['introspector', ['auth:introspect']],
+    ['publisher-c', ['gsku:publish']],
   ] as const) {
     const { client, client_secret } = await createClient(ctx, { client_id: clientId, name: clientId, scopes });
     secrets[clientId] = { id: client.id, secret: client_secret };
@@ -106,6 +108,33 @@ describe('revocation reaches a guarded service within the bound', () => {
     expect(refused.status).toBe(401);
     expect(refused.headers.get('www-authenticate')).toContain('error="invalid_token"');
     expect(events[0]).toMatchObject({ type: 'ready' });
+  });
+
+  it('a token whose iat is after the revocation (minted by an instance whose clock runs 3 s ahead, or while the revocation committed) is refused too', async () => {
+    // A second instance on the same database, its clock 3 s ahead, mints before the revocation commits.
+    const ahead = await buildApp({ logger: false, config: ctx.config, database: ctx.database, hasher: ctx.hasher, clock: () => Date.now() + 3000 });
+    try {
+      await ahead.ready();
+      const minted = await ahead.inject({
+        method: 'POST',
+        url: '/api/v1/oauth/token',
+        headers: { authorization: `Basic ${Buffer.from(`publisher-c:${secrets['publisher-c']!.secret}`).toString('base64')}` },
+        payload: { grant_type: 'client_credentials' },
+      });
+      expect(minted.statusCode, minted.body).toBe(200);
+      const token: string = minted.json().access_token;
+      const iat = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).iat;
+      expect(iat).toBeGreaterThanOrEqual(Math.floor(Date.now() / 1000) + 2);
+      expect((await call('fastify', token)).status).toBe(200);
+      const revokedAt = Date.now();
+      const res = await ctx.app.inject({ method: 'DELETE', url: `/api/v1/admin/m2m-clients/${secrets['publisher-c']!.id}`, headers: bearer(ctx.adminToken) });
+      expect(res.statusCode).toBe(204);
+      expect(await msUntilRefused('fastify', token, revokedAt)).toBeLessThanOrEqual(5000);
+      expect(refusals.at(-1)?.reason).toBe('revoked');
+      expect((await call('express', token)).status).toBe(401);
+    } finally {
+      await ahead.close();
+    }
   });
 
   it('a token revoked by its client at /oauth/revoke (RFC 7009) is refused within 5 s; the client\'s next token is accepted', async () => {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyIdForSecret } from '@rw3iss/auth-server-ts';
+import { TOKEN_ENTRIES_PER_CLIENT } from '../src/modules/revocations/revocations.repository.js';
 import { ADMIN, AUDIENCE, ISSUER, login, TEST_SECRET, bearer, createClient, createTestContext, type TestContext } from './helpers.js';
 
 /** The revocation feed, RFC 7009 revocation and RFC 7662 introspection, against a real database. */
@@ -53,6 +54,7 @@ beforeAll(async () => {
     ['other-svc', ['gsku:read'], []],
     ['doomed-svc', ['gsku:read'], []],
     ['paused-svc', ['gsku:read'], []],
+    ['flood-svc', ['gsku:read'], []],
   ] as const) {
     const created = await createClient(ctx, { client_id: clientId, name: clientId, scopes, allowed_audiences: audiences });
     secrets[clientId] = created.client_secret;
@@ -112,7 +114,7 @@ describe('GET /oauth/revocations: who may read it', () => {
 });
 
 describe('credential revocation and disablement reach the feed', () => {
-  it('DELETE appends a client entry (revoked_at, not_before = revoked_at + 1 s rounded up), once', async () => {
+  it('DELETE appends a client entry refusing every token (not_before null), once', async () => {
     const reader = await grant('reader-svc');
     const before = await readAll(reader);
     const at = now;
@@ -120,28 +122,34 @@ describe('credential revocation and disablement reach the feed', () => {
     expect(res.statusCode).toBe(204);
     await ctx.app.inject({ method: 'DELETE', url: `/api/v1/admin/m2m-clients/${ids['doomed-svc']}`, headers: bearer(ctx.adminToken) });
     const delta = await readAll(reader, before.cursor);
-    expect(delta.clients).toEqual([{ client_id: 'doomed-svc', revoked_at: new Date(at).toISOString(), not_before: Math.floor(at / 1000) + 2 }]);
+    expect(delta.clients).toEqual([{ client_id: 'doomed-svc', revoked_at: new Date(at).toISOString(), not_before: null }]);
     expect(delta.tokens).toEqual([]);
     // A delta after the last cursor is empty.
     expect((await readAll(reader, delta.cursor)).clients).toEqual([]);
   });
 
-  it('disabling appends an entry; enabling again keeps it: tokens issued before stay inactive, tokens issued after are live', async () => {
+  it('disabling appends an entry refusing every token; enabling again replaces it with not_before = enable time + 1 s: tokens issued before stay inactive, tokens issued after are live', async () => {
     const oldToken = await grant('paused-svc');
     now += 5_000;
     const disabledAt = now;
     const off = await ctx.app.inject({ method: 'PATCH', url: `/api/v1/admin/m2m-clients/${ids['paused-svc']}`, headers: bearer(ctx.adminToken), payload: { status: 'disabled' } });
     expect(off.statusCode).toBe(200);
     const snapshot = await readAll(await grant('reader-svc'));
-    expect(snapshot.clients).toContainEqual({ client_id: 'paused-svc', revoked_at: new Date(disabledAt).toISOString(), not_before: Math.floor(disabledAt / 1000) + 2 });
+    expect(snapshot.clients).toContainEqual({ client_id: 'paused-svc', revoked_at: new Date(disabledAt).toISOString(), not_before: null });
     expect((await introspect('introspector-svc', oldToken)).json()).toEqual({ active: false });
 
     now += 5_000;
+    const enabledAt = now;
     const on = await ctx.app.inject({ method: 'PATCH', url: `/api/v1/admin/m2m-clients/${ids['paused-svc']}`, headers: bearer(ctx.adminToken), payload: { status: 'active' } });
     expect(on.statusCode).toBe(200);
     const after = await readAll(await grant('reader-svc'), snapshot.cursor);
-    expect(after.clients).toEqual([]);
+    expect(after.clients).toEqual([{ client_id: 'paused-svc', revoked_at: new Date(disabledAt).toISOString(), not_before: Math.floor(enabledAt / 1000) + 1 }]);
+    // One entry per credential: the snapshot holds the newer one only.
+    expect((await readAll(await grant('reader-svc'))).clients.filter((c) => c.client_id === 'paused-svc')).toHaveLength(1);
     expect((await introspect('introspector-svc', oldToken)).json()).toEqual({ active: false });
+    // Issued in the second it was enabled again: refused too (callers grant again on a 401).
+    expect((await introspect('introspector-svc', await grant('paused-svc'))).json()).toEqual({ active: false });
+    now += 1_000;
     expect((await introspect('introspector-svc', await grant('paused-svc'))).json()).toMatchObject({ active: true, client_id: 'paused-svc' });
   });
 
@@ -205,6 +213,37 @@ describe('POST /oauth/revoke (RFC 7009)', () => {
     expect(hint.statusCode).toBe(400);
     expect(hint.json().error).toBe('unsupported_token_type');
     expect((await introspect('introspector-svc', token)).json().active).toBe(true);
+  });
+});
+
+describe('a credential revoking its own tokens in a loop', () => {
+  it(`collapses past ${TOKEN_ENTRIES_PER_CLIENT} live token entries into one client entry (not_before = now + 1 s) and drops them`, async () => {
+    const reader = await grant('reader-svc');
+    const start = await readAll(reader);
+    const earlier = await grant('flood-svc');
+    // The cap's worth of live entries, as if revoked one by one.
+    const exp = new Date(now + 600_000);
+    await ctx.database.db
+      .insertInto('revocations')
+      .values(Array.from({ length: TOKEN_ENTRIES_PER_CLIENT }, (_, i) => ({ kind: 'token' as const, client_id: 'flood-svc', jti: `flood-${i}`, expires_at: exp })))
+      .execute();
+    const one = await grant('flood-svc');
+    expect((await revoke('flood-svc', { token: one })).statusCode).toBe(200);
+    const rows = await ctx.database.db.selectFrom('revocations').select(['kind']).where('client_id', '=', 'flood-svc').execute();
+    expect(rows).toEqual([{ kind: 'client' }]);
+    const delta = await readAll(reader, start.cursor);
+    expect(delta.clients).toEqual([{ client_id: 'flood-svc', revoked_at: new Date(now).toISOString(), not_before: Math.floor(now / 1000) + 1 }]);
+    const snapshot = await readAll(reader);
+    expect(snapshot.tokens.filter((t) => t.client_id === 'flood-svc')).toEqual([]);
+    // Every token it held is refused; one issued from the next second on is live.
+    expect((await introspect('introspector-svc', earlier)).json()).toEqual({ active: false });
+    expect((await introspect('introspector-svc', one)).json()).toEqual({ active: false });
+    now += 1_000;
+    const fresh = await grant('flood-svc');
+    expect((await introspect('introspector-svc', fresh)).json()).toMatchObject({ active: true, client_id: 'flood-svc' });
+    // Below the cap again: the next revocation is a token entry.
+    expect((await revoke('flood-svc', { token: fresh })).statusCode).toBe(200);
+    expect((await readAll(reader, delta.cursor)).tokens.map((t) => t.client_id)).toEqual(['flood-svc']);
   });
 });
 

@@ -30,12 +30,14 @@ export interface RevocationOptions {
   url?: string | URL;
   /** Time between two polls, in ms. Default 2,000: a revocation is refused within about 2 s plus one request (≤ 5 s). */
   intervalMs?: number;
-  /** Timeout of one feed request, in ms. Default 2,500. */
+  /** Timeout of one feed request, and the longest a verify() waits for the first complete read, in ms. Default 2,500. */
   timeoutMs?: number;
   /**
    * When the feed has not been read completely for this long (ms), refuse
-   * every token (reason `revocation_unavailable`) until it is. Default: never
-   * (keep the last copy and keep verifying; `onEvent` reports the failures).
+   * every token (reason `revocation_unavailable`) until it is; counted from
+   * creation before the first read. Default: never (keep the last copy and keep
+   * verifying; `onEvent` reports the failures). Before the first complete read
+   * every token is refused (after waiting for it) whatever this is.
    */
   failClosedAfterMs?: number;
   /** Told of the poller's state changes (ready, sync_failed, recovered, fail_closed). */
@@ -157,8 +159,9 @@ export interface ServiceTokenVerifier {
   clearCache(): void;
   /**
    * With the `revocation` option: reads the feed now (joining a poll under
-   * way); rejects if that fails. E.g. at start, to refuse nothing revoked
-   * from the first request on. Without the option: resolves at once.
+   * way); rejects if that fails. E.g. at start, so the first requests do not
+   * wait for (or, if it fails, get refused until) the first read. Without the
+   * option: resolves at once.
    */
   syncRevocations(): Promise<void>;
   /** Stops the revocation poller and background key fetches. The verifier keeps verifying with what it holds. */
@@ -386,6 +389,14 @@ class Verifier implements ServiceTokenVerifier {
     this.#revocations?.close();
   }
 
+  async #awaitFirstSync(feed: RevocationFeed): Promise<void> {
+    try {
+      await feed.firstSync();
+    } catch {
+      throw new TokenVerificationError('invalid_token', 'The revocation feed has not been read yet', { reason: 'revocation_unavailable' });
+    }
+  }
+
   /** Refuses a revoked token (feed on): two Map lookups, once per token (cached tokens skip it; see onChange). */
   #checkRevocation(principal: ServicePrincipal, feed: RevocationFeed): void {
     if (feed.failedClosed) {
@@ -446,7 +457,11 @@ class Verifier implements ServiceTokenVerifier {
     }
     // Checked here, synchronously before caching: a cached token was not revoked when it was
     // cached, and the cache is emptied whenever the feed brings a change.
-    if (this.#revocations !== undefined) this.#checkRevocation(entry.principal, this.#revocations);
+    if (this.#revocations !== undefined) {
+      // Fail closed until the feed was read once: wait for that read (bounded by timeoutMs).
+      if (!this.#revocations.ready) await this.#awaitFirstSync(this.#revocations);
+      this.#checkRevocation(entry.principal, this.#revocations);
+    }
     if (this.#cache !== undefined && generation === this.#generation && now < entry.validUntilMs) this.#cache.set(token, entry.principal, entry.validUntilMs);
     checkScopes(entry.principal.scopes, requirement);
     return entry.principal;

@@ -41,14 +41,17 @@ const reasonOf = (promise: Promise<unknown>) =>
   );
 
 describe('revocation option', () => {
-  it('refuses a listed jti, and tokens of a revoked client issued before not_before, also once cached', async () => {
+  it('refuses a listed jti, every token of a revoked client (not_before null), and once enabled again tokens issued before not_before, also once cached', async () => {
     const nowSec = Math.floor(Date.now() / 1000);
-    let revoked = false;
+    const revokedAt = new Date().toISOString();
+    let state: 'live' | 'revoked' | 'enabled' = 'live';
     const server = await feedServer(() =>
       page(
-        revoked
-          ? { cursor: 'c2', clients: [{ client_id: 'billing-svc', revoked_at: 'x', not_before: nowSec + 2 }], tokens: [{ jti: 'jti-listed', client_id: 'other', exp: nowSec + 900 }] }
-          : { cursor: 'c1' },
+        state === 'revoked'
+          ? { cursor: 'c2', clients: [{ client_id: 'billing-svc', revoked_at: revokedAt, not_before: null }], tokens: [{ jti: 'jti-listed', client_id: 'other', exp: nowSec + 900 }] }
+          : state === 'enabled'
+            ? { cursor: 'c3', clients: [{ client_id: 'billing-svc', revoked_at: revokedAt, not_before: nowSec + 2 }] }
+            : { cursor: 'c1' },
       ),
     );
     const { verifier } = verifierFor(server.url);
@@ -58,15 +61,21 @@ describe('revocation option', () => {
     await verifier.syncRevocations();
     expect(await reasonOf(verifier.verify(old))).toBe('accepted');
     expect(await reasonOf(verifier.verify(listed))).toBe('accepted');
-    revoked = true;
+    expect(await reasonOf(verifier.verify(later))).toBe('accepted');
+    state = 'revoked';
     await verifier.syncRevocations();
     expect(await reasonOf(verifier.verify(old))).toBe('invalid_token/revoked');
     expect(await reasonOf(verifier.verify(listed))).toBe('invalid_token/revoked');
-    // issued after not_before: live (the credential was enabled again)
+    // Revoked: every token, also one whose iat is after revoked_at (minted while the revocation committed).
+    expect(await reasonOf(verifier.verify(later))).toBe('invalid_token/revoked');
+    state = 'enabled';
+    await verifier.syncRevocations();
+    // The later entry replaces the earlier one: issued after not_before is live, before stays refused.
     expect(await reasonOf(verifier.verify(later))).toBe('accepted');
-    // The feed was read with the token, and the second read asked for what came after the first cursor.
+    expect(await reasonOf(verifier.verify(old))).toBe('invalid_token/revoked');
+    // The feed was read with the token, and each read asked for what came after the previous cursor.
     expect(server.requests[0]!.headers.authorization).toBe('Bearer feed-token');
-    expect(server.requests.map((r) => new URL(r.url, 'http://x').searchParams.get('since'))).toEqual([null, 'c1']);
+    expect(server.requests.map((r) => new URL(r.url, 'http://x').searchParams.get('since'))).toEqual([null, 'c1', 'c2']);
   });
 
   it('reads every page (has_more) in one sync, and sends If-None-Match for an unchanged delta (304)', async () => {
@@ -104,8 +113,54 @@ describe('revocation option', () => {
     const server = await feedServer(() => (up ? page({ cursor: 'c' }) : { status: 500 }));
     const { verifier, events } = verifierFor(server.url, { failClosedAfterMs: 300 });
     const token = await signToken();
-    expect(await reasonOf(verifier.verify(token))).toBe('accepted');
+    // Never read: refused from boot.
+    expect(await reasonOf(verifier.verify(token))).toBe('invalid_token/revocation_unavailable');
     await until(() => events.some((e) => e.type === 'fail_closed'));
+    expect(await reasonOf(verifier.verify(token))).toBe('invalid_token/revocation_unavailable');
+    up = true;
+    await verifier.syncRevocations();
+    expect(await reasonOf(verifier.verify(token))).toBe('accepted');
+  });
+
+  it('before the first complete sync, verify waits for it: a revoked credential\'s token is refused once it lands, not accepted meanwhile', async () => {
+    const revokedAt = new Date().toISOString();
+    const server = await feedServer(async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      return page({ cursor: 'c', clients: [{ client_id: 'billing-svc', revoked_at: revokedAt, not_before: null }] });
+    });
+    const { verifier, events } = verifierFor(server.url, { timeoutMs: 5_000 });
+    const token = await signToken();
+    // Both join the one poll under way.
+    const outcomes = await Promise.all([reasonOf(verifier.verify(token)), reasonOf(verifier.verify(token))]);
+    expect(outcomes).toEqual(['invalid_token/revoked', 'invalid_token/revoked']);
+    expect(server.requests).toHaveLength(1);
+    expect(events[0]).toEqual({ type: 'ready', clients: 1, tokens: 0 });
+    expect(await reasonOf(verifier.verify(await signToken({ claims: { client_id: 'other', sub: 'other' } })))).toBe('accepted');
+  });
+
+  for (const [name, reply] of [
+    ['answers 500', { status: 500, body: {} }],
+    ['answers garbage', { status: 200, body: { cursor: 1 } }],
+    ['never answers', 'hang'],
+  ] as const) {
+    it(`fails closed until the first complete sync: a feed that ${name} gets every token refused (revocation_unavailable), without failClosedAfterMs`, async () => {
+      const server = await feedServer(() => reply as Reply);
+      const { verifier, events } = verifierFor(server.url, { timeoutMs: 200 });
+      const token = await signToken();
+      expect(await reasonOf(verifier.verify(token))).toBe('invalid_token/revocation_unavailable');
+      await until(() => events.some((e) => e.type === 'sync_failed'));
+      expect(await reasonOf(verifier.verify(token))).toBe('invalid_token/revocation_unavailable');
+      expect(events.find((e) => e.type === 'sync_failed')).toMatchObject({ staleMs: Number.POSITIVE_INFINITY });
+    });
+  }
+
+  it('fails closed until the first complete sync: an unreachable feed, then a working one', async () => {
+    const down = verifierFor(await closedPortUrl(), { timeoutMs: 200 });
+    const token = await signToken();
+    expect(await reasonOf(down.verifier.verify(token))).toBe('invalid_token/revocation_unavailable');
+    let up = false;
+    const server = await feedServer(() => (up ? page({ cursor: 'c' }) : { status: 503 }));
+    const { verifier } = verifierFor(server.url, { timeoutMs: 200 });
     expect(await reasonOf(verifier.verify(token))).toBe('invalid_token/revocation_unavailable');
     up = true;
     await verifier.syncRevocations();

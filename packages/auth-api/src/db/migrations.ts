@@ -201,9 +201,10 @@ const migrations: Record<string, Migration> = {
   },
   '2026-11-26-016-revocations': {
     async up(db: Kysely<any>) {
-      // The revocation feed (GET /oauth/revocations): credentials revoked or disabled (kind 'client': tokens
-      // of client_id issued up to revoked_at + 1 s are refused) and single tokens revoked by jti (kind 'token',
-      // until expires_at). seq is the feed's cursor; writers lock the table so seq order is commit order.
+      // The revocation feed (GET /oauth/revocations): one entry per credential revoked or disabled (kind
+      // 'client': every token of client_id is refused while not_before is null; once enabled again, tokens
+      // issued before not_before) and single tokens revoked by jti (kind 'token', until expires_at). seq is
+      // the feed's cursor; writers lock the table so seq order is commit order; a changed entry gets a new seq.
       await db.schema
         .createTable('revocations')
         .addColumn('seq', 'bigserial', (c) => c.primaryKey())
@@ -212,12 +213,15 @@ const migrations: Record<string, Migration> = {
         .addColumn('jti', 'text')
         .addColumn('expires_at', 'timestamptz')
         .addColumn('revoked_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('not_before', 'timestamptz')
         .addCheckConstraint('revocations_token_shape', sql`kind = 'client' or (jti is not null and expires_at is not null)`)
         .execute();
       // One entry per revoked token; introspection and the feed's reader check look jtis up.
       await db.schema.createIndex('revocations_jti').on('revocations').column('jti').unique().where(sql.ref('kind'), '=', 'token').execute();
-      // Introspection asks for a credential's latest revocation.
-      await db.schema.createIndex('revocations_client').on('revocations').columns(['client_id', 'revoked_at']).where(sql.ref('kind'), '=', 'client').execute();
+      // One entry per credential; introspection looks it up.
+      await db.schema.createIndex('revocations_client').on('revocations').column('client_id').unique().where(sql.ref('kind'), '=', 'client').execute();
+      // The per-credential cap on token entries counts them.
+      await db.schema.createIndex('revocations_token_client').on('revocations').column('client_id').where(sql.ref('kind'), '=', 'token').execute();
     },
     async down(db: Kysely<any>) {
       await db.schema.dropTable('revocations').execute();

@@ -170,7 +170,10 @@ export interface RevocationsTable {
   client_id: string;
   jti: string | null;
   expires_at: Date | null;
+  /** kind 'client': when the credential was revoked or disabled (or, for a collapsed flood of token revocations, when that happened). */
   revoked_at: ColumnType<Date, Date | undefined, never>;
+  /** kind 'client': null while revoked or disabled (every token refused); else tokens with a lower iat are refused. */
+  not_before: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 /** Every table, as kysely sees it. */

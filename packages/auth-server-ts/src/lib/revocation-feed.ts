@@ -12,11 +12,14 @@ export interface FeedTokenSource {
 export type RevocationEvent =
   /** The first complete copy of the feed was loaded. */
   | { type: 'ready'; clients: number; tokens: number }
-  /** A poll failed; the last copy stays in use. `staleMs`: time since the last complete sync. */
+  /**
+   * A poll failed; the last copy stays in use. `staleMs`: time since the last complete sync
+   * (Infinity before the first one: until then every token is refused, reason `revocation_unavailable`).
+   */
   | { type: 'sync_failed'; error: Error; staleMs: number }
   /** A poll succeeded after failures. */
   | { type: 'recovered'; staleMs: number }
-  /** No complete sync for `failClosedAfterMs`: every token is refused (reason `revocation_unavailable`) until one succeeds. */
+  /** No complete sync for `failClosedAfterMs` (counted from boot): every token is refused (reason `revocation_unavailable`) until one succeeds. */
   | { type: 'fail_closed'; staleMs: number };
 
 export interface RevocationFeedOptions {
@@ -44,8 +47,10 @@ const MAX_PAGES = 1000;
  * tokens can be cached between changes without being looked up again.
  */
 export class RevocationFeed {
-  /** client_id → not_before (s): its tokens with a lower iat are revoked. */
+  /** client_id → not_before (s): its tokens with a lower iat are revoked (Infinity: all of them). */
   readonly #clients = new Map<string, number>();
+  /** client_id → when its entry may be forgotten (s): no token it refuses can be live after. */
+  readonly #clientsUntil = new Map<string, number>();
   /** jti → exp (s). */
   readonly #tokens = new Map<string, number>();
   readonly #options: RevocationFeedOptions;
@@ -54,7 +59,10 @@ export class RevocationFeed {
   #etag: { cursor: string | undefined; value: string } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inflight: Promise<void> | undefined;
-  #lastSyncAt: number;
+  /** -Infinity until the first complete sync: failClosedAfterMs counts from boot. */
+  #lastSyncAt = Number.NEGATIVE_INFINITY;
+  /** When the last sync failed (ms), so verifications waiting for the first one do not each start a poll. */
+  #lastFailureAt = Number.NEGATIVE_INFINITY;
   #failing = false;
   #ready = false;
   #closed = false;
@@ -63,8 +71,12 @@ export class RevocationFeed {
 
   constructor(options: RevocationFeedOptions) {
     this.#options = options;
-    this.#lastSyncAt = options.now();
     this.#schedule(0);
+  }
+
+  /** Whether a complete copy of the feed was loaded once: until then every token waits for it or is refused. */
+  get ready(): boolean {
+    return this.#ready;
   }
 
   /** Whether the token (by client_id, iat and jti) is revoked in the local copy. */
@@ -72,6 +84,24 @@ export class RevocationFeed {
     const notBefore = this.#clients.get(clientId);
     if (notBefore !== undefined && iat < notBefore) return true;
     return typeof jti === 'string' && this.#tokens.has(jti);
+  }
+
+  /**
+   * Before the first complete sync: waits for it (joining the poll under way, or starting one unless
+   * one failed within intervalMs), at most timeoutMs; rejects when it fails or takes longer.
+   */
+  firstSync(): Promise<void> {
+    if (this.#ready) return Promise.resolve();
+    if (this.#inflight === undefined && this.#options.now() - this.#lastFailureAt < this.#options.intervalMs) {
+      return Promise.reject(new Error('the revocation feed has not been read yet'));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the revocation feed did not answer in time')), this.#options.timeoutMs);
+      timer.unref();
+      this.sync()
+        .then(resolve, reject)
+        .finally(() => clearTimeout(timer));
+    });
   }
 
   /** Polls now (joining a poll under way); rejects when it fails. */
@@ -108,7 +138,9 @@ export class RevocationFeed {
       }
     } catch (err) {
       if (this.#closed) throw err;
-      const staleMs = this.#options.now() - this.#lastSyncAt;
+      const now = this.#options.now();
+      const staleMs = now - this.#lastSyncAt;
+      this.#lastFailureAt = now;
       this.#failing = true;
       this.#emit({ type: 'sync_failed', error: err instanceof Error ? err : new Error(String(err)), staleMs });
       const limit = this.#options.failClosedAfterMs;
@@ -157,10 +189,13 @@ export class RevocationFeed {
     const page = readPage(response.body);
     if (page === undefined) throw new Error('the revocation feed answered with a malformed body');
     let added = false;
-    for (const { client_id, not_before } of page.clients) {
-      const known = this.#clients.get(client_id);
-      if (known === undefined || not_before > known) {
-        this.#clients.set(client_id, not_before);
+    const lifetimeSec = this.#options.maxTokenLifetimeSec + 60;
+    // In seq order: a later entry for a client_id replaces the earlier one (enabled again after a disable).
+    for (const { client_id, revoked_at, not_before } of page.clients) {
+      const notBefore = not_before ?? Number.POSITIVE_INFINITY;
+      this.#clientsUntil.set(client_id, (not_before ?? Math.floor(Date.parse(revoked_at) / 1000)) + lifetimeSec);
+      if (this.#clients.get(client_id) !== notBefore) {
+        this.#clients.set(client_id, notBefore);
         added = true;
       }
     }
@@ -181,8 +216,12 @@ export class RevocationFeed {
   #prune(now: number): void {
     const nowSec = Math.floor(now / 1000);
     for (const [jti, exp] of this.#tokens) if (exp < nowSec - 60) this.#tokens.delete(jti);
-    const horizon = nowSec - this.#options.maxTokenLifetimeSec - 60;
-    for (const [clientId, notBefore] of this.#clients) if (notBefore < horizon) this.#clients.delete(clientId);
+    for (const [clientId, until] of this.#clientsUntil) {
+      if (until < nowSec) {
+        this.#clientsUntil.delete(clientId);
+        this.#clients.delete(clientId);
+      }
+    }
   }
 
   #emit(event: RevocationEvent): void {
@@ -197,13 +236,16 @@ export class RevocationFeed {
 interface FeedPage {
   cursor: string;
   has_more: boolean;
-  clients: { client_id: string; not_before: number }[];
+  /** not_before null: every token of client_id is refused (revoked or disabled). */
+  clients: { client_id: string; revoked_at: string; not_before: number | null }[];
   tokens: { jti: string; exp: number }[];
 }
 
 function readPage(body: unknown): FeedPage | undefined {
   if (!isObject(body) || typeof body.cursor !== 'string' || typeof body.has_more !== 'boolean' || !Array.isArray(body.clients) || !Array.isArray(body.tokens)) return undefined;
-  const clients = body.clients.every((c) => isObject(c) && typeof c.client_id === 'string' && Number.isSafeInteger(c.not_before));
+  const clients = body.clients.every(
+    (c) => isObject(c) && typeof c.client_id === 'string' && typeof c.revoked_at === 'string' && Number.isFinite(Date.parse(c.revoked_at)) && (c.not_before === null || Number.isSafeInteger(c.not_before)),
+  );
   const tokens = body.tokens.every((t) => isObject(t) && typeof t.jti === 'string' && Number.isSafeInteger(t.exp));
   return clients && tokens ? (body as unknown as FeedPage) : undefined;
 }

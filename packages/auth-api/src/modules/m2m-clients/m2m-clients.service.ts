@@ -8,7 +8,7 @@ import type { ClientSecretHasher } from '../../lib/client-secret-hash.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
 import { insertSecret } from './client-secrets.repository.js';
 import { newClientSecret } from './client-secrets.service.js';
-import { insertClientRevocation } from '../revocations/revocations.repository.js';
+import { insertClientReenabled, insertClientRevocation } from '../revocations/revocations.repository.js';
 import type { CreateClientBody, ListClientsQuery, M2MClientRecord, UpdateClientBody } from './m2m-clients.schemas.js';
 import {
   findClientByClientId,
@@ -208,8 +208,10 @@ export function createM2MClientsService({ db, secrets, clock, checkScopes, onCha
         if (!before || before.revoked_at !== null) return undefined;
         const updated = await updateClient(trx, id, changes);
         if (!updated) return undefined;
-        // Disabling reaches receiving services through the revocation feed: tokens issued before now are refused.
-        if (before.status === 'active' && updated.status === 'disabled') await insertClientRevocation(trx, updated.client_id, changes.updated_at!);
+        // Disabling reaches receiving services through the revocation feed: every token is refused while
+        // disabled; enabling again accepts tokens issued from then on (the feed entry's not_before).
+        if (before.status === 'active' && updated.status === 'disabled') await insertClientRevocation(trx, updated.client_id, clock);
+        if (before.status === 'disabled' && updated.status === 'active') await insertClientReenabled(trx, updated.client_id, clock);
         await insertAuditEntry(trx, actor, { action: 'm2m_client.update', targetType: 'm2m_client', targetId: id, details: updateDetails(before, updated, body) });
         return updated;
       });
@@ -225,7 +227,7 @@ export function createM2MClientsService({ db, secrets, clock, checkScopes, onCha
     async revoke(id: string, actor: Actor): Promise<void> {
       const revoked = await db.transaction().execute(async (trx) => {
         const row = await revokeClient(trx, id, new Date(clock()));
-        if (row) await insertClientRevocation(trx, row.client_id, row.revoked_at!);
+        if (row) await insertClientRevocation(trx, row.client_id, clock);
         if (row) await insertAuditEntry(trx, actor, { action: 'm2m_client.revoke', targetType: 'm2m_client', targetId: id, details: { client_id: row.client_id } });
         return row;
       });

@@ -29,11 +29,15 @@ export const feedResponseSchema = z.object({
     .array(
       z.object({
         client_id: z.string(),
-        revoked_at: z.string().describe('When the credential was revoked or disabled (ISO 8601)'),
-        not_before: z.number().int().describe('Refuse this client_id\'s tokens whose `iat` is below this (seconds since the epoch): revoked_at + 1 s, in whole seconds, rounded up'),
+        revoked_at: z.string().describe('When the credential was revoked or disabled, or its token revocations were collapsed (ISO 8601)'),
+        not_before: z
+          .number()
+          .int()
+          .nullable()
+          .describe('null: refuse every token of this client_id (revoked or disabled). A number (seconds since the epoch): refuse its tokens whose `iat` is below it (enabled again, or token revocations collapsed)'),
       }),
     )
-    .describe('Credentials revoked or disabled within the last 24 h (the longest token lifetime): their tokens issued before `not_before` are refused, even if the credential was enabled again'),
+    .describe('One entry per credential revoked, disabled, enabled again or with its token revocations collapsed within the last 24 h (the longest token lifetime); a later entry for a client_id replaces the earlier one'),
   tokens: z
     .array(z.object({ jti: z.string(), client_id: z.string(), exp: z.number().int().describe('The token\'s own expiry: forget the entry after it') }))
     .describe('Single tokens revoked (RFC 7009) and not yet expired'),

@@ -6,7 +6,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { ServiceTokenVerifier } from '../../lib/tokens.js';
 import { findClientForGrant } from '../m2m-clients/m2m-clients.repository.js';
 import { SERVER_SCOPES } from '../permissions/permissions.schemas.js';
-import { insertTokenRevocation, isTokenRevoked, lastSeq, listFeed, REVOCATION_GRACE_SEC } from './revocations.repository.js';
+import { insertTokenRevocation, isTokenRevoked, lastSeq, listFeed } from './revocations.repository.js';
 import { FEED_MAX_PAGE, type FeedResponse, type IntrospectionResponse } from './revocations.schemas.js';
 
 export interface RevocationsDeps {
@@ -33,13 +33,13 @@ function decodeCursor(cursor: string): string {
 
 const INACTIVE: IntrospectionResponse = Object.freeze({ active: false });
 
-/** Whole seconds: refuse a revoked credential's tokens with iat below this (revoked_at + the grace, rounded up). */
-const notBefore = (revokedAt: Date) => Math.floor(revokedAt.getTime() / 1000) + REVOCATION_GRACE_SEC + 1;
+/** Whole seconds: the credential's tokens with a lower iat are refused; null: all of them. */
+const notBefore = (at: Date | null) => (at === null ? null : Math.floor(at.getTime() / 1000));
 
 /**
  * The revocation feed, RFC 7009 token revocation and RFC 7662 introspection
  * (docs/API.md, "Revocation"). A token is revoked when its jti is listed or
- * when its credential was revoked or disabled at or after its `iat` (− 1 s);
+ * when its credential's entry refuses it (all tokens while revoked or disabled);
  * a revoked or disabled credential's tokens are also inactive at introspection.
  */
 export function createRevocationsService({ db, clock, verifyServiceToken, verifyAnyAudience }: RevocationsDeps) {
@@ -84,7 +84,7 @@ export function createRevocationsService({ db, clock, verifyServiceToken, verify
       const cursor = page.at(-1)?.seq ?? (query.since === undefined ? await lastSeq(db) : after);
       const response: FeedResponse = { cursor: encodeCursor(cursor), has_more: hasMore, clients: [], tokens: [] };
       for (const row of page) {
-        if (row.kind === 'client') response.clients.push({ client_id: row.client_id, revoked_at: row.revoked_at.toISOString(), not_before: notBefore(row.revoked_at) });
+        if (row.kind === 'client') response.clients.push({ client_id: row.client_id, revoked_at: row.revoked_at.toISOString(), not_before: notBefore(row.not_before) });
         else response.tokens.push({ jti: row.jti!, client_id: row.client_id, exp: Math.floor(row.expires_at!.getTime() / 1000) });
       }
       return response;
@@ -98,7 +98,7 @@ export function createRevocationsService({ db, clock, verifyServiceToken, verify
     async revokeToken(clientId: string, token: string): Promise<void> {
       const claims = await verifyAnyAudience(token);
       if (!claims || claims.client_id !== clientId || typeof claims.jti !== 'string' || claims.jti === '') return;
-      await insertTokenRevocation(db, { clientId, jti: claims.jti, expiresAt: new Date(claims.exp * 1000) }, new Date(clock()));
+      await insertTokenRevocation(db, { clientId, jti: claims.jti, expiresAt: new Date(claims.exp * 1000) }, clock);
     },
 
     /** RFC 7662 §2.2: the claims of a live service token of this server, or `{active: false}`. */
