@@ -27,45 +27,26 @@ function keptSecret(dataDir: string, name: string, generate: () => string, warni
 }
 
 /**
- * Development only: the JWT secret kept in the data folder. Production
- * refuses to start without `JWT_ACCESS_SECRET` (see config.ts).
+ * What each development secret is: its file in the data folder, its variable
+ * (production refuses to start without it, see config.ts) and its size.
+ * - `jwt`: the JWT secret (`JWT_ACCESS_SECRET`).
+ * - `kek`: the key-encryption key of asymmetric signing keys, beside the database it unlocks.
+ * - `pepper`: the HMAC key of hmac-sha256 client secrets, beside the hashes it checks.
  */
-export function devSecretFrom(dataDir: string, warn: (message: string) => void): string {
-  return keptSecret(
-    dataDir,
-    'jwt-access-secret',
-    () => randomBytes(48).toString('base64url'),
-    (file) => `JWT_ACCESS_SECRET is not set: generated one and kept it in ${file} (development only; set JWT_ACCESS_SECRET in production)`,
-    warn,
-  );
-}
+const DEV_SECRETS = {
+  jwt: { file: 'jwt-access-secret', variable: 'JWT_ACCESS_SECRET', bytes: 48 },
+  kek: { file: 'key-encryption-key', variable: 'KEY_ENCRYPTION_KEY', bytes: 32 },
+  pepper: { file: 'client-secret-pepper', variable: 'CLIENT_SECRET_PEPPER', bytes: 48 },
+} as const;
 
-/**
- * Development only: the key-encryption key for asymmetric signing keys, kept
- * in the data folder beside the database it unlocks. Production refuses to
- * start an asymmetric SERVICE_TOKEN_ALG without `KEY_ENCRYPTION_KEY`.
- */
-export function devKeyEncryptionKeyFrom(dataDir: string, warn: (message: string) => void): string {
+/** Development only: the secret `kind` kept in `dataDir`, generated (and announced through `warn`) on first use. */
+export function devSecretFrom(dataDir: string, kind: keyof typeof DEV_SECRETS, warn: (message: string) => void): string {
+  const { file, variable, bytes } = DEV_SECRETS[kind];
   return keptSecret(
     dataDir,
-    'key-encryption-key',
-    () => randomBytes(32).toString('base64url'),
-    (file) => `KEY_ENCRYPTION_KEY is not set: generated one and kept it in ${file} (development only; set KEY_ENCRYPTION_KEY in production)`,
-    warn,
-  );
-}
-
-/**
- * Development only: the HMAC key of hmac-sha256 client secrets, kept in the
- * data folder beside the hashes it checks. Production refuses to start
- * CLIENT_SECRET_HASH=hmac-sha256 without `CLIENT_SECRET_PEPPER`.
- */
-export function devClientSecretPepperFrom(dataDir: string, warn: (message: string) => void): string {
-  return keptSecret(
-    dataDir,
-    'client-secret-pepper',
-    () => randomBytes(48).toString('base64url'),
-    (file) => `CLIENT_SECRET_PEPPER is not set: generated one and kept it in ${file} (development only; set CLIENT_SECRET_PEPPER in production)`,
+    file,
+    () => randomBytes(bytes).toString('base64url'),
+    (path) => `${variable} is not set: generated one and kept it in ${path} (development only; set ${variable} in production)`,
     warn,
   );
 }

@@ -4,7 +4,7 @@ import { bootstrapAdmin } from './bootstrap.js';
 import { type Config, loadConfig, startupWarnings } from './config.js';
 import { connectDatabase, type DatabaseHandle } from './db/connect.js';
 import { migrateToLatest } from './db/migrations.js';
-import { devClientSecretPepperFrom, devKeyEncryptionKeyFrom, devSecretFrom } from './dev-secret.js';
+import { devSecretFrom } from './dev-secret.js';
 import { chooseLogFormat, prettyLogStream } from './lib/log-format.js';
 import { createBcryptHasher } from './lib/password.js';
 import { bearerMatches } from './modules/metrics/metrics.routes.js';
@@ -16,9 +16,9 @@ export function configFromEnvironment(env: NodeJS.ProcessEnv = process.env): Con
   const dataDir = env.DATA_DIR || './.data';
   return loadConfig(
     env,
-    () => devSecretFrom(dataDir, warn),
-    () => devKeyEncryptionKeyFrom(dataDir, warn),
-    () => devClientSecretPepperFrom(dataDir, warn),
+    () => devSecretFrom(dataDir, 'jwt', warn),
+    () => devSecretFrom(dataDir, 'kek', warn),
+    () => devSecretFrom(dataDir, 'pepper', warn),
   );
 }
 

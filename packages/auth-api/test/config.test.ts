@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { devClientSecretPepperFrom, devSecretFrom } from '../src/dev-secret.js';
+import { devSecretFrom } from '../src/dev-secret.js';
 
 const strong = 'kR2v9Qm4Zx7Lp1Wn8Ty3Bc6Hd0Fg5Js2Ua9Ve4Xi7Ok';
 
@@ -87,13 +87,13 @@ describe('devSecretFrom', () => {
   it('generates a secret once, keeps it private in the data folder, and reuses it', () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'authapi-')), 'data');
     const warnings: string[] = [];
-    const first = devSecretFrom(dir, (m) => warnings.push(m));
+    const first = devSecretFrom(dir, 'jwt', (m) => warnings.push(m));
     expect(first.length).toBeGreaterThanOrEqual(64);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).not.toContain(first);
     expect(statSync(join(dir, 'jwt-access-secret')).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(dir, 'jwt-access-secret'), 'utf8').trim()).toBe(first);
-    expect(devSecretFrom(dir, (m) => warnings.push(m))).toBe(first);
+    expect(devSecretFrom(dir, 'jwt', (m) => warnings.push(m))).toBe(first);
     expect(warnings).toHaveLength(1);
   });
 });
@@ -121,8 +121,8 @@ describe('CLIENT_SECRET_HASH and CLIENT_SECRET_PEPPER', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pepper-'));
     const warnings: string[] = [];
     const env = { JWT_ACCESS_SECRET: strong, CLIENT_SECRET_HASH: 'hmac-sha256', DATA_DIR: dir };
-    const first = loadConfig(env, undefined, undefined, () => devClientSecretPepperFrom(dir, (m) => warnings.push(m)));
-    const second = loadConfig(env, undefined, undefined, () => devClientSecretPepperFrom(dir, (m) => warnings.push(m)));
+    const first = loadConfig(env, undefined, undefined, () => devSecretFrom(dir, 'pepper', (m) => warnings.push(m)));
+    const second = loadConfig(env, undefined, undefined, () => devSecretFrom(dir, 'pepper', (m) => warnings.push(m)));
     expect(first.clientSecrets.pepper!.length).toBeGreaterThanOrEqual(32);
     expect(second.clientSecrets.pepper).toEqual(first.clientSecrets.pepper);
     expect(readFileSync(join(dir, 'client-secret-pepper'), 'utf8').trim()).toBe(first.clientSecrets.pepper!.toString());
