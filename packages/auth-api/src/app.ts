@@ -187,7 +187,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // token requests add client_id (as sent, bounded), auth method, outcome and address (never the secret).
   app.decorateRequest('tokenRequest', null);
   app.addHook('onResponse', (request, reply, done) => {
-    request.log.info(
+    // Built only when it is written: at LOG_LEVEL=warn (production's usual) a request costs no line object.
+    const log = request.log as FastifyBaseLogger & { isLevelEnabled?(level: string): boolean };
+    if (log.isLevelEnabled?.('info') === false) return done();
+    log.info(
       { method: request.method, path: request.url.split('?')[0], status: reply.statusCode, durationMs: Math.round(reply.elapsedTime), ...request.tokenRequest },
       'request completed',
     );

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Clock } from './clock.js';
 
 export interface VerifiedSecretCacheOptions {
@@ -34,7 +34,7 @@ const PER_CLIENT = 2;
  * when it is not (deleted, expired, replaced).
  */
 export function createVerifiedSecretCache({ clock, ttlMs = 10 * 60_000, maxEntries = 10_000 }: VerifiedSecretCacheOptions) {
-  const key = randomBytes(32);
+  const key = createSecretKey(randomBytes(32));
   const entries = new Map<string, { mac: Buffer; verified: VerifiedSecret; expiresAt: number }[]>();
   const macOf = (clientId: string, secret: string) => createHmac('sha256', key).update(clientId).update('\0').update(secret).digest();
 
@@ -46,10 +46,14 @@ export function createVerifiedSecretCache({ clock, ttlMs = 10 * 60_000, maxEntri
       const now = clock();
       const mac = macOf(clientId, secret);
       let found: VerifiedSecret | undefined;
-      for (const entry of list) if (entry.expiresAt > now && timingSafeEqual(entry.mac, mac)) found = entry.verified;
-      const fresh = list.filter((entry) => entry.expiresAt > now);
-      if (fresh.length === 0) entries.delete(clientId);
-      else if (fresh.length !== list.length) entries.set(clientId, fresh);
+      let expired = 0;
+      // Every entry is compared, in constant time, whichever matches.
+      for (const entry of list) {
+        if (entry.expiresAt <= now) expired += 1;
+        else if (timingSafeEqual(entry.mac, mac)) found = entry.verified;
+      }
+      if (expired === list.length) entries.delete(clientId);
+      else if (expired > 0) entries.set(clientId, list.filter((entry) => entry.expiresAt > now));
       return found;
     },
     add(clientId: string, secret: string, verified: VerifiedSecret): void {

@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, createSecretKey, randomUUID } from 'node:crypto';
 import { ACCESS_TOKEN_TYP, keyIdForSecret, type ServiceTokenClaims } from '@rw3iss/auth-server-ts';
 import { errors as joseErrors, importJWK, type JWK, jwtVerify } from 'jose';
 import type { ServiceTokenSigner } from '../modules/signing-keys/signing-keys.service.js';
@@ -28,10 +28,12 @@ type ServiceClaimsInput = Pick<ServiceTokenClaims, 'sub' | 'client_id' | 'servic
 export function createTokenIssuer(keys: TokenKeys, clock: Clock, serviceSigner: () => ServiceTokenSigner | undefined = () => undefined) {
   const kid = keyIdForSecret(keys.secret);
   const encodedHeader = Buffer.from(JSON.stringify({ alg: 'HS256', typ: ACCESS_TOKEN_TYP, kid })).toString('base64url');
+  // Imported once: a string key would be converted on every token.
+  const signingKey = createSecretKey(Buffer.from(keys.secret, 'utf8'));
 
   function sign(payload: Record<string, unknown>): string {
     const input = `${encodedHeader}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
-    return `${input}.${createHmac('sha256', keys.secret).update(input).digest('base64url')}`;
+    return `${input}.${createHmac('sha256', signingKey).update(input).digest('base64url')}`;
   }
 
   function baseClaims(ttlSec: number) {

@@ -115,15 +115,16 @@ export function createOAuthService(deps: OAuthDeps) {
    * stretches it.
    */
   async function authenticate({ clientId, clientSecret }: ClientCredentials, ip: string): Promise<{ client: GrantClientRow; secret: GrantSecret }> {
-    // Ids that cannot exist (wrong characters, control bytes) never reach the database.
-    const wellFormed = clientIdSchema.safeParse(clientId).data === clientId;
-    const remembered = wellFormed ? secretCache.verified(clientId, clientSecret) : undefined;
+    // Only a well-formed id that passed slowCheck is ever remembered: a malformed one misses here.
+    const remembered = secretCache.verified(clientId, clientSecret);
     if (remembered !== undefined) {
       const row = await readClient(clientId);
       const secret = row?.usable ? stillLive(row, remembered) : undefined;
       if (row && secret) return { client: row, secret };
       secretCache.forget(clientId, remembered.secretId);
     }
+    // Ids that cannot exist (wrong characters, control bytes) never reach the database.
+    const wellFormed = clientIdSchema.safeParse(clientId).data === clientId;
 
     const key = flightKey(clientId, addressKey(ip), clientSecret);
     let flight = flights.get(key);
