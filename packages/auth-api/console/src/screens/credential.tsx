@@ -90,7 +90,7 @@ export function CredentialScreen({ id }: { id: string }) {
       session.call((c) => c.services.update(record.id, { status })),
     );
   const revoke = () =>
-    act(`${record.client_id} is revoked. It obtains no more tokens; tokens already issued stay valid until they expire.`, async () => {
+    act(`${record.client_id} is revoked. It obtains no more tokens; services reading the revocation feed refuse the tokens it already has within seconds, others until they expire.`, async () => {
       await session.call((c) => c.services.revoke(record.id));
       setConfirm(null);
     });
@@ -228,8 +228,8 @@ export function CredentialScreen({ id }: { id: string }) {
         onCancel={() => setConfirm(null)}
       >
         <p>
-          Revoking is final: <strong class="mono">{record.client_id}</strong> obtains no more tokens, and its client ID can never be used again. Tokens it already has stay
-          valid until they expire.
+          Revoking is final: <strong class="mono">{record.client_id}</strong> obtains no more tokens, and its client ID can never be used again. Services reading the
+          revocation feed refuse the tokens it already has within seconds; others accept them until they expire.
         </p>
       </ConfirmDialog>
       <ConfirmDialog
