@@ -94,6 +94,11 @@ export function createPostgresAttemptStore({ db, clock, store, maxKeys = 100_000
     return sweeping;
   }
 
+  /** Keys this instance deleted: they no longer take room (the next sweep recounts the cluster's). */
+  const forget = (deleted: number) => {
+    liveKeys = Math.max(0, liveKeys - deleted);
+  };
+
   const toAttempts = (row: { count: number; window_ends: Date | string }): Attempts => ({ count: Number(row.count), resetAt: new Date(row.window_ends).getTime() });
 
   /** Whether a new key of `group` may be added, as the in-memory store decides. */
@@ -203,16 +208,22 @@ export function createPostgresAttemptStore({ db, clock, store, maxKeys = 100_000
     async decrement(rawKey) {
       const key = storedKey(rawKey);
       // One statement: the live row is locked, then either taken down by one or, at one, deleted.
-      await sql`with cur as (
+      const { rows } = await sql<{ gone: string | number }>`with cur as (
           select key, count from auth_attempts where key = ${key} and window_ends > ${new Date(clock())} for update
         ), gone as (
           delete from auth_attempts a using cur where a.key = cur.key and cur.count <= 1 returning a.key
+        ), down as (
+          update auth_attempts a set count = a.count - 1 from cur where a.key = cur.key and cur.count > 1 returning a.key
         )
-        update auth_attempts a set count = a.count - 1 from cur where a.key = cur.key and cur.count > 1`.execute(db);
+        select count(*) as gone from gone`.execute(db);
+      // A key taken back to zero frees its room at once (as in memory), not at the next sweep: a flood
+      // of abandoned attempts must not leave the store looking full to the next clean address.
+      forget(Number(rows[0]?.gone ?? 0));
     },
 
     async reset(key) {
-      await sql`delete from auth_attempts where key = ${storedKey(key)}`.execute(db);
+      const { rows } = await sql<{ key: string }>`delete from auth_attempts where key = ${storedKey(key)} returning key`.execute(db);
+      forget(rows.length);
     },
 
     sweep: () => sweep(0),
