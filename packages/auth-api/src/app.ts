@@ -296,11 +296,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     secretCache.delete(credential.client_id);
     credentialState.changed(credential.client_id);
   };
-  const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: credentialChanged });
+  const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: credentialChanged, onCatalogChange: credentialState.forgetAll });
   const adminHasher = { ...hasher, hash: (plain: string) => budget.run('admin', () => hasher.hash(plain), { trusted: true }) };
   // New secrets are hashed within the bcrypt budget (as an admin's work); grants verify within it too.
   const secretHasherOf = (bcrypt: PasswordHasher) => createClientSecretHasher({ alg: config.clientSecrets.hash, bcrypt, pepper: config.clientSecrets.pepper });
-  const clientSecrets = createClientSecretsService({ db: database.db, hasher: secretHasherOf(adminHasher), clock });
+  const clientSecrets = createClientSecretsService({ db: database.db, hasher: secretHasherOf(adminHasher), clock, onChange: credentialChanged });
   const clients = createM2MClientsService({
     db: database.db,
     secrets: secretHasherOf(adminHasher),

@@ -49,6 +49,8 @@ export interface ClientSecretsDeps {
   /** Stores new secrets with CLIENT_SECRET_HASH. */
   hasher: ClientSecretHasher;
   clock: Clock;
+  /** Told after a committed change, so this instance's caches drop the credential at once (others learn it through NOTIFY). */
+  onChange?: (credential: { client_id: string }) => void;
 }
 
 /**
@@ -58,7 +60,7 @@ export interface ClientSecretsDeps {
  * transaction and is audited (never the secret or its hash). Grants judge a
  * secret's liveness on every request, so no cache has to be told.
  */
-export function createClientSecretsService({ db, hasher, clock }: ClientSecretsDeps) {
+export function createClientSecretsService({ db, hasher, clock, onChange }: ClientSecretsDeps) {
   return {
     /** Metadata of every secret, newest first; revoked credentials too. */
     async list(clientUuid: string): Promise<ClientSecretRecord[]> {
@@ -114,14 +116,15 @@ export function createClientSecretsService({ db, hasher, clock }: ClientSecretsD
             removed_expired: expired.map((s) => s.id),
           },
         });
-        return inserted;
+        return { inserted, clientId: client.client_id };
       });
-      return { secret: toSecretRecord(created), client_secret: secret.plain };
+      onChange?.({ client_id: created.clientId });
+      return { secret: toSecretRecord(created.inserted), client_secret: secret.plain };
     },
 
     /** Removes a secret at once; never the credential's last live one (`last_secret`). */
     async delete(clientUuid: string, secretId: string, actor: Actor): Promise<void> {
-      await db.transaction().execute(async (trx) => {
+      const clientId = await db.transaction().execute(async (trx) => {
         const client = await findClientByIdForUpdate(trx, clientUuid);
         if (!client) throw notFound();
         if (client.revoked_at !== null) throw revoked();
@@ -146,7 +149,9 @@ export function createClientSecretsService({ db, hasher, clock }: ClientSecretsD
           targetId: clientUuid,
           details: { client_id: client.client_id, secret_id: secretId, hint: target.hint, last_used_at: iso(target.last_used_at) },
         });
+        return client.client_id;
       });
+      onChange?.({ client_id: clientId });
     },
   };
 }

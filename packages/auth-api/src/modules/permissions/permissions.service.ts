@@ -36,6 +36,8 @@ export interface PermissionsDeps {
   clock: Clock;
   /** Called for each credential whose usable scopes a registration changed, so caches drop it. */
   onCredentialChange?: (credential: { id: string; client_id: string }) => void;
+  /** Told after every committed registration: a catalog change can change any credential's granted scopes. */
+  onCatalogChange?: () => void;
 }
 
 const namespaceOf = (scope: string) => scope.slice(0, scope.indexOf(':'));
@@ -77,7 +79,7 @@ function ownedElsewhere(owners: { code: string; service: string }[], body: Regis
 const isRetryableConflict = (err: unknown) => ['40001', '40P01'].includes((err as { code?: string } | null)?.code ?? '');
 
 /** Permission catalogs: registration (a reconcile), listings, and the scope check of credentials. */
-export function createPermissionsService({ db, clock, onCredentialChange }: PermissionsDeps) {
+export function createPermissionsService({ db, clock, onCredentialChange, onCatalogChange }: PermissionsDeps) {
   /** The service's right to write its own catalog, checked against the database inside the registration. */
   async function authorizeService(trx: Kysely<Database>, writer: Extract<CatalogWriter, { kind: 'service' }>, service: string): Promise<Actor> {
     const row = await findClientForRegistration(trx, writer.clientId);
@@ -177,6 +179,7 @@ export function createPermissionsService({ db, clock, onCredentialChange }: Perm
       try {
         const { result, affected } = await reconcile(body, writer);
         for (const credential of affected) onCredentialChange?.(credential);
+        onCatalogChange?.();
         return result;
       } catch (err) {
         if (isRetryableConflict(err)) throw new ApiError('conflict', 'A concurrent registration claimed the same codes; retry', undefined, { cause: err });
