@@ -125,7 +125,8 @@ describe('the admin console in Chromium', () => {
     const alert = page.getByRole('alert');
     await expect.poll(() => alert.textContent()).toBe('The email or password is wrong.');
     // The problem takes the focus, so a screen reader announces it and Tab continues from there.
-    expect(await page.evaluate(() => document.activeElement?.getAttribute('role'))).toBe('alert');
+    // (Focus moves in an effect after the render that shows the text: poll it too.)
+    await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute('role'))).toBe('alert');
     await expectAccessible('sign-in with an error');
     await shot('sign-in-error');
   });
