@@ -3,7 +3,7 @@
 // and the secret's one showing. Screenshots of each screen go to docs/console/ (README).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthClientError, createAuthClient, type AuthClient } from '../../../auth-client/src/index.js';
 import { REPO_ROOT } from '../../test/process-helpers.js';
@@ -19,6 +19,8 @@ let context: BrowserContext;
 let page: Page;
 let admin: AuthClient;
 let rotationSupported: boolean;
+/** API calls the console has sent and not yet had answered (the page's own requests). */
+let apiCallsInFlight = 0;
 const cspReports: string[] = [];
 const pageErrors: string[] = [];
 const secrets: string[] = [];
@@ -97,6 +99,9 @@ beforeAll(async () => {
     if (/Content Security Policy|Refused to/i.test(message.text())) cspReports.push(message.text());
   });
   page.on('pageerror', (err) => pageErrors.push(err.message));
+  const isApiCall = (r: Request) => new URL(r.url()).pathname.startsWith('/api/');
+  page.on('request', (r) => isApiCall(r) && apiCallsInFlight++);
+  for (const end of ['requestfinished', 'requestfailed'] as const) page.on(end, (r) => isApiCall(r) && apiCallsInFlight--);
 }, 180_000);
 
 afterAll(async () => {
@@ -385,6 +390,9 @@ describe('the admin console in Chromium', () => {
   it('a session that ends elsewhere: the next action says so and returns to sign-in', async () => {
     await page.getByRole('link', { name: 'Credentials', exact: true }).click();
     await expect.poll(() => heading().textContent()).toBe('Credentials');
+    // Every read of the screen (the listing, the catalog for the scope filter) is answered before
+    // the session ends: one still in flight would end it first and take the nav away.
+    await expect.poll(() => apiCallsInFlight).toBe(0);
     // The same admin signs out everywhere from another client: the browser's session ends too.
     const other = createAuthClient({ apiBaseUrl: `${server.url}/api/v1`, appCode: 'console-e2e' });
     await other.auth.login(ADMIN);
