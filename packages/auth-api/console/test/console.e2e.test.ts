@@ -101,7 +101,8 @@ beforeAll(async () => {
   page.on('pageerror', (err) => pageErrors.push(err.message));
   const isApiCall = (r: Request) => new URL(r.url()).pathname.startsWith('/api/');
   page.on('request', (r) => isApiCall(r) && apiCallsInFlight++);
-  for (const end of ['requestfinished', 'requestfailed'] as const) page.on(end, (r) => isApiCall(r) && apiCallsInFlight--);
+  page.on('requestfinished', (r) => isApiCall(r) && apiCallsInFlight--);
+  page.on('requestfailed', (r) => isApiCall(r) && apiCallsInFlight--);
 }, 180_000);
 
 afterAll(async () => {
