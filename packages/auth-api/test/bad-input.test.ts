@@ -34,6 +34,8 @@ async function expectRejected(
   });
   expect({ status: res.statusCode, error: res.json().error }).toEqual({ status, error: code });
   expect(typeof res.json().message).toBe('string');
+  // Typed, so a browser never guesses one: an error body can echo what was sent.
+  expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
   expect(res.body).not.toMatch(/at .*\.(ts|js):\d+/); // no stack trace
   expect(await snapshot()).toEqual(before);
   return res.json();
@@ -114,4 +116,19 @@ describe('bad ids in paths', () => {
       await expectRejected({ method: 'DELETE', url: `${base}/${id}` }, 400, 'validation_failed');
     });
   }
+});
+
+describe('error bodies that echo input are typed JSON', () => {
+  // An unknown query key is named in the error; sent to a browser untyped, HTML in it could be rendered.
+  const key = encodeURIComponent('<img src=x onerror=alert(1)>');
+  it.each([
+    ['the revocation feed, no token', `/api/v1/oauth/revocations?${key}=1`, false],
+    ['an admin listing', `${base}?${key}=1`, true],
+  ])('%s', async (_name, url, asAdmin) => {
+    const res = await ctx.app.inject({ method: 'GET', url, headers: asAdmin ? bearer(ctx.adminToken) : {} });
+    expect(res.statusCode).toBe(400);
+    expect(res.body).toContain('<img');
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+  });
 });

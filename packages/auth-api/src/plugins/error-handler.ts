@@ -92,8 +92,10 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     if (err instanceof ApiError && err.retryAfterSec !== undefined) reply.header('retry-after', String(err.retryAfterSec));
     // RFC 9110 §15.5.16: the media type that would have been accepted.
     if (status === 415) reply.header('accept', 'application/json');
-    // The body is built here: plain JSON, never refused by a route's documented error schema.
-    return reply.status(status).serializer(JSON.stringify).send(body);
+    // The body is built here: plain JSON, never refused by a route's documented error schema. The type is
+    // set here too (a custom serializer sets none): an error body can echo input (an unknown query key),
+    // and without a type a browser would guess one.
+    return reply.status(status).type('application/json; charset=utf-8').serializer(JSON.stringify).send(body);
   });
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}` } satisfies ErrorBody),
