@@ -149,10 +149,17 @@ export function listFeed(db: Db, afterSeq: string, limit: number, at: Date): Pro
     .execute();
 }
 
-/** The highest seq ever handed out that is still stored, or '0'. */
-export async function lastSeq(db: Db): Promise<string> {
-  const row = await db.selectFrom('revocations').select(sql<string>`coalesce(max(seq), 0)::text`.as('seq')).executeTakeFirstOrThrow();
-  return row.seq;
+/**
+ * Where the feed ends. `stored`: the highest seq of a committed entry still stored, or '0' (writers
+ * number their entry under the feed lock, so every entry committed after this read has a higher seq).
+ * `issued`: the highest seq the sequence ever handed out (deletions do not lower it; a database
+ * restored from a backup does), or '0'.
+ */
+export async function feedEnd(db: Db): Promise<{ stored: string; issued: string }> {
+  const { rows } = await sql<{ stored: string; issued: string }>`
+    select coalesce((select max(seq) from revocations), 0)::text as stored,
+           (select case when is_called then last_value else 0 end from revocations_seq_seq)::text as issued`.execute(db);
+  return rows[0]!;
 }
 
 /**

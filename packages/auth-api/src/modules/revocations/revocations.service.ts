@@ -6,7 +6,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { ServiceTokenVerifier } from '../../lib/tokens.js';
 import { findClientForGrant } from '../m2m-clients/m2m-clients.repository.js';
 import { SERVER_SCOPES } from '../permissions/permissions.schemas.js';
-import { insertTokenRevocation, isTokenRevoked, lastSeq, listFeed } from './revocations.repository.js';
+import { insertTokenRevocation, isTokenRevoked, feedEnd, listFeed } from './revocations.repository.js';
 import { FEED_MAX_PAGE, type FeedResponse, type IntrospectionResponse } from './revocations.schemas.js';
 
 export interface RevocationsDeps {
@@ -75,13 +75,19 @@ export function createRevocationsService({ db, clock, verifyServiceToken, verify
 
     /** One page of the feed: live entries after `since` (all of them without), in the order they were added. */
     async feed(query: { since?: string | undefined; limit?: number | undefined }): Promise<FeedResponse> {
-      const after = query.since === undefined ? '0' : decodeCursor(query.since);
+      const since = query.since === undefined ? '0' : decodeCursor(query.since);
       const limit = query.limit ?? FEED_MAX_PAGE;
+      // Read before the page: an entry committed while the page is read has a higher seq than `stored`,
+      // so an empty snapshot's cursor cannot pass it.
+      const end = await feedEnd(db);
+      // A cursor past anything this database ever numbered was issued before it was restored from a
+      // backup: the entries numbered below it since would never be sent. Such a reader gets a snapshot.
+      const after = BigInt(since) > BigInt(end.issued) ? '0' : since;
       const rows = await listFeed(db, after, limit + 1, new Date(clock()));
       const hasMore = rows.length > limit;
       const page = hasMore ? rows.slice(0, limit) : rows;
       // An empty page keeps the caller's cursor; a snapshot of nothing starts after the newest entry stored.
-      const cursor = page.at(-1)?.seq ?? (query.since === undefined ? await lastSeq(db) : after);
+      const cursor = page.at(-1)?.seq ?? (after === '0' ? end.stored : after);
       const response: FeedResponse = { cursor: encodeCursor(cursor), has_more: hasMore, clients: [], tokens: [] };
       for (const row of page) {
         if (row.kind === 'client') response.clients.push({ client_id: row.client_id, revoked_at: row.revoked_at.toISOString(), not_before: notBefore(row.not_before) });
