@@ -2,6 +2,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyIdForSecret } from '@rw3iss/auth-server-ts';
 import { createVerifiedSecretCache } from '../src/lib/secret-cache.js';
+import { SERVICE_CATALOG_CHANGES_PER_HOUR } from '../src/modules/permissions/permissions.service.js';
 import { createTokenIssuer } from '../src/lib/tokens.js';
 import { AUDIENCE, ISSUER, TEST_SECRET, bearer, createClient, createTestContext, type TestContext } from './helpers.js';
 
@@ -471,6 +472,30 @@ describe('bad input is a clear 4xx, never a 500', () => {
     expect(await registerOk(ctx.adminToken, 'full', full)).toEqual({ service: 'full', upserted_count: 1000, pruned_codes: [] });
     expect(await registerOk(ctx.adminToken, 'full', full.slice(0, 10))).toMatchObject({ upserted_count: 0, pruned_codes: expect.arrayContaining(['full:p0999']) });
     expect(await catalogCodes('full')).toHaveLength(10);
+  });
+});
+
+describe("a service's changes to its own catalog are bounded", () => {
+  it(`${SERVICE_CATALOG_CHANGES_PER_HOUR} changes an hour, then 429 with Retry-After and nothing written; the same manifest again and an admin still pass`, async () => {
+    const created = await createClient(ctx, { client_id: 'churn-svc', name: 'churn', scopes: ['auth:catalog:churn'] });
+    const token = await serviceToken('churn-svc', created.client_secret);
+    // A compromised service alternating two manifests: each change rewrites rows and audits every code.
+    for (let i = 0; i < SERVICE_CATALOG_CHANGES_PER_HOUR; i++) await registerOk(token, 'churn', perms(i % 2 ? 'churn:a' : 'churn:b'));
+    const auditedBefore = (await auditRows('permission_catalog.register')).filter((r) => r.target_id === 'churn').length;
+    const refused = await register(token, { service: 'churn', permissions: perms('churn:c') });
+    expect(refused.statusCode, refused.body).toBe(429);
+    expect(refused.json().error).toBe('rate_limited');
+    const retryAfter = Number(refused.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThan(3000);
+    expect(retryAfter).toBeLessThanOrEqual(3600);
+    expect(await catalogCodes('churn')).toEqual(['churn:a']);
+    expect((await auditRows('permission_catalog.register')).filter((r) => r.target_id === 'churn')).toHaveLength(auditedBefore);
+    // What a restarting instance sends (nothing changes) is never limited; nor is an admin.
+    expect((await registerOk(token, 'churn', perms('churn:a'))).upserted_count).toBe(0);
+    expect((await registerOk(ctx.adminToken, 'churn', perms('churn:d'))).upserted_count).toBe(1);
+    // Another catalog has its own count.
+    const other = await createClient(ctx, { client_id: 'calm-svc', name: 'calm', scopes: ['auth:catalog:calm'] });
+    await registerOk(await serviceToken('calm-svc', other.client_secret), 'calm', perms('calm:a'));
   });
 });
 

@@ -280,6 +280,16 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('auth_attempts').execute();
     },
   },
+  '2026-11-26-018-attack2': {
+    async up(db: Kysely<any>) {
+      // The audit trail by target, newest last: the limit on a service's changes to its own catalog counts
+      // its recent registrations here (and the audit listing's `target` filter reads it).
+      await db.schema.createIndex('audit_log_target').on('audit_log').columns(['target_id', 'at']).execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropIndex('audit_log_target').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

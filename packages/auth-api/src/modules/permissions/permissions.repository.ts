@@ -155,3 +155,20 @@ export function listCatalogs(db: Kysely<Database>) {
     .orderBy('c.service')
     .execute();
 }
+
+/**
+ * Changes to `service`'s catalog made by the service itself within the last `windowSec` (database
+ * time, as the audit trail's): how many, and when the oldest of them was made.
+ */
+export async function recentServiceRegistrations(db: Kysely<Database>, service: string, windowSec: number): Promise<{ count: number; oldest: Date | null }> {
+  const row = await db
+    .selectFrom('audit_log')
+    .select([sql<string>`count(*)::text`.as('count'), sql<Date | null>`min(at)`.as('oldest')])
+    .where('target_id', '=', service)
+    .where('at', '>', sql<Date>`now() - make_interval(secs => ${windowSec})`)
+    .where('target_type', '=', 'permission_catalog')
+    .where('action', '=', 'permission_catalog.register')
+    .where('actor', 'like', 'client:%')
+    .executeTakeFirstOrThrow();
+  return { count: Number(row.count), oldest: row.oldest === null ? null : new Date(row.oldest) };
+}

@@ -13,7 +13,7 @@ import {
   registerBodySchema,
   registerResponseSchema,
 } from './permissions.schemas.js';
-import { type CatalogWriter, catalogScope, type PermissionsService } from './permissions.service.js';
+import { type CatalogWriter, catalogScope, type PermissionsService, SERVICE_CATALOG_CHANGES_PER_HOUR } from './permissions.service.js';
 
 export interface PermissionsRoutesOptions {
   permissions: PermissionsService;
@@ -68,11 +68,16 @@ export const permissionsRoutes: FastifyPluginAsyncZod<PermissionsRoutesOptions> 
         description:
           'Callers: a system_admin, or the service itself with a service token carrying `auth:catalog:<service>` whose credential still holds that scope. ' +
           'Idempotent: the same manifest again changes nothing (upserted_count 0, no audit entry). ' +
-          'Errors: 400 validation_failed (reserved service, duplicate or malformed codes, empty or over 1000 permissions), 409 conflict (a code owned by another catalog), 413 (body over 1 MiB).',
+          'Errors: 400 validation_failed (reserved service, duplicate or malformed codes, empty or over 1000 permissions), 409 conflict (a code owned by another catalog), 413 (body over 1 MiB), ' +
+          `429 rate_limited (the service itself changed its catalog ${SERVICE_CATALOG_CHANGES_PER_HOUR} times within the last hour; an admin is not limited).`,
         body: registerBodySchema,
         response: {
           200: registerResponseSchema.describe('Reconciled: what was upserted and what was pruned'),
-          ...errorResponses(['conflict', 'A code is owned by another catalog'], ['payload_too_large', 'The manifest is over 1 MiB']),
+          ...errorResponses(
+            ['conflict', 'A code is owned by another catalog'],
+            ['payload_too_large', 'The manifest is over 1 MiB'],
+            ['rate_limited', `The service changed its own catalog ${SERVICE_CATALOG_CHANGES_PER_HOUR} times within the last hour (\`Retry-After\`); also the per-address request ceiling`],
+          ),
         },
       },
     },

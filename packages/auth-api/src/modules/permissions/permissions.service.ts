@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Database, PermissionRow } from '../../db/schema.js';
 import { ApiError, type ErrorDetail } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
@@ -12,6 +12,7 @@ import {
   listCatalogs,
   listPermissions,
   lockCatalog,
+  recentServiceRegistrations,
   type PermissionWrite,
   upsertCatalog,
   upsertPermissions,
@@ -75,6 +76,23 @@ function ownedElsewhere(owners: { code: string; service: string }[], body: Regis
   return new ApiError('conflict', `A permission code belongs to one catalog: ${list}`, details);
 }
 
+/**
+ * Changes a service may make to its own catalog per hour (a deploy makes one; an admin is not
+ * limited). Each rewrites up to 2000 rows and audits every code it touched (up to ~400 KB): without
+ * a bound, one credential alternating two manifests grows the database by hundreds of MB a minute.
+ */
+export const SERVICE_CATALOG_CHANGES_PER_HOUR = 20;
+const CHANGE_WINDOW_SEC = 3600;
+
+/** Under the catalog lock, so racing registrations of one catalog are counted one after the other. */
+async function assertServiceMayChange(trx: Kysely<Database>, service: string): Promise<void> {
+  const { count, oldest } = await recentServiceRegistrations(trx, service, CHANGE_WINDOW_SEC);
+  if (count < SERVICE_CATALOG_CHANGES_PER_HOUR) return;
+  const { now } = await trx.selectNoFrom(sql<Date>`now()`.as('now')).executeTakeFirstOrThrow();
+  const retryAfterSec = Math.max(1, Math.ceil((new Date(oldest!).getTime() + CHANGE_WINDOW_SEC * 1000 - new Date(now).getTime()) / 1000));
+  throw new ApiError('rate_limited', `The catalog "${service}" was changed ${count} times by its service within the last hour (at most ${SERVICE_CATALOG_CHANGES_PER_HOUR}); retry later`, undefined, { retryAfterSec });
+}
+
 /** Serialisation failures and deadlocks between racing registrations: the client may retry. */
 const isRetryableConflict = (err: unknown) => ['40001', '40P01'].includes((err as { code?: string } | null)?.code ?? '');
 
@@ -130,6 +148,7 @@ export function createPermissionsService({ db, clock, onCredentialChange, onCata
       const pruned = [...own.keys()].filter((c) => !declared.has(c)).sort();
       // Idempotent: the same manifest again writes nothing, not even the audit trail.
       if (writes.length === 0 && pruned.length === 0) return { result: { service, upserted_count: 0, pruned_codes: [] }, affected: [] };
+      if (writer.kind === 'service') await assertServiceMayChange(trx, service);
 
       // Only scopes in these namespaces can change from defined to orphaned (or back).
       const namespaces = [...new Set([service, ...writes.map((w) => namespaceOf(w.code)), ...pruned.map(namespaceOf)])];
