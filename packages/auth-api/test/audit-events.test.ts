@@ -118,6 +118,11 @@ describe('GET /admin/audit-events', () => {
     ['?cursor=abc', 'querystring.cursor'],
     ['?cursor=99999999999999999999999', 'querystring.cursor'],
     ['?since=yesterday', 'querystring.since'],
+    // Dates JavaScript reads but the database refuses: a 400, not a 500.
+    ['?since=%2B275760-09-13T00:00:00Z', 'querystring.since'],
+    ['?until=-004714-11-23T00:00:00Z', 'querystring.until'],
+    ['?since=0000-01-01', 'querystring.since'],
+    ['?until=20000-01-01', 'querystring.until'],
     ['?target_type=table', 'querystring.target_type'],
     ['?action=', 'querystring.action'],
   ])('%s is a 400 naming %s', async (query, path) => {

@@ -78,6 +78,11 @@ describe('GET /admin/auth-events', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error).toBe('validation_failed');
     expect((await ctx.app.inject({ method: 'GET', url: '/api/v1/admin/auth-events?since=yesterday', headers: bearer(ctx.adminToken) })).statusCode).toBe(400);
+    // Dates JavaScript reads but the database refuses: a 400, not a 500; the years 1 and 9999 are fine.
+    for (const [date, status] of [['%2B275760-09-13T00:00:00Z', 400], ['-004714-11-23T00:00:00Z', 400], ['20000-01-01', 400], ['0001-01-01T00:00:00Z', 200], ['9999-12-31T23:59:59Z', 200]] as const) {
+      const res = await ctx.app.inject({ method: 'GET', url: `/api/v1/admin/auth-events?until=${date}`, headers: bearer(ctx.adminToken) });
+      expect(res.statusCode, `${date}: ${res.body}`).toBe(status);
+    }
   });
 
   it('growth is bounded: past the per-minute bound a client_id is counted as `*` under its own address; old minutes are deleted', async () => {

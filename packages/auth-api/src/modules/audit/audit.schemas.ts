@@ -1,10 +1,17 @@
 import { z } from 'zod';
 
-const isoDate = (name: string) =>
+/**
+ * A date-time filter: what `Date.parse` reads, within years 1–9999. Outside them (year 0, BC, 20000,
+ * ±275760) the database refuses the value: that must be this 400, not a 500.
+ */
+export const isoDate = (name: string) =>
   z
     .string()
     .max(100, `${name} must be an ISO 8601 date-time`)
-    .refine((v) => !Number.isNaN(Date.parse(v)), `${name} must be an ISO 8601 date-time`)
+    .refine((v) => {
+      const year = new Date(Date.parse(v)).getUTCFullYear();
+      return year >= 1 && year <= 9999;
+    }, `${name} must be an ISO 8601 date-time between the years 1 and 9999`)
     .transform((v) => new Date(v));
 
 const text = (max: number) => z.string().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);

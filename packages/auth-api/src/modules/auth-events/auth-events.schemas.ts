@@ -1,10 +1,5 @@
 import { z } from 'zod';
-
-const isoDate = (name: string) =>
-  z
-    .string()
-    .refine((v) => !Number.isNaN(Date.parse(v)), `${name} must be an ISO 8601 date-time`)
-    .transform((v) => new Date(v));
+import { isoDate } from '../audit/audit.schemas.js';
 
 /** `GET /admin/auth-events` query: every filter optional; unknown parameters refused. */
 export const authEventsQuerySchema = z
