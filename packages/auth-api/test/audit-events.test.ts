@@ -125,6 +125,8 @@ describe('GET /admin/audit-events', () => {
     ['?until=20000-01-01', 'querystring.until'],
     ['?target_type=table', 'querystring.target_type'],
     ['?action=', 'querystring.action'],
+    ['?actor=a%00b', 'querystring.actor'],
+    ['?target=%00', 'querystring.target'],
   ])('%s is a 400 naming %s', async (query, path) => {
     const res = await list(query);
     expect(res.statusCode).toBe(400);

@@ -78,11 +78,30 @@ describe('GET /admin/auth-events', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error).toBe('validation_failed');
     expect((await ctx.app.inject({ method: 'GET', url: '/api/v1/admin/auth-events?since=yesterday', headers: bearer(ctx.adminToken) })).statusCode).toBe(400);
+    // NUL in an exact filter: PostgreSQL text cannot hold it, so a 400 rather than a database error.
+    for (const filter of ['client_id', 'address', 'outcome']) {
+      const res = await ctx.app.inject({ method: 'GET', url: `/api/v1/admin/auth-events?${filter}=a%00b`, headers: bearer(ctx.adminToken) });
+      expect(res.statusCode, res.body).toBe(400);
+    }
     // Dates JavaScript reads but the database refuses: a 400, not a 500; the years 1 and 9999 are fine.
     for (const [date, status] of [['%2B275760-09-13T00:00:00Z', 400], ['-004714-11-23T00:00:00Z', 400], ['20000-01-01', 400], ['0001-01-01T00:00:00Z', 200], ['9999-12-31T23:59:59Z', 200]] as const) {
       const res = await ctx.app.inject({ method: 'GET', url: `/api/v1/admin/auth-events?until=${date}`, headers: bearer(ctx.adminToken) });
       expect(res.statusCode, `${date}: ${res.body}`).toBe(status);
     }
+  });
+
+  it('a client_id with a NUL is counted (NUL shown as U+FFFD) and does not cost the other counts of its batch', async () => {
+    now += 60_000;
+    const minute = new Date(Math.floor(now / 60_000) * 60_000).toISOString();
+    await grant({ grant_type: 'client_credentials', client_id: 'ghost-svc', client_secret: 'm2msk_g' }, '192.0.2.40');
+    // PostgreSQL refuses NUL in text: one such row used to fail the whole write, erasing this minute's counts.
+    await grant({ grant_type: 'client_credentials', client_id: 'hide\u0000me', client_secret: 'm2msk_g' }, '192.0.2.41');
+    const res = await ctx.app.inject({ method: 'GET', url: `/api/v1/admin/auth-events?since=${encodeURIComponent(minute)}`, headers: bearer(ctx.adminToken) });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json().events).toEqual([
+      { minute, client_id: 'ghost-svc', address: '192.0.2.40', outcome: 'invalid_client', count: 1 },
+      { minute, client_id: 'hide\uFFFDme', address: '192.0.2.41', outcome: 'invalid_client', count: 1 },
+    ]);
   });
 
   it('growth is bounded: past the per-minute bound a client_id is counted as `*` under its own address; old minutes are deleted', async () => {

@@ -14,7 +14,13 @@ export const isoDate = (name: string) =>
     }, `${name} must be an ISO 8601 date-time between the years 1 and 9999`)
     .transform((v) => new Date(v));
 
-const text = (max: number) => z.string().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+/** An exact-match filter: PostgreSQL text holds no NUL, so one is a 400 here rather than a database error. */
+export const text = (max: number) =>
+  z
+    .string()
+    .min(1, 'must not be empty')
+    .max(max, `must be at most ${max} characters`)
+    .refine((v) => !v.includes('\u0000'), 'must not contain NUL');
 
 /** Largest page of `GET /admin/audit-events`. */
 export const MAX_AUDIT_PAGE = 500;

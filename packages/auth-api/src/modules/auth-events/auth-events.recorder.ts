@@ -81,7 +81,9 @@ export function createAuthEventRecorder({ db, clock, flushIntervalMs = 5_000, ma
         minuteKeys = new Set();
         minuteAddresses = new Set();
       }
-      const id = clientId.slice(0, AUTH_EVENT_CLIENT_ID_MAX);
+      // As sent, but without NUL: PostgreSQL refuses it in text, and one such row failed the whole
+      // batch, so a request a flush interval could erase everyone's counts.
+      const id = clientId.slice(0, AUTH_EVENT_CLIENT_ID_MAX).replaceAll('\u0000', '\uFFFD');
       const key = `${outcome}\0${address}\0${id}`;
       if (minuteKeys.has(key)) return add(minute, id, address, outcome);
       if (minuteKeys.size < maxKeysPerMinute) {

@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { isoDate } from '../audit/audit.schemas.js';
+import { isoDate, text } from '../audit/audit.schemas.js';
 
 /** `GET /admin/auth-events` query: every filter optional; unknown parameters refused. */
 export const authEventsQuerySchema = z
   .object({
-    client_id: z.string().min(1).max(100).optional().describe('Only this client_id (as sent)'),
-    address: z.string().min(1).max(100).optional().describe('Only this address (IPv4, or an IPv6 /64 as recorded)'),
-    outcome: z.string().min(1).max(50).optional().describe('Only this outcome'),
+    client_id: text(100).optional().describe('Only this client_id (as sent)'),
+    address: text(100).optional().describe('Only this address (IPv4, or an IPv6 /64 as recorded)'),
+    outcome: text(50).optional().describe('Only this outcome'),
     since: isoDate('since').optional().describe('From this minute (ISO 8601)'),
     until: isoDate('until').optional().describe('Before this time (ISO 8601)'),
     limit: z.coerce.number().int().min(1).max(1000).default(100).describe('At most this many rows (1-1000, default 100)'),
