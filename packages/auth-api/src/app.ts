@@ -99,6 +99,8 @@ export const REDACTED_LOG_PATHS = [
   '*.secret_hash',
   '*.password_hash',
   '*.token_hash',
+  // The embedded database's errors carry the query's bound values (a password hash, a token hash).
+  'err.params',
 ];
 
 /**

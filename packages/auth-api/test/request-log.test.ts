@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serverLoggerOptions } from '../src/app.js';
 import { ADMIN, bearer, createClient, createTestContext, type TestContext } from './helpers.js';
@@ -89,5 +90,22 @@ describe('request logging', () => {
     const all = lines.join('');
     expect(entries().map((e) => `${e.method} ${e.path} ${e.status}`)).toEqual(['POST /api/v1/auth/password 204', 'POST /api/v1/auth/password 204', 'POST /api/v1/auth/logout 204']);
     for (const secret of [token, token_hash, newPassword, ADMIN.password]) expect(all).not.toContain(secret);
+  });
+
+  it('a database error is logged without the values bound to its query (a password hash here)', async () => {
+    const db = ctx.database.db;
+    const { password_hash } = await db.selectFrom('users').select('password_hash').where('email', '=', ADMIN.email).executeTakeFirstOrThrow();
+    await sql`create function refuse_session() returns trigger language plpgsql as $$ begin raise exception 'no sessions today'; end $$`.execute(db);
+    await sql`create trigger refuse_session before insert on admin_sessions for each row execute function refuse_session()`.execute(db);
+    try {
+      lines.length = 0;
+      const res = await ctx.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: ADMIN });
+      expect(res.statusCode).toBe(500);
+      expect(entries().some((e) => e.msg === 'request failed')).toBe(true);
+      expect(lines.join('')).not.toContain(password_hash);
+    } finally {
+      await sql`drop trigger refuse_session on admin_sessions`.execute(db);
+      await sql`drop function refuse_session()`.execute(db);
+    }
   });
 });
