@@ -174,7 +174,7 @@ final class RevocationEndToEndTest extends TestCase
         self::assertSame('revocation_unavailable', self::reason($laravel, $token));
         self::assertSame('sync_failed', $this->events[0]->type);
         self::assertStringContainsString('invalid_scope', $this->events[0]->data['error']);
-        self::assertSame(INF, $this->events[0]->data['stale_seconds']);
+        self::assertNull($this->events[0]->data['stale_seconds']);
     }
 
     /** Last: stops the server. */

@@ -163,7 +163,7 @@ final class RevocationListTest extends TestCase
         $this->answers = [new TransportException('Could not reach https://auth.test (curl error 7)', false)];
         self::assertSame('revocation_unavailable', self::reason($list, 'ok-svc'));
         self::assertSame(['sync_failed'], $this->eventTypes());
-        self::assertSame(INF, $this->events[0]->data['stale_seconds']);
+        self::assertNull($this->events[0]->data['stale_seconds']);
         self::assertStringContainsString('Could not reach', $this->events[0]->data['error']);
 
         self::assertSame('revocation_unavailable', self::reason($list, 'ok-svc'));

@@ -44,6 +44,7 @@ final class RevocationList
     public const PATH = '/api/v1/oauth/revocations';
 
     private string $cacheKey;
+    private int $lockSeconds;
     /** @var (callable(RevocationEvent): void)|null */
     private $onEvent;
 
@@ -67,7 +68,6 @@ final class RevocationList
         private readonly ?float $failClosedAfter = null,
         private readonly int $maxTokenLifetime = ServiceTokenVerifier::DEFAULT_MAX_LIFETIME,
         ?callable $onEvent = null,
-        private readonly int $lockSeconds = 30,
         string $prefix = 'auth-server:revocations:',
     ) {
         if (!self::isHttpUrl($url)) {
@@ -82,6 +82,9 @@ final class RevocationList
             throw AuthServerException::invalidOptions('revocation: fail_closed_after must be a number of seconds > 0, or null');
         }
         $this->onEvent = $onEvent;
+        // Short: a worker that dies while reading holds the others up at most this long. Two reads
+        // at once (a read longer than this) are harmless: each stores a consistent copy.
+        $this->lockSeconds = max(1, (int) ceil(2 * $timeout));
         $this->cacheKey = $prefix . hash('sha256', $url);
     }
 
@@ -149,7 +152,6 @@ final class RevocationList
             $failClosedAfter === null ? null : self::seconds($failClosedAfter, 'fail_closed_after'),
             (int) ($config['verify']['max_lifetime'] ?? ServiceTokenVerifier::DEFAULT_MAX_LIFETIME),
             $onEvent,
-            (int) ($config['cache']['lock_seconds'] ?? 30),
         );
     }
 
@@ -277,7 +279,7 @@ final class RevocationList
         $now = $this->clock->now();
         $wasLoaded = $state['synced_at'] !== null;
         $wasFailing = $state['failing'];
-        $staleSeconds = $wasLoaded ? $now - $state['synced_at'] : INF;
+        $staleSeconds = $wasLoaded ? $now - $state['synced_at'] : null;
         $state['synced_at'] = $now;
         $state['failing'] = false;
         $state['failed_closed'] = false;
@@ -307,7 +309,7 @@ final class RevocationList
             $state['failed_closed'] = true;
         }
         $this->store($state);
-        $this->emit('sync_failed', ['error' => $error->getMessage(), 'stale_seconds' => $state['synced_at'] === null ? INF : $staleSeconds]);
+        $this->emit('sync_failed', ['error' => $error->getMessage(), 'stale_seconds' => $state['synced_at'] === null ? null : $staleSeconds]);
         if ($closing) {
             $this->emit('fail_closed', ['stale_seconds' => $staleSeconds]);
         }
