@@ -132,6 +132,23 @@ final class RevocationListTest extends TestCase
         self::assertSame('"e1"', $this->transport->requests[2]['headers']['If-None-Match'], 'the server decides: it changed');
     }
 
+    public function testSyncReadsNowAndForgetStartsFromASnapshot(): void
+    {
+        $list = $this->list();
+        $this->answers = [self::page('c1'), self::page('c2', [self::client('gone-svc', null)])];
+        self::assertTrue($list->sync());
+        self::assertTrue($list->sync(), 'whatever the interval');
+        self::assertSame('revoked', self::reason($list, 'gone-svc'));
+        self::assertSame([self::URL, self::URL . '?since=c1'], $this->feedUrls());
+
+        $list->forget();
+        $this->answers = [self::page('c9')];
+        self::assertNull(self::reason($list, 'gone-svc'), 'the new snapshot has no entry for it');
+        self::assertSame(self::URL, $this->feedUrls()[2]);
+        $this->answers = [new TransportException('down', false)];
+        self::assertFalse($list->sync());
+    }
+
     public function testReadsEveryPageInOneRefresh(): void
     {
         $list = $this->list();
