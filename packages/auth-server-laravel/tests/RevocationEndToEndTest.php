@@ -5,6 +5,7 @@ declare(strict_types=1);
 namespace Rw3iss\AuthServer\Tests;
 
 use Illuminate\Http\Request;
+use Illuminate\Support\Carbon;
 use PHPUnit\Framework\TestCase;
 use Rw3iss\AuthServer\Events\RevocationEvent;
 use Rw3iss\AuthServer\Exceptions\TokenVerificationException;
@@ -17,7 +18,7 @@ use Symfony\Component\HttpFoundation\Response;
  * The revocation feed end to end: the real auth-api revokes, disables and enables credentials
  * through its admin API, and a Laravel route behind `service.token` with `revocation.enabled`
  * refuses their tokens within the bound (≤ 5 s with the defaults), on the real clock. The last
- * test stops the server (the feed unreachable).
+ * test stops the server (the feed unreachable) and moves the verifiers' clock by hand.
  *
  * @group e2e
  */
@@ -47,6 +48,11 @@ final class RevocationEndToEndTest extends TestCase
     public static function tearDownAfterClass(): void
     {
         self::$server->stop();
+    }
+
+    protected function tearDown(): void
+    {
+        Carbon::setTestNow();
     }
 
     /** A Laravel app that calls as the reader and guards POST /publish with the feed on. */
@@ -121,10 +127,9 @@ final class RevocationEndToEndTest extends TestCase
         self::assertRefusedAsRevoked(self::publish($laravel, $old));
         self::assertSame('revoked', self::reason($laravel, $old));
 
-        $enabledAt = microtime(true);
         self::$server->updateCredential($publisher['id'], ['status' => 'active']);
-        // The feed's entry refuses tokens issued before the enable + 1 s (whole seconds).
-        time_sleep_until(floor($enabledAt) + 2.05);
+        // The feed's entry refuses tokens issued before the enable (committed by now) + 1 s, in whole seconds.
+        time_sleep_until(floor(microtime(true)) + 2.05);
         $new = self::$server->grant($publisher);
         self::assertLessThanOrEqual(self::BOUND, self::secondsUntil(200, $laravel, $new), 'a new token passes within the bound');
         self::assertSame(['by' => 'php-disabled-publisher'], json_decode((string) self::publish($laravel, $new)->getContent(), true));
@@ -182,6 +187,9 @@ final class RevocationEndToEndTest extends TestCase
     {
         $publisher = self::$server->createCredential('php-outage-publisher', ['gsku:publish']);
         $token = self::$server->grant($publisher);
+        // The verifiers' clock from here on (stopping the server takes a while, more under load).
+        $start = Carbon::now();
+        Carbon::setTestNow($start);
         $keeps = $this->app(['interval' => 0.2, 'timeout' => 1]);
         $closes = $this->app(['interval' => 0.2, 'timeout' => 1, 'fail_closed_after' => 1]);
         self::assertSame(200, self::publish($keeps, $token)->getStatusCode());
@@ -189,13 +197,13 @@ final class RevocationEndToEndTest extends TestCase
 
         self::$server->stop();
         $this->events = [];
-        usleep(300_000);
+        Carbon::setTestNow($start->copy()->addMilliseconds(300));
         self::assertSame(200, self::publish($keeps, $token)->getStatusCode(), 'the last copy keeps verifying');
         self::assertSame(200, self::publish($closes, $token)->getStatusCode(), 'within fail_closed_after');
         self::assertSame(['sync_failed', 'sync_failed'], array_map(static fn (RevocationEvent $e) => $e->type, $this->events));
         self::assertStringContainsString('Could not reach', $this->events[0]->data['error']);
 
-        usleep(1_000_000);
+        Carbon::setTestNow($start->copy()->addMilliseconds(1500));
         self::assertSame(200, self::publish($keeps, $token)->getStatusCode(), 'still verifying (default policy)');
         self::assertRefusedAsRevoked(self::publish($closes, $token));
         self::assertSame('revocation_unavailable', self::reason($closes, $token));

@@ -15,7 +15,8 @@ $laravel = new LaravelApp([
     'client_id' => 'worker-svc',
     'client_secret' => 'worker-secret',
     'verify' => Tokens::verifyConfig(),
-    'revocation' => ['enabled' => true, 'url' => "{$origin}/revocations"],
+    // A long wait for the first read: the one read must not be lost to a loaded machine.
+    'revocation' => ['enabled' => true, 'url' => "{$origin}/revocations", 'timeout' => 10],
 ], $cacheDir);
 $verifier = $laravel->app->make(ServiceTokenVerifier::class);
 $outcomes = [];
