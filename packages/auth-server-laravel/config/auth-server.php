@@ -63,4 +63,20 @@ return [
         'jwks_cooldown' => 30,                         // seconds between two fetches (an unknown kid triggers one)
         'jwks_timeout' => 5,
     ],
+
+    /*
+    | Refusing revoked tokens: keep a copy of the server's revocation feed
+    | (GET /api/v1/oauth/revocations) in the cache store, shared by every worker.
+    | The feed is read with a token of a credential holding auth:revocations:read:
+    | the calling credential above, or the one given here. Off by default.
+    */
+    'revocation' => [
+        'enabled' => (bool) env('AUTH_SERVER_REVOCATION', false),
+        'url' => env('AUTH_SERVER_REVOCATION_URL'),  // null: <server_url or verify.issuer>/api/v1/oauth/revocations
+        'client_id' => env('AUTH_SERVER_REVOCATION_CLIENT_ID'),         // null: client_id above
+        'client_secret' => env('AUTH_SERVER_REVOCATION_CLIENT_SECRET'), // with client_id; never logged
+        'interval' => 2,              // seconds between two reads (one worker reads; the bound on a revoked token)
+        'timeout' => 2.5,             // seconds per feed request, and the longest a request waits for a first read
+        'fail_closed_after' => null,  // seconds without a complete read before every token is refused; null: never
+    ],
 ];

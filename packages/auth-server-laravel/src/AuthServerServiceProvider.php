@@ -12,12 +12,14 @@ use Illuminate\Support\ServiceProvider;
 use Rw3iss\AuthServer\Client\CurlTransport;
 use Rw3iss\AuthServer\Client\HttpTransport;
 use Rw3iss\AuthServer\Client\ServiceTokenManager;
+use Rw3iss\AuthServer\Events\RevocationEvent;
 use Rw3iss\AuthServer\Events\ServiceTokenEvent;
 use Rw3iss\AuthServer\Http\Middleware\RequireAnyServiceToken;
 use Rw3iss\AuthServer\Http\Middleware\RequireServiceToken;
 use Rw3iss\AuthServer\Support\CarbonClock;
 use Rw3iss\AuthServer\Support\Clock;
 use Rw3iss\AuthServer\Verification\JwksKeySet;
+use Rw3iss\AuthServer\Verification\RevocationList;
 use Rw3iss\AuthServer\Verification\ServicePrincipal;
 use Rw3iss\AuthServer\Verification\ServiceTokenVerifier;
 
@@ -58,7 +60,24 @@ final class AuthServerServiceProvider extends ServiceProvider
                 unset($options['algorithms']);
             }
 
-            return new ServiceTokenVerifier($options, $app->make(Clock::class), $jwks);
+            $revocation = (bool) $app['config']->get('auth-server.revocation.enabled', false)
+                ? $app->make(RevocationList::class)
+                : null;
+
+            return new ServiceTokenVerifier($options, $app->make(Clock::class), $jwks, $revocation);
+        });
+
+        $this->app->singleton(RevocationList::class, static function (Application $app) {
+            $config = $app['config']->get('auth-server', []);
+            $events = $app->bound('events') ? $app->make(Dispatcher::class) : null;
+
+            return RevocationList::fromConfig(
+                $config,
+                $app['cache']->store($config['cache']['store'] ?? null),
+                $app->make(HttpTransport::class),
+                $app->make(Clock::class),
+                $events === null ? null : static fn (RevocationEvent $event) => $events->dispatch($event),
+            );
         });
 
         $this->app->singleton(ServiceTokenManager::class, static function (Application $app) {

@@ -7,6 +7,7 @@ namespace Rw3iss\AuthServer\Tests;
 use Illuminate\Support\Carbon;
 use PHPUnit\Framework\TestCase;
 use Rw3iss\AuthServer\Client\HttpTransport;
+use Rw3iss\AuthServer\Client\TransportException;
 use Rw3iss\AuthServer\Exceptions\TokenRequestException;
 use Rw3iss\AuthServer\Tests\Fixtures\FakeTransport;
 use Rw3iss\AuthServer\Tests\Fixtures\LaravelApp;
@@ -95,6 +96,31 @@ final class ReadmeTest extends TestCase
             self::assertSame('invalid_client', $e->error);
         }
         self::assertCount(1, $reported);
+    }
+
+    public function testTheRevocationEventSnippetLogsAFailedRead(): void
+    {
+        $snippet = array_values(array_filter(self::snippets(), static fn ($s) => str_contains($s, 'RevocationEvent $event')))[0];
+        $laravel = new LaravelApp([
+            'server_url' => 'https://auth.test',
+            'client_id' => 'billing-svc',
+            'client_secret' => 'secret',
+            'verify' => Tokens::verifyConfig(),
+            'revocation' => ['enabled' => true],
+        ]);
+        $laravel->app->instance(HttpTransport::class, new FakeTransport(static fn () => new TransportException('Could not reach https://auth.test (curl error 7)', false)));
+        $logs = [];
+        $laravel->app['log']->listen(static function ($event) use (&$logs): void {
+            $logs[] = [$event->level, $event->message, $event->context];
+        });
+        self::runSnippet($snippet);
+        $laravel->app['router']->get('/ping', static fn () => 'ok')->middleware('service.token');
+
+        self::assertSame(401, $laravel->handle('GET', '/ping', 'Bearer ' . Tokens::sign(self::NOW))->getStatusCode());
+        self::assertSame('warning', $logs[0][0]);
+        self::assertSame('revocation feed: sync_failed', $logs[0][1]);
+        self::assertStringContainsString('Could not reach', $logs[0][2]['error']);
+        self::assertNull($logs[0][2]['stale_seconds']);
     }
 
     public function testTheCallSnippetSendsTheToken(): void

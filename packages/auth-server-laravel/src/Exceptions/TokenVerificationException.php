@@ -18,7 +18,9 @@ namespace Rw3iss\AuthServer\Exceptions;
  *
  * {@see $reason} details `invalid_token` for logs and tests (`malformed`, `signature`,
  * `unknown_key`, `algorithm`, `type`, `token_type`, `issuer`, `audience`, `claims`,
- * `not_yet_valid`, `lifetime`); it is never sent to the caller.
+ * `not_yet_valid`, `lifetime`, `jwks_unavailable`; with the revocation feed on, `revoked`: the
+ * token or its credential was revoked or disabled, and `revocation_unavailable`: the feed was
+ * never read, or not for `fail_closed_after`); it is never sent to the caller.
  */
 final class TokenVerificationException extends AuthServerException
 {

@@ -21,7 +21,8 @@ use stdClass;
  * token, checked by the shared vectors, in the same order: compact form,
  * header, `crit`, `alg` allow-list, key (by `kid`, or each secret in turn),
  * signature (constant-time), payload, `typ`, `iss`, `aud`, `iat`, `nbf`,
- * `exp` (with leeway), lifetime cap (`iat` required, 0 ≤ `exp − iat` ≤ `max_lifetime`, both integers, `iat` not in the future), `token_type`, client, scopes.
+ * `exp` (with leeway), lifetime cap (`iat` required, 0 ≤ `exp − iat` ≤ `max_lifetime`, both integers, `iat` not in the future), `token_type`, client,
+ * revocation (with a {@see RevocationList}), scopes.
  *
  * ```php
  * $verifier = new ServiceTokenVerifier([
@@ -74,8 +75,12 @@ final class ServiceTokenVerifier
      *   `clock_tolerance` (seconds, for `exp`/`nbf`) defaults to 5. `max_lifetime` (seconds, the
      *   largest `exp − iat` accepted) defaults to 24 h.
      */
-    public function __construct(array $options, ?Clock $clock = null, private readonly ?JwksKeySet $jwks = null)
-    {
+    public function __construct(
+        array $options,
+        ?Clock $clock = null,
+        private readonly ?JwksKeySet $jwks = null,
+        private readonly ?RevocationList $revocations = null,
+    ) {
         $this->issuer = self::expected($options['issuer'] ?? null, 'issuer');
         $this->audience = self::expected($options['audience'] ?? null, 'audience');
 
@@ -179,6 +184,8 @@ final class ServiceTokenVerifier
             throw new TokenVerificationException('missing_token', 'No bearer token was presented');
         }
         $principal = $this->verifyToken($token);
+        // Only a token that passed every other check can make the list read the feed.
+        $this->revocations?->check($principal->clientId, $principal->claims['iat'], $principal->claims['jti'] ?? null);
         self::checkScopes($principal->scopes, $scopes, $mode);
 
         return $principal;

@@ -87,13 +87,51 @@ final class AuthApiServer
      * Creates a service credential; returns its client_id and secret.
      *
      * @param list<string> $scopes
-     * @return array{client_id: string, client_secret: string}
+     * @return array{client_id: string, client_secret: string, id: string}
      */
     public function createCredential(string $clientId, array $scopes): array
     {
         $created = $this->json('POST', '/api/v1/admin/m2m-clients', ['client_id' => $clientId, 'name' => "PHP e2e {$clientId}", 'scopes' => $scopes], $this->login());
 
-        return ['client_id' => $created['client']['client_id'], 'client_secret' => $created['client_secret']];
+        return ['client_id' => $created['client']['client_id'], 'client_secret' => $created['client_secret'], 'id' => $created['client']['id']];
+    }
+
+    /** A service token for `$credential` (client_credentials, Basic authentication), straight from the token endpoint. */
+    public function grant(array $credential): string
+    {
+        $response = (new CurlTransport())->send('POST', $this->tokenEndpoint(), [
+            'Authorization' => 'Basic ' . base64_encode(urlencode($credential['client_id']) . ':' . urlencode($credential['client_secret'])),
+            'Content-Type' => 'application/x-www-form-urlencoded',
+        ], 'grant_type=client_credentials', 10);
+        if ($response->status !== 200) {
+            throw new \RuntimeException("the grant answered {$response->status}: {$response->body}");
+        }
+
+        return $response->json()['access_token'];
+    }
+
+    /** RFC 7009: `$credential` revokes one of its own tokens. */
+    public function revokeToken(array $credential, string $token): void
+    {
+        $response = (new CurlTransport())->send('POST', "{$this->url}/api/v1/oauth/revoke", [
+            'Authorization' => 'Basic ' . base64_encode(urlencode($credential['client_id']) . ':' . urlencode($credential['client_secret'])),
+            'Content-Type' => 'application/x-www-form-urlencoded',
+        ], http_build_query(['token' => $token]), 10);
+        if ($response->status !== 200) {
+            throw new \RuntimeException("revoke answered {$response->status}: {$response->body}");
+        }
+    }
+
+    /** `PATCH /admin/m2m-clients/:id` (e.g. `['status' => 'disabled']`); returns the record. */
+    public function updateCredential(string $id, array $changes): array
+    {
+        return $this->json('PATCH', "/api/v1/admin/m2m-clients/{$id}", $changes, $this->login());
+    }
+
+    /** `DELETE /admin/m2m-clients/:id`: revokes the credential for good. */
+    public function revokeCredential(string $id): void
+    {
+        $this->json('DELETE', "/api/v1/admin/m2m-clients/{$id}", null, $this->login());
     }
 
     public function stop(): void
@@ -115,18 +153,18 @@ final class AuthApiServer
     }
 
     /** @return array<string, mixed> */
-    private function json(string $method, string $path, array $body, ?string $bearer = null): array
+    private function json(string $method, string $path, ?array $body, ?string $bearer = null): array
     {
-        $headers = ['Content-Type' => 'application/json', 'Accept' => 'application/json'];
+        $headers = $body === null ? ['Accept' => 'application/json'] : ['Content-Type' => 'application/json', 'Accept' => 'application/json'];
         if ($bearer !== null) {
             $headers['Authorization'] = "Bearer {$bearer}";
         }
-        $response = (new CurlTransport())->send($method, $this->url . $path, $headers, json_encode($body), 10);
+        $response = (new CurlTransport())->send($method, $this->url . $path, $headers, $body === null ? null : json_encode($body), 10);
         if ($response->status >= 300) {
             throw new \RuntimeException("{$method} {$path} answered {$response->status}: {$response->body}");
         }
 
-        return $response->json();
+        return $response->json() ?? [];
     }
 
     private function waitUntilReady(): void
