@@ -100,7 +100,7 @@ describe('graceful shutdown', () => {
     expect(results.filter((r) => r.status !== 200)).toEqual([]);
     expect(results.every((r) => r.body.token_type === 'Bearer')).toBe(true);
     const [code, signal] = await exited;
-    expect({ code, signal, stderr: server.stderr() }).toEqual({ code: 0, signal: null, stderr: expect.not.stringMatching(/ECONNRESET|unhandled|Error:|longer than/) });
+    expect({ code, signal, stderr: server.output() }).toEqual({ code: 0, signal: null, stderr: expect.not.stringMatching(/ECONNRESET|unhandled|Error:|longer than/) });
   });
 
   it('SIGTERM during a burst of 100 new connections, each from its own address: every accepted connection is answered, none reset', { timeout: 180_000 }, async () => {
