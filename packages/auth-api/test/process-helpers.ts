@@ -1,6 +1,9 @@
-import { createServer } from 'node:net';
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
@@ -66,4 +69,68 @@ export async function freePort(): Promise<number> {
     });
     server.on('error', fail);
   });
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  port: number;
+  /** `http://127.0.0.1:<port>` */
+  base: string;
+  /** What the server wrote so far on the streams started as 'capture' (empty when none is). */
+  output(): string;
+  /** Sends `stopSignal` if it still runs (SIGKILL 10 s later), waits for it to exit, removes its data folder; its exit code. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * The built server (`dist/cli.js serve`) on 127.0.0.1 as `pnpm start` runs it, its embedded
+ * database in a fresh folder unless `env` sets DATABASE_URL. Resolves once /readyz answers 200;
+ * fails (and cleans up) if it exits first or is not ready within 150 s (PGlite boots in seconds,
+ * a minute or more on a saturated machine). Used by tests, the console's browser tests and bench/.
+ */
+export async function launchServer(options: {
+  env: Record<string, string>;
+  port?: number;
+  nodeArgs?: string[];
+  stdout?: 'ignore' | 'inherit' | 'capture';
+  stderr?: 'inherit' | 'capture';
+  stopSignal?: NodeJS.Signals;
+}): Promise<ServerProcess> {
+  const port = options.port ?? (await freePort());
+  const dataDir = mkdtempSync(join(tmpdir(), 'authapi-server-'));
+  const stdio = (mode: 'ignore' | 'inherit' | 'capture') => (mode === 'capture' ? 'pipe' : mode);
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'serve'], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH, NODE_ENV: 'development', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...options.env },
+    stdio: ['ignore', stdio(options.stdout ?? 'ignore'), stdio(options.stderr ?? 'inherit')],
+  });
+  let output = '';
+  child.stdout?.on('data', (d) => (output += d));
+  child.stderr?.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill(options.stopSignal ?? 'SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    const code = await exited;
+    rmSync(dataDir, { recursive: true, force: true });
+    return code;
+  };
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 150_000;
+  for (;;) {
+    let problem: string | undefined;
+    if (child.exitCode !== null || child.signalCode !== null) problem = `the server exited (${child.exitCode ?? child.signalCode})`;
+    else if ((await fetch(`${base}/readyz`).then((r) => r.status, () => 0)) === 200) break;
+    else if (Date.now() > deadline) problem = `the server did not become ready at ${base}`;
+    if (problem) {
+      await stop();
+      throw new Error(output ? `${problem}:\n${output}` : problem);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { child, port, base, output: () => output, stop };
 }

@@ -1,70 +1,38 @@
-import { spawn } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { request as httpRequest } from 'node:http';
 import { Agent, request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ADMIN, TEST_DATABASE_URL, TEST_SECRET } from './helpers.js';
-import { createEmptyPostgresDatabase, freePort } from './process-helpers.js';
+import { createEmptyPostgresDatabase, freePort, launchServer } from './process-helpers.js';
 
 /**
  * SIGTERM while grants are in flight: the built server (what `pnpm start` and
  * the container run) finishes every accepted request, then exits 0. Needs the
  * build (`pnpm test` builds first).
  */
-const cli = resolve(import.meta.dirname, '../dist/cli.js');
-
-async function waitUntilUp(url: string, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const status = await fetch(url).then((r) => r.status, () => 0);
-    if (status === 200) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`server did not come up at ${url}`);
-}
 
 /** The built server on its own database (PGlite in a temp folder, or a new PostgreSQL database). */
 async function startServer(extraEnv: Record<string, string> = {}) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'authapi-shutdown-'));
-  const port = await freePort();
   const database = TEST_DATABASE_URL ? await createEmptyPostgresDatabase(TEST_DATABASE_URL) : undefined;
-  const child = spawn(process.execPath, [cli, 'serve'], {
+  const server = await launchServer({
     env: {
-      PATH: process.env.PATH,
-      NODE_ENV: 'development',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATA_DIR: dataDir,
       ...(database ? { DATABASE_URL: database.url } : {}),
       JWT_ACCESS_SECRET: TEST_SECRET,
       BCRYPT_COST: '10',
       ADMIN_EMAIL: 'shutdown-admin@example.com',
       ADMIN_PASSWORD: ADMIN.password,
-      LOG_LEVEL: 'warn',
       ...extraEnv,
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const server = { child, port, base: `http://127.0.0.1:${port}`, stderr: '' };
-  child.stderr!.on('data', (d) => (server.stderr += d));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGKILL');
-      await exited;
-    }
+    stderr: 'capture',
+    stopSignal: 'SIGKILL',
+  }).catch(async (err: unknown) => {
     await database?.drop();
-    rmSync(dataDir, { recursive: true, force: true });
-  };
-  try {
-    await waitUntilUp(`${server.base}/healthz`, 150_000); // PGlite boots in seconds, a minute or more on a saturated machine
-  } catch (err) {
-    await stop();
     throw err;
-  }
+  });
+  const stop = async () => {
+    await server.stop();
+    await database?.drop();
+  };
   return { ...server, stop };
 }
 
@@ -132,7 +100,7 @@ describe('graceful shutdown', () => {
     expect(results.filter((r) => r.status !== 200)).toEqual([]);
     expect(results.every((r) => r.body.token_type === 'Bearer')).toBe(true);
     const [code, signal] = await exited;
-    expect({ code, signal, stderr: server.stderr }).toEqual({ code: 0, signal: null, stderr: expect.not.stringMatching(/ECONNRESET|unhandled|Error:|longer than/) });
+    expect({ code, signal, stderr: server.output() }).toEqual({ code: 0, signal: null, stderr: expect.not.stringMatching(/ECONNRESET|unhandled|Error:|longer than/) });
   });
 
   it('SIGTERM during a burst of 100 new connections, each from its own address: every accepted connection is answered, none reset', { timeout: 180_000 }, async () => {

@@ -1,20 +1,15 @@
 // client.permissions.* against a real auth-api over a real socket (PGlite in memory).
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, PLAIN_USER, createTestContext, type TestContext } from '../../auth-api/test/helpers.js';
+import { ADMIN, PLAIN_USER, type TestContext } from '../../auth-api/test/helpers.js';
 import { createAuthClient, createMemoryStorage, type AuthClient } from '../src/index.js';
-import { failure } from './helpers.js';
+import { failure, listeningAdmin } from './helpers.js';
 
 let ctx: TestContext;
 let apiBaseUrl: string;
 let admin: AuthClient;
 
 beforeAll(async () => {
-  ctx = await createTestContext();
-  await ctx.app.listen({ port: 0, host: '127.0.0.1' });
-  apiBaseUrl = `http://127.0.0.1:${(ctx.app.server.address() as AddressInfo).port}/api/v1`;
-  admin = createAuthClient({ apiBaseUrl, appCode: 'auth-client-test' });
-  await admin.auth.login(ADMIN);
+  ({ ctx, apiBaseUrl, admin } = await listeningAdmin());
 });
 afterAll(() => ctx?.close());
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createServiceTokenVerifier, type PublicJwk, TokenVerificationError, type ServiceTokenVerifierOptions } from '../src/index.js';
-import { corpus as generated } from './vectors/generate.js';
+import { corpus as generated, type Vector } from './vectors/generate.js';
 
 /**
  * The shared corpus (test/vectors/service-tokens.json, written by generate.ts):
@@ -9,18 +9,6 @@ import { corpus as generated } from './vectors/generate.js';
  * verifier of rw3iss/auth-server-laravel runs the same corpus
  * (packages/auth-server-laravel/tests/SharedVectorsTest.php).
  */
-
-interface Vector {
-  name: string;
-  description: string;
-  token: string;
-  required_scopes: string[];
-  mode: 'all' | 'any';
-  verifier?: Record<string, unknown>;
-  feature?: string;
-  randomized_signature?: boolean;
-  expect: { ok: boolean; code?: string; reason?: string; client_id?: string; service_name?: string; scopes?: string[] };
-}
 
 interface Corpus {
   verifier: {

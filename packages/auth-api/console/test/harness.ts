@@ -1,10 +1,8 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { CLI, processEnv, REPO_ROOT } from '../../test/process-helpers.js';
+import { launchServer } from '../../test/process-helpers.js';
 
 /** Flags for Debian's Chromium in a container: no sandbox (root), no GPU, none of its own network traffic (a closed network refuses it). */
 export const CHROMIUM_ARGS = [
@@ -43,41 +41,15 @@ export const SERVER_PORT = Number(process.env.CONSOLE_TEST_PORT || 5510);
 
 /** The built server (`dist/cli.js serve`) on the embedded database in a fresh folder, as an operator runs it. */
 export async function startServer(env: Record<string, string>): Promise<RunningServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'console-e2e-'));
   const url = `http://127.0.0.1:${SERVER_PORT}`;
-  let output = '';
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve'], {
-    cwd: REPO_ROOT,
-    env: processEnv({ HOST: '127.0.0.1', PORT: String(SERVER_PORT), DATA_DIR: dataDir, JWT_ISSUER: url, LOG_LEVEL: 'warn', ...env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(dataDir, { recursive: true, force: true });
+  const server = await launchServer({ port: SERVER_PORT, env: { JWT_ISSUER: url, ...env }, stdout: 'capture', stderr: 'capture' });
+  return {
+    url,
+    stop: async () => {
+      await server.stop();
+    },
+    log: server.output,
   };
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}):\n${output}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`the server did not become ready on ${url}:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return { url, stop, log: () => output };
 }
 
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');

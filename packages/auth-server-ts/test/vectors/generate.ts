@@ -37,7 +37,8 @@ interface Expectation {
   scopes?: string[];
 }
 
-interface Vector {
+/** One token and its decision (vectors.test.ts reads the corpus with this type). */
+export interface Vector {
   name: string;
   description: string;
   token: string;

@@ -1,8 +1,7 @@
-import type { AuditEvent } from '@rw3iss/auth-client';
-import { useEffect, useState } from 'preact/hooks';
-import { type Problem, problemsOf } from '../api.js';
+import { useState } from 'preact/hooks';
 import { AuditTable, Field, Problems, ScreenTitle } from '../components.js';
-import { SessionEnded, useSession } from '../session.js';
+import { usePagedList } from '../paged-list.js';
+import { useSession } from '../session.js';
 
 const PAGE_SIZE = 25;
 /** Suggestions for the action filter (the server records these; docs/API.md lists them). */
@@ -35,17 +34,7 @@ interface Filters {
 export function AuditScreen() {
   const session = useSession();
   const [filters, setFilters] = useState<Filters>({ actor: '', action: '', target: '' });
-  const [applied, setApplied] = useState(filters);
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const [events, setEvents] = useState<AuditEvent[] | null>(null);
-  const [next, setNext] = useState<string | null>(null);
-  const [problems, setProblems] = useState<Problem[]>([]);
-
-  useEffect(() => {
-    let live = true;
-    setProblems([]);
-    setEvents(null);
-    const cursor = cursors[cursors.length - 1];
+  const list = usePagedList(filters, (applied: Filters, cursor) => {
     const query = {
       limit: PAGE_SIZE,
       ...(cursor ? { cursor } : {}),
@@ -53,27 +42,13 @@ export function AuditScreen() {
       ...(applied.action.trim() ? { action: applied.action.trim() } : {}),
       ...(applied.target.trim() ? { target: applied.target.trim() } : {}),
     };
-    session.call((c) => c.audit.list(query)).then(
-      (page) => {
-        if (!live) return;
-        setEvents(page.events);
-        setNext(page.next_cursor);
-      },
-      (err) => {
-        if (!live || err instanceof SessionEnded) return;
-        setEvents([]);
-        setProblems(problemsOf(err, query));
-      },
-    );
-    return () => {
-      live = false;
-    };
-  }, [session, applied, cursors]);
+    return session.call((c) => c.audit.list(query)).then((page) => ({ rows: page.events, next: page.next_cursor }));
+  });
+  const { rows: events, problems } = list;
 
   const apply = (e: Event) => {
     e.preventDefault();
-    setApplied(filters);
-    setCursors([undefined]);
+    list.apply(filters);
   };
 
   return (
@@ -101,12 +76,12 @@ export function AuditScreen() {
         <button type="submit">Apply filters</button>
       </form>
       <Problems problems={problems.filter((p) => !p.field || !['actor', 'action', 'target'].includes(p.field))} />
-      {events === null ? <p role="status">Loading…</p> : <AuditTable events={events} caption={`Audit log, newest first (page ${cursors.length})`} />}
+      {events === null ? <p role="status">Loading…</p> : <AuditTable events={events} caption={`Audit log, newest first (page ${list.page})`} />}
       <nav class="pager" aria-label="Pages">
-        <button type="button" disabled={cursors.length === 1} onClick={() => setCursors(cursors.slice(0, -1))}>
+        <button type="button" disabled={list.page === 1} onClick={list.previous}>
           Newer
         </button>
-        <button type="button" disabled={!next} onClick={() => next && setCursors([...cursors, next])}>
+        <button type="button" disabled={!list.hasNext} onClick={list.next}>
           Older
         </button>
       </nav>

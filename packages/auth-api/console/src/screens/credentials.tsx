@@ -1,9 +1,9 @@
-import type { M2MClientRecord, M2MClientStatus, PermissionRecord } from '@rw3iss/auth-client';
+import type { M2MClientStatus, PermissionRecord } from '@rw3iss/auth-client';
 import { useEffect, useState } from 'preact/hooks';
-import { type Problem, problemsOf } from '../api.js';
 import { Field, Problems, ScreenTitle, Status, Time } from '../components.js';
+import { usePagedList } from '../paged-list.js';
 import { href } from '../router.js';
-import { SessionEnded, useSession } from '../session.js';
+import { useSession } from '../session.js';
 
 const PAGE_SIZE = 20;
 
@@ -18,57 +18,30 @@ interface Filters {
 export function CredentialsScreen() {
   const session = useSession();
   const [filters, setFilters] = useState<Filters>({ search: '', status: '', scope: '', includeRevoked: false });
-  const [applied, setApplied] = useState(filters);
-  // Cursors of the pages seen so far: [undefined (first), cursor of page 2, …].
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const [rows, setRows] = useState<M2MClientRecord[] | null>(null);
-  const [next, setNext] = useState<string | null>(null);
-  const [problems, setProblems] = useState<Problem[]>([]);
   const [catalog, setCatalog] = useState<PermissionRecord[]>([]);
-  const page = cursors.length;
-
   useEffect(() => {
     session.call((c) => c.permissions.list()).then(setCatalog, () => {});
   }, [session]);
 
-  useEffect(() => {
-    let live = true;
-    setProblems([]);
-    setRows(null);
+  const list = usePagedList(filters, (applied: Filters, cursor) => {
     const query = {
       limit: PAGE_SIZE,
-      ...(cursors[cursors.length - 1] ? { cursor: cursors[cursors.length - 1] } : {}),
+      ...(cursor ? { cursor } : {}),
       ...(applied.search.trim() ? { client_id_prefix: applied.search.trim().toLowerCase() } : {}),
       ...(applied.status ? { status: applied.status } : {}),
       ...(applied.scope.trim() ? { scope: applied.scope.trim() } : {}),
       ...(applied.includeRevoked ? { include_revoked: true } : {}),
     };
-    session.call((c) => c.services.listPage(query)).then(
-      (answer) => {
-        if (!live) return;
-        setRows(answer.clients);
-        setNext(answer.next_cursor);
-      },
-      (err) => {
-        if (!live || err instanceof SessionEnded) return;
-        setRows([]);
-        setNext(null);
-        setProblems(problemsOf(err, { client_id_prefix: applied.search, scope: applied.scope }));
-      },
-    );
-    return () => {
-      live = false;
-    };
-  }, [session, applied, cursors]);
-
+    return session.call((c) => c.services.listPage(query)).then((answer) => ({ rows: answer.clients, next: answer.next_cursor }));
+  });
+  const { rows, page } = list;
   const apply = (e: Event) => {
     e.preventDefault();
-    setApplied(filters);
-    setCursors([undefined]);
+    list.apply(filters);
   };
   const creator = (id: string | null) => (id === null ? 'unknown' : id === session.user.id ? 'you' : `user ${id.slice(0, 8)}`);
   // Problems about a filter show under it; the listing's parameter names map to the form's fields.
-  const fieldProblems = problems.map((p) => ({ ...p, field: p.field === 'client_id_prefix' ? 'search' : p.field }));
+  const fieldProblems = list.problems.map((p) => ({ ...p, field: p.field === 'client_id_prefix' ? 'search' : p.field }));
 
   return (
     <section>
@@ -158,10 +131,10 @@ export function CredentialsScreen() {
         </div>
       )}
       <nav class="pager" aria-label="Pages">
-        <button type="button" disabled={page === 1} onClick={() => setCursors(cursors.slice(0, -1))}>
+        <button type="button" disabled={page === 1} onClick={list.previous}>
           Previous page
         </button>
-        <button type="button" disabled={!next} onClick={() => next && setCursors([...cursors, next])}>
+        <button type="button" disabled={!list.hasNext} onClick={list.next}>
           Next page
         </button>
       </nav>

@@ -63,17 +63,8 @@ export function findPermissionsOfOrWithCodes(db: Kysely<Database>, service: stri
     .execute();
 }
 
-export interface PermissionWrite {
-  code: string;
-  service: string;
-  name: string;
-  description: string | null;
-  resource: string | null;
-  action: string | null;
-  category: string | null;
-  created_at: Date;
-  updated_at: Date;
-}
+/** A permission row as written (its `namespace` is a generated column). */
+export type PermissionWrite = Omit<PermissionRow, 'namespace'>;
 
 /**
  * Inserts new permissions and updates changed ones, in one statement. A code
