@@ -42,7 +42,7 @@ import { auditRoutes } from './modules/audit/audit.routes.js';
 import { consoleRoutes, DEFAULT_CONSOLE_DIR } from './modules/console/console.routes.js';
 import fastifyRateLimit from '@fastify/rate-limit';
 import { createUserGuards } from './plugins/admin-guard.js';
-import { registerErrorHandlers } from './plugins/error-handler.js';
+import { answerClientError, registerErrorHandlers } from './plugins/error-handler.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -160,6 +160,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     frameworkErrors: (_err, _request, reply) => {
       void (reply as FastifyReply).status(400).send({ error: 'validation_failed', message: 'The URL is malformed' });
     },
+    // Requests Node's parser refuses (bad framing, oversized headers, too slow): our error format too.
+    clientErrorHandler: answerClientError,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
   }).withTypeProvider<ZodTypeProvider>();
 

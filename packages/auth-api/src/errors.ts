@@ -9,6 +9,8 @@ export type ApiErrorCode =
   | 'last_secret'
   | 'unknown_scope'
   | 'payload_too_large'
+  | 'headers_too_large'
+  | 'request_timeout'
   | 'unsupported_media_type'
   | 'rate_limited'
   | 'service_unavailable'
@@ -24,6 +26,8 @@ export const STATUS_BY_CODE: Record<ApiErrorCode, number> = {
   last_secret: 409,
   unknown_scope: 400,
   payload_too_large: 413,
+  headers_too_large: 431,
+  request_timeout: 408,
   unsupported_media_type: 415,
   rate_limited: 429,
   service_unavailable: 503,

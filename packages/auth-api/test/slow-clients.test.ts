@@ -39,12 +39,16 @@ describe('slow clients', () => {
     const { ms, received } = await dripping('POST /api/v1/oauth/token HTTP/1.1\r\nHost: a\r\n', 'x-slow: aaaa\r\n');
     expect(ms).toBeLessThan(1000 + 1000 + 1500);
     expect(received).toMatch(/^HTTP\/1\.1 408/);
+    // In the management API's error format, not Fastify's default body.
+    expect(received).toMatch(/\r\ncontent-type: application\/json; charset=utf-8\r\n/i);
+    expect(JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'request_timeout', message: 'The request did not arrive in time' });
   }, 15_000);
 
   it('a body sent a byte at a time is cut after HTTP_REQUEST_TIMEOUT', async () => {
     const { ms, received } = await dripping('POST /api/v1/oauth/token HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n', 'a');
     expect(ms).toBeLessThan(2000 + 1000 + 1500);
     expect(received).toMatch(/^HTTP\/1\.1 408/);
+    expect(JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'request_timeout' });
   }, 15_000);
 
   it('connections past HTTP_MAX_CONNECTIONS are closed at once', async () => {

@@ -9,6 +9,8 @@ export type ServerErrorCode =
   | 'last_secret'
   | 'unknown_scope'
   | 'payload_too_large'
+  | 'headers_too_large'
+  | 'request_timeout'
   | 'unsupported_media_type'
   | 'rate_limited'
   | 'service_unavailable'

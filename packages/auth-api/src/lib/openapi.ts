@@ -16,6 +16,8 @@ const WHEN: Partial<Record<ApiErrorCode, string>> = {
   secret_limit: 'The credential has two live secrets already: delete one or let it expire first',
   last_secret: "The credential's only live secret cannot be deleted: add a new one first",
   payload_too_large: 'The body is over 64 KiB',
+  headers_too_large: 'The request headers are over the server\'s limit (Node\'s, 16 KiB by default)',
+  request_timeout: 'The request did not arrive within the server\'s header and request timeouts',
   unsupported_media_type: 'The body is not application/json',
   rate_limited: 'Too many requests or failed sign-ins from this address; `Retry-After` says when to retry',
   service_unavailable: 'The database is unreachable; retry later',

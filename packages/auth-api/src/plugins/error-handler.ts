@@ -1,3 +1,5 @@
+import { STATUS_CODES as HTTP_REASONS } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDatabaseUnavailable } from '../db/errors.js';
@@ -36,6 +38,8 @@ const DEFAULT_MESSAGES: Record<ApiErrorCode, string> = {
   last_secret: "The credential's last live secret cannot be deleted",
   unknown_scope: 'A scope is not defined by the permission catalogs',
   payload_too_large: 'The request body is too large',
+  headers_too_large: 'The request headers are too large',
+  request_timeout: 'The request did not arrive in time',
   unsupported_media_type: 'Unsupported Content-Type: send the body as application/json',
   rate_limited: 'Too many requests; retry later',
   service_unavailable: 'The service is temporarily unavailable; retry later',
@@ -81,6 +85,30 @@ export function toErrorBody(err: FastifyError | Error): { status: number; body: 
     return { status: STATUS_BY_CODE[code], body: { error: code, message: fe.message || DEFAULT_MESSAGES[code] } };
   }
   return { status: 500, body: { error: 'internal_error', message: DEFAULT_MESSAGES.internal_error } };
+}
+
+/**
+ * Requests Node's HTTP parser refuses before any route sees them (malformed or
+ * ambiguous framing such as two Content-Lengths or Content-Length with chunked,
+ * headers over the limit, a request that does not arrive within the timeouts):
+ * answered in the management API's error format, then the connection is closed,
+ * as Node does. Fastify's `clientErrorHandler`; `this` is the server.
+ */
+export function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Duplex): void {
+  // A reset connection has no one to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: ApiErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'validation_failed';
+  const message = code === 'validation_failed' ? 'The request is not valid HTTP/1.1' : DEFAULT_MESSAGES[code];
+  const body = JSON.stringify({ error: code, message } satisfies ErrorBody);
+  const status = STATUS_BY_CODE[code];
+  this.log.debug({ code: err.code }, 'client error');
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${HTTP_REASONS[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 export function registerErrorHandlers(app: FastifyInstance): void {
