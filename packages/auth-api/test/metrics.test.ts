@@ -79,6 +79,22 @@ describe('GET /metrics', () => {
     expect(moved('authapi_throttle_rejections_total{throttle="grant"}')).toBe(1);
   });
 
+  it('counts token requests only: failed revocation and introspection calls are not grants', async () => {
+    const before = await scrape();
+    for (const path of ['revoke', 'introspect']) {
+      const res = await ctx.app.inject({
+        method: 'POST',
+        url: `/api/v1/oauth/${path}`,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'token=abc&client_id=nobody&client_secret=wrong',
+      });
+      expect(res.statusCode).toBe(401);
+    }
+    const after = await scrape();
+    const grants = (m: Map<string, number>) => [...m].filter(([name]) => name.startsWith('authapi_grants_total')).reduce((sum, [, v]) => sum + v, 0);
+    expect(grants(after) - grants(before)).toBe(0);
+  });
+
   it('reports bcrypt work, the database, the listener, build info and process metrics', async () => {
     const samples = await scrape();
     expect(samples.get('authapi_bcrypt_jobs{state="running"}')).toBe(0);

@@ -84,7 +84,8 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
     const fields: TokenRequestFields = { client_id: sentId.slice(0, LOGGED_CLIENT_ID_MAX), auth_method: method, outcome, address: request.ip };
     request.tokenRequest = fields;
     authEvents.record(fields.client_id, addressKey(request.ip), outcome);
-    onOutcome?.(outcome, reply.elapsedTime);
+    // Revocation and introspection share this scope's error handler: the grant metrics count token requests only.
+    if (request.routeOptions.url?.endsWith('/oauth/token')) onOutcome?.(outcome, reply.elapsedTime);
   }
 
   app.setErrorHandler(async (err, request, reply) => {
