@@ -146,7 +146,8 @@ describe('the admin console in Chromium', () => {
     await page.keyboard.press('Enter');
     await expect.poll(() => heading().textContent()).toBe('Credentials');
     // The new screen's heading has the focus.
-    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('H1');
+    // (moved there by an effect after the render: polled, like every focus check here)
+    await expect.poll(() => page.evaluate(() => document.activeElement?.tagName)).toBe('H1');
   });
 
   it('lists credentials with status, scopes, last used, created by and created at; pages; filters', async () => {
@@ -392,7 +393,10 @@ describe('the admin console in Chromium', () => {
     await page.getByRole('link', { name: 'Credentials', exact: true }).click();
     await expect.poll(() => heading().textContent()).toBe('Credentials');
     // Every read of the screen (the listing, the catalog for the scope filter) is answered before
-    // the session ends: one still in flight would end it first and take the nav away.
+    // the session ends: one still in flight would end it first and take the nav away. The reads
+    // start in effects after the heading renders, so first wait for the listing itself (both were
+    // sent by then), then for nothing in flight.
+    await page.getByRole('region', { name: 'Credentials list' }).waitFor();
     await expect.poll(() => apiCallsInFlight).toBe(0);
     // The same admin signs out everywhere from another client: the browser's session ends too.
     const other = createAuthClient({ apiBaseUrl: `${server.url}/api/v1`, appCode: 'console-e2e' });
