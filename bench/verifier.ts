@@ -32,6 +32,7 @@ import { createServiceTokenVerifier } from '@rw3iss/auth-server-ts';
 import { createVerifier } from 'fast-jwt';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { perSecond, printTable, type Row, times } from './lib/report.js';
+import { median } from './lib/rounds.js';
 import { type AsymmetricBenchKey, asymmetricKey, asymmetricTokens, serviceTokens, TOKEN_AUDIENCE, TOKEN_ISSUER, TOKEN_SECRET } from './lib/service-tokens.js';
 
 /** Passes over the token lists (each with new instances) and slices per pass. */
@@ -229,12 +230,6 @@ function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 interface Result {
   /** Rate of each chunk, in the order they ran (aligned across contenders: chunk i of each ran back to back). */

@@ -304,10 +304,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const adminHasher = { ...hasher, hash: (plain: string) => budget.run('admin', () => hasher.hash(plain), { trusted: true }) };
   // New secrets are hashed within the bcrypt budget (as an admin's work); grants verify within it too.
   const secretHasherOf = (bcrypt: PasswordHasher) => createClientSecretHasher({ alg: config.clientSecrets.hash, bcrypt, pepper: config.clientSecrets.pepper });
-  const clientSecrets = createClientSecretsService({ db: database.db, hasher: secretHasherOf(adminHasher), clock, onChange: credentialChanged });
+  const adminSecretHasher = secretHasherOf(adminHasher);
+  const clientSecrets = createClientSecretsService({ db: database.db, hasher: adminSecretHasher, clock, onChange: credentialChanged });
   const clients = createM2MClientsService({
     db: database.db,
-    secrets: secretHasherOf(adminHasher),
+    secrets: adminSecretHasher,
     clock,
     checkScopes: permissions.assertScopesDefined,
     onChange: credentialChanged,

@@ -387,6 +387,7 @@ class Verifier implements ServiceTokenVerifier {
 
   close(): void {
     this.#revocations?.close();
+    this.#remoteKeys?.close();
   }
 
   async #awaitFirstSync(feed: RevocationFeed): Promise<void> {

@@ -67,3 +67,6 @@ export function createClientSecretHasher({ alg, bcrypt, pepper }: ClientSecretHa
     burn: (plain) => bcrypt.burn(plain),
   };
 }
+
+/** Whether a stored secret authenticates at `now` (epoch ms): no expiry, or one still ahead. */
+export const isLiveSecret = (secret: { expires_at: Date | number | null }, now: number): boolean => secret.expires_at === null || Number(secret.expires_at) > now;

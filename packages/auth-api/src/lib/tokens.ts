@@ -107,6 +107,8 @@ export function createServiceTokenVerifier(keys: TokenKeys, clock: Clock, option
   const byKid = new Map<string, Uint8Array>([[keyIdForSecret(keys.secret), encoder.encode(keys.secret)]]);
   if (keys.previousSecret) byKid.set(keyIdForSecret(keys.previousSecret), encoder.encode(keys.previousSecret));
   const publishedKeys = options.publishedKeys ?? (() => []);
+  // Public keys imported once each, by the published JWK object (a rotation publishes new objects).
+  const imported = new WeakMap<JWK, ReturnType<typeof importJWK>>();
   const algorithms = options.acceptHs256 ? ['HS256', 'ES256', 'EdDSA'] : ['ES256', 'EdDSA'];
 
   return async function verifyServiceToken(token: string): Promise<ServiceTokenClaims | undefined> {
@@ -121,10 +123,13 @@ export function createServiceTokenVerifier(keys: TokenKeys, clock: Clock, option
             if (!key) throw new joseErrors.JWKSNoMatchingKey();
             return key;
           }
-          // A public key only for its own alg: no algorithm confusion. Rare route: imported per call.
+          // A public key only for its own alg: no algorithm confusion. Imported once per published key
+          // (the feed's readers and introspection verify here on every call).
           const jwk = publishedKeys().find((k) => k.kid !== undefined && k.kid === header.kid && k.alg === header.alg);
           if (!jwk) throw new joseErrors.JWKSNoMatchingKey();
-          return importJWK(jwk, header.alg);
+          let key = imported.get(jwk);
+          if (!key) imported.set(jwk, (key = importJWK(jwk, header.alg)));
+          return key;
         },
         {
           algorithms,

@@ -104,6 +104,11 @@ export class RemoteKeySet {
     this.#uri = options.uri;
   }
 
+  /** Cancels a fetch under way and every later one: the keys already loaded keep serving. */
+  close(): void {
+    this.#closer.abort();
+  }
+
   /** Whether a key set was ever loaded. */
   get loaded(): boolean {
     return this.#keys !== undefined;

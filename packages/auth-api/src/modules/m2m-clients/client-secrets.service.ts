@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database, NewM2MClientSecretRow } from '../../db/schema.js';
 import { ApiError } from '../../errors.js';
-import { type ClientSecretHasher, secretHint } from '../../lib/client-secret-hash.js';
+import { type ClientSecretHasher, isLiveSecret, secretHint } from '../../lib/client-secret-hash.js';
 import type { Clock } from '../../lib/clock.js';
 import { generateClientSecret } from '../../lib/secrets.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
@@ -42,7 +42,6 @@ export async function newClientSecret(
 
 const notFound = () => new ApiError('not_found', 'No credential with that id');
 const revoked = () => new ApiError('conflict', 'The credential is revoked: its secrets can no longer change');
-const isLive = (row: { expires_at: Date | null }, now: number) => row.expires_at === null || row.expires_at.getTime() > now;
 
 export interface ClientSecretsDeps {
   db: Kysely<Database>;
@@ -88,8 +87,8 @@ export function createClientSecretsService({ db, hasher, clock, onChange }: Clie
         if (!client) throw notFound();
         if (client.revoked_at !== null) throw revoked();
         const existing = await listSecrets(trx, clientUuid);
-        const live = existing.filter((s) => isLive(s, now.getTime()));
-        const expired = existing.filter((s) => !isLive(s, now.getTime()));
+        const live = existing.filter((s) => isLiveSecret(s, now.getTime()));
+        const expired = existing.filter((s) => !isLiveSecret(s, now.getTime()));
         if (live.length >= MAX_LIVE_SECRETS) {
           throw new ApiError(
             'secret_limit',
@@ -132,12 +131,12 @@ export function createClientSecretsService({ db, hasher, clock, onChange }: Clie
         const target = existing.find((s) => s.id === secretId);
         if (!target) throw new ApiError('not_found', 'The credential has no secret with that id');
         const now = clock();
-        const others = existing.filter((s) => s.id !== secretId && isLive(s, now));
-        if (isLive(target, now) && others.length === 0) {
+        const others = existing.filter((s) => s.id !== secretId && isLiveSecret(s, now));
+        if (isLiveSecret(target, now) && others.length === 0) {
           throw new ApiError('last_secret', "This is the credential's only live secret: add a new one first (POST …/secrets), or revoke the credential");
         }
         // Nor the only one without an expiry: the others would run out and leave the credential with none.
-        if (isLive(target, now) && target.expires_at === null && others.every((s) => s.expires_at !== null)) {
+        if (isLiveSecret(target, now) && target.expires_at === null && others.every((s) => s.expires_at !== null)) {
           const until = others.map((s) => iso(s.expires_at)).sort()[0];
           throw new ApiError('last_secret', `This is the credential's only secret without an expiry; the other expires at ${until}: add a new one first (POST …/secrets), or revoke the credential`);
         }

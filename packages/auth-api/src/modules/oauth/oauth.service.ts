@@ -4,7 +4,7 @@ import type { Database } from '../../db/schema.js';
 import { OAuthError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
 import { coalesceReads } from '../../lib/coalesce.js';
-import { type ClientSecretHasher, secretHint } from '../../lib/client-secret-hash.js';
+import { type ClientSecretHasher, isLiveSecret, secretHint } from '../../lib/client-secret-hash.js';
 import type { VerifiedSecret, VerifiedSecretCache } from '../../lib/secret-cache.js';
 import { addressKey, networkKey, type FailureThrottle } from '../../lib/throttle.js';
 import { BudgetExceededError, type WorkBudget } from '../../lib/work-budget.js';
@@ -49,8 +49,6 @@ export interface GrantResult {
 /** last_used_at is written at most once a minute per secret. */
 const STAMP_RESOLUTION_MS = 60_000;
 
-/** Whether a secret authenticates at `now` (epoch ms): no expiry, or one still ahead. */
-const isLive = (secret: GrantSecret, now: number) => secret.expires_at === null || Number(secret.expires_at) > now;
 
 /** How long after its expiry a presented secret is still recognised as the fleet's old one (see slowCheck). */
 const EXPIRED_SECRET_GRACE_MS = 15 * 60_000;
@@ -79,17 +77,17 @@ export function createOAuthService(deps: OAuthDeps) {
    */
   function candidateFor(row: GrantClientRow, hint: string): { secret: GrantSecret; live: boolean } | undefined {
     const now = clock();
-    const live = row.secrets.filter((s) => isLive(s, now));
+    const live = row.secrets.filter((s) => isLiveSecret(s, now));
     const found = live.find((s) => s.hint === hint) ?? live.find((s) => s.hint === '');
     if (found) return { secret: found, live: true };
-    const expired = row.secrets.find((s) => s.hint === hint && !isLive(s, now));
+    const expired = row.secrets.find((s) => s.hint === hint && !isLiveSecret(s, now));
     return expired ? { secret: expired, live: false } : undefined;
   }
 
   /** The remembered (or just verified) secret, if the credential still holds it live with the same hash. */
   function stillLive(row: GrantClientRow, verified: VerifiedSecret): GrantSecret | undefined {
     const now = clock();
-    return row.secrets.find((s) => s.id === verified.secretId && s.hash === verified.hash && isLive(s, now));
+    return row.secrets.find((s) => s.id === verified.secretId && s.hash === verified.hash && isLiveSecret(s, now));
   }
 
   /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponses, OWN_ERROR_DOCS } from '../../lib/openapi.js';
-import { bearerToken } from '../../plugins/admin-guard.js';
+import { bearerToken, unauthorized } from '../../plugins/admin-guard.js';
 import { ApiError, OAuthError } from '../../errors.js';
 import { readClientCredentials } from '../oauth/client-auth.js';
 import { oauthErrorFor } from '../oauth/oauth.schemas.js';
@@ -10,8 +10,6 @@ import type { OAuthService } from '../oauth/oauth.service.js';
 import { SERVER_SCOPES } from '../permissions/permissions.schemas.js';
 import { feedQuerySchema, feedResponseSchema, introspectionResponseSchema, tokenParamsSchema } from './revocations.schemas.js';
 import type { RevocationsService } from './revocations.service.js';
-
-const INVALID_TOKEN = 'Bearer realm="auth-api", error="invalid_token"';
 
 /** `GET /oauth/revocations`: the feed receiving services poll (docs/TRUST.md, "Revocation"). */
 export const revocationFeedRoutes: FastifyPluginAsyncZod<{ revocations: RevocationsService }> = async (app, { revocations }) => {
@@ -49,10 +47,8 @@ export const revocationFeedRoutes: FastifyPluginAsyncZod<{ revocations: Revocati
     },
     async (request, reply) => {
       const outcome = await revocations.authorizeFeedReader(bearerToken(request.headers.authorization));
-      if (outcome === 'missing' || outcome === 'invalid') {
-        reply.header('www-authenticate', outcome === 'missing' ? 'Bearer realm="auth-api"' : INVALID_TOKEN);
-        throw new ApiError('unauthorized', outcome === 'missing' ? 'A service token is required' : 'The token is invalid, expired or revoked');
-      }
+      if (outcome === 'missing') throw unauthorized(reply, 'A service token is required', false);
+      if (outcome === 'invalid') throw unauthorized(reply, 'The token is invalid, expired or revoked', true);
       if (outcome === 'forbidden') throw new ApiError('forbidden', `This token may not read the revocation feed: it needs the scope ${SERVER_SCOPES.revocationsRead}`);
       const body = JSON.stringify(await revocations.feed(request.query));
       const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;

@@ -46,13 +46,16 @@ export function createRevocationsService({ db, clock, verifyServiceToken, verify
   /** A live token of this server, by any audience: claims when valid, not revoked, and its credential usable; else undefined. */
   async function liveToken(token: string, verify: ServiceTokenVerifier): Promise<ServiceTokenClaims | undefined> {
     const claims = await verify(token);
-    if (!claims) return undefined;
+    return claims && (await usableCredentialOf(claims)) ? claims : undefined;
+  }
+
+  /** The verified token's credential, when it is usable and the token is not revoked; else undefined. */
+  async function usableCredentialOf(claims: ServiceTokenClaims) {
     const [credential, revoked] = await Promise.all([
       findClientForGrant(db, claims.client_id),
       isTokenRevoked(db, { clientId: claims.client_id, jti: typeof claims.jti === 'string' ? claims.jti : undefined, iat: claims.iat }),
     ]);
-    if (!credential?.usable || revoked) return undefined;
-    return claims;
+    return credential?.usable && !revoked ? credential : undefined;
   }
 
   return {
@@ -65,11 +68,8 @@ export function createRevocationsService({ db, clock, verifyServiceToken, verify
       const claims = await verifyServiceToken(token);
       if (!claims) return 'invalid';
       if (!claims.scopes.includes(SERVER_SCOPES.revocationsRead)) return 'forbidden';
-      const [credential, revoked] = await Promise.all([
-        findClientForGrant(db, claims.client_id),
-        isTokenRevoked(db, { clientId: claims.client_id, jti: claims.jti, iat: claims.iat }),
-      ]);
-      if (!credential?.usable || revoked) return 'invalid';
+      const credential = await usableCredentialOf(claims);
+      if (!credential) return 'invalid';
       return credential.scopes.includes(SERVER_SCOPES.revocationsRead) ? 'ok' : 'forbidden';
     },
 
