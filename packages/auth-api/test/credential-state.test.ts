@@ -212,6 +212,35 @@ describe('credential state in the server', () => {
     await expectSoon((res) => res.statusCode === 200);
   });
 
+  it('a catalog registration that changes nothing keeps the cached state; one that changes the catalog drops it', async () => {
+    const register = async (permissions: { code: string; name: string }[]) => {
+      const res = await ctx.app.inject({ method: 'POST', url: '/api/v1/admin/permissions/register', headers: bearer(ctx.adminToken), payload: { service: 'state-cat', permissions } });
+      expect(res.statusCode).toBe(200);
+      return res.json() as { upserted_count: number };
+    };
+    const manifest = [{ code: 'state-cat:read', name: 'Read' }];
+    expect((await register(manifest)).upserted_count).toBe(1);
+    // On PostgreSQL the catalog trigger's "*" arrives after the commit: let it land before filling the cache.
+    if (TEST_DATABASE_URL) await new Promise((r) => setTimeout(r, 300));
+    expect((await grant()).statusCode).toBe(200);
+    const filled = ctx.app.credentialState.stats();
+    expect(filled.entries).toBe(1);
+
+    // Every service re-registers its manifest at each boot: nothing written, nothing forgotten.
+    expect((await register(manifest)).upserted_count).toBe(0);
+    if (TEST_DATABASE_URL) await new Promise((r) => setTimeout(r, 300));
+    expect(ctx.app.credentialState.stats().entries).toBe(1);
+    expect((await grant()).statusCode).toBe(200);
+    expect(ctx.app.credentialState.stats()).toMatchObject({ hits: filled.hits + 1, misses: filled.misses });
+
+    // A changed manifest can change any credential's granted scopes: forgotten at once, on this instance.
+    expect((await register([...manifest, { code: 'state-cat:write', name: 'Write' }])).upserted_count).toBe(1);
+    expect(ctx.app.credentialState.stats().entries).toBe(0);
+    const misses = ctx.app.credentialState.stats().misses;
+    expect((await grant()).statusCode).toBe(200);
+    expect(ctx.app.credentialState.stats().misses).toBe(misses + 1);
+  });
+
   it('a revoke through the API fails the very next grant on this instance', async () => {
     expect((await grant()).statusCode).toBe(200);
     expect((await grant()).statusCode).toBe(200);

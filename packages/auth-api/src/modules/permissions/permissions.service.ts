@@ -37,7 +37,7 @@ export interface PermissionsDeps {
   clock: Clock;
   /** Called for each credential whose usable scopes a registration changed, so caches drop it. */
   onCredentialChange?: (credential: { id: string; client_id: string }) => void;
-  /** Told after every committed registration: a catalog change can change any credential's granted scopes. */
+  /** Told after a committed registration that changed the catalog (not an idempotent one): it can change any credential's granted scopes. */
   onCatalogChange?: () => void;
 }
 
@@ -198,7 +198,8 @@ export function createPermissionsService({ db, clock, onCredentialChange, onCata
       try {
         const { result, affected } = await reconcile(body, writer);
         for (const credential of affected) onCredentialChange?.(credential);
-        onCatalogChange?.();
+        // The same manifest again (every service at each boot) wrote nothing: caches stay.
+        if (result.upserted_count > 0 || result.pruned_codes.length > 0) onCatalogChange?.();
         return result;
       } catch (err) {
         if (isRetryableConflict(err)) throw new ApiError('conflict', 'A concurrent registration claimed the same codes; retry', undefined, { cause: err });
