@@ -296,10 +296,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.decorate('credentialState', credentialState);
   app.addHook('onClose', async () => feed?.close());
   // This instance's own changes take effect here at once; other instances learn them from the feed.
-  const credentialChanged = (credential: { client_id: string }) => {
-    secretCache.delete(credential.client_id);
-    credentialState.changed(credential.client_id);
-  };
+  // The verified-secret cache is left alone: every grant checks a remembered secret against this
+  // state (still held, same hash, live, credential usable) and forgets it when that fails, so a
+  // rotation does not make the fleet's current secret pay bcrypt again.
+  const credentialChanged = (credential: { client_id: string }) => credentialState.changed(credential.client_id);
   const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: credentialChanged, onCatalogChange: credentialState.forgetAll });
   const adminHasher = { ...hasher, hash: (plain: string) => budget.run('admin', () => hasher.hash(plain), { trusted: true }) };
   // New secrets are hashed within the bcrypt budget (as an admin's work); grants verify within it too.

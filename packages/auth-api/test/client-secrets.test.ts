@@ -107,6 +107,41 @@ describe('adding a secret (rotation)', () => {
     expect(await secretRows(created.client.id)).toHaveLength(2);
   });
 
+  it('adding a second secret keeps the verified one: no bcrypt for the fleet; deleting, disabling or revoking still refuses at once', async () => {
+    const created = await createClient(ctx, { client_id: 'warm-svc', name: 'Warm', scopes: ['a:b'] });
+    const bcrypt = () => counting.calls.verify + counting.calls.burn;
+    const ok = async (secret: string) => expect((await grant('warm-svc', secret)).statusCode).toBe(200);
+    const refused = async (secret: string) => {
+      const res = await grant('warm-svc', secret);
+      expect(res.statusCode).toBe(401);
+      expect(res.json().error).toBe('invalid_client');
+    };
+    const start = bcrypt();
+    await ok(created.client_secret);
+    expect(bcrypt()).toBe(start + 1);
+
+    const added = (await rotate(created.client.id)).json();
+    await ok(created.client_secret);
+    expect(bcrypt()).toBe(start + 1);
+    await ok(added.client_secret);
+    await ok(added.client_secret);
+    expect(bcrypt()).toBe(start + 2);
+
+    // Deleting the old secret: refused at the next grant though it was verified.
+    const oldId = (await list(created.client.id))[1]!.id;
+    expect((await ctx.app.inject({ method: 'DELETE', url: `${secretsUrl(created.client.id)}/${oldId}`, headers: bearer(ctx.adminToken) })).statusCode).toBe(204);
+    await refused(created.client_secret);
+    await ok(added.client_secret);
+
+    const patch = (payload: object) => ctx.app.inject({ method: 'PATCH', url: `${CLIENTS}/${created.client.id}`, headers: bearer(ctx.adminToken), payload });
+    expect((await patch({ status: 'disabled' })).statusCode).toBe(200);
+    await refused(added.client_secret);
+    expect((await patch({ status: 'active' })).statusCode).toBe(200);
+    await ok(added.client_secret);
+    expect((await ctx.app.inject({ method: 'DELETE', url: `${CLIENTS}/${created.client.id}`, headers: bearer(ctx.adminToken) })).statusCode).toBe(204);
+    await refused(added.client_secret);
+  });
+
   it('a cold grant compares one secret however many the credential holds; each secret has its own last_used_at', async () => {
     const created = await createClient(ctx, { client_id: 'two-secrets', name: 'Two', scopes: ['a:b'] });
     const added = (await rotate(created.client.id)).json();

@@ -74,10 +74,6 @@ export function createVerifiedSecretCache({ clock, ttlMs = 10 * 60_000, maxEntri
       if (kept.length === 0) entries.delete(clientId);
       else entries.set(clientId, kept);
     },
-    /** Forgets every secret of the credential. */
-    delete(clientId: string): void {
-      entries.delete(clientId);
-    },
   };
 }
 
