@@ -300,7 +300,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // state (still held, same hash, live, credential usable) and forgets it when that fails, so a
   // rotation does not make the fleet's current secret pay bcrypt again.
   const credentialChanged = (credential: { client_id: string }) => credentialState.changed(credential.client_id);
-  const permissions = createPermissionsService({ db: database.db, clock, onCredentialChange: credentialChanged, onCatalogChange: credentialState.forgetAll });
+  const permissions = createPermissionsService({ db: database.db, clock, onCatalogChange: credentialState.forgetAll });
   const adminHasher = { ...hasher, hash: (plain: string) => budget.run('admin', () => hasher.hash(plain), { trusted: true }) };
   // New secrets are hashed within the bcrypt budget (as an admin's work); grants verify within it too.
   const secretHasherOf = (bcrypt: PasswordHasher) => createClientSecretHasher({ alg: config.clientSecrets.hash, bcrypt, pepper: config.clientSecrets.pepper });

@@ -35,9 +35,10 @@ export type CatalogWriter =
 export interface PermissionsDeps {
   db: Kysely<Database>;
   clock: Clock;
-  /** Called for each credential whose usable scopes a registration changed, so caches drop it. */
-  onCredentialChange?: (credential: { id: string; client_id: string }) => void;
-  /** Told after a committed registration that changed the catalog (not an idempotent one): it can change any credential's granted scopes. */
+  /**
+   * Told after a committed registration that changed the catalog (not an idempotent one): it can
+   * change any credential's granted scopes, those it orphaned included, so caches drop them all.
+   */
   onCatalogChange?: () => void;
 }
 
@@ -97,7 +98,7 @@ async function assertServiceMayChange(trx: Kysely<Database>, service: string): P
 const isRetryableConflict = (err: unknown) => ['40001', '40P01'].includes((err as { code?: string } | null)?.code ?? '');
 
 /** Permission catalogs: registration (a reconcile), listings, and the scope check of credentials. */
-export function createPermissionsService({ db, clock, onCredentialChange, onCatalogChange }: PermissionsDeps) {
+export function createPermissionsService({ db, clock, onCatalogChange }: PermissionsDeps) {
   /** The service's right to write its own catalog, checked against the database inside the registration. */
   async function authorizeService(trx: Kysely<Database>, writer: Extract<CatalogWriter, { kind: 'service' }>, service: string): Promise<Actor> {
     const row = await findClientForRegistration(trx, writer.clientId);
@@ -124,7 +125,7 @@ export function createPermissionsService({ db, clock, onCredentialChange, onCata
     }
   }
 
-  async function reconcile(body: RegisterBody, writer: CatalogWriter) {
+  async function reconcile(body: RegisterBody, writer: CatalogWriter): Promise<RegisterResult> {
     const { service } = body;
     const now = new Date(clock());
     return db.transaction().execute(async (trx) => {
@@ -147,7 +148,7 @@ export function createPermissionsService({ db, clock, onCredentialChange, onCata
       const declared = new Set(codes);
       const pruned = [...own.keys()].filter((c) => !declared.has(c)).sort();
       // Idempotent: the same manifest again writes nothing, not even the audit trail.
-      if (writes.length === 0 && pruned.length === 0) return { result: { service, upserted_count: 0, pruned_codes: [] }, affected: [] };
+      if (writes.length === 0 && pruned.length === 0) return { service, upserted_count: 0, pruned_codes: [] };
       if (writer.kind === 'service') await assertServiceMayChange(trx, service);
 
       // Only scopes in these namespaces can change from defined to orphaned (or back).
@@ -182,7 +183,7 @@ export function createPermissionsService({ db, clock, onCredentialChange, onCata
           details: { client_id: credential.client_id, service, orphaned_scopes: credential.orphaned_scopes },
         });
       }
-      return { result: { service, upserted_count: writes.length, pruned_codes: pruned }, affected };
+      return { service, upserted_count: writes.length, pruned_codes: pruned };
     });
   }
 
@@ -196,8 +197,7 @@ export function createPermissionsService({ db, clock, onCredentialChange, onCata
     async register(body: RegisterBody, writer: CatalogWriter): Promise<RegisterResult> {
       checkServiceWriter(writer, body);
       try {
-        const { result, affected } = await reconcile(body, writer);
-        for (const credential of affected) onCredentialChange?.(credential);
+        const result = await reconcile(body, writer);
         // The same manifest again (every service at each boot) wrote nothing: caches stay.
         if (result.upserted_count > 0 || result.pruned_codes.length > 0) onCatalogChange?.();
         return result;
