@@ -1,5 +1,6 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/app.js';
+import { buildApp, serverLoggerOptions } from '../src/app.js';
 import { connectDatabase } from '../src/db/connect.js';
 import { migrateTo, migrateToLatest } from '../src/db/migrations.js';
 import { secretHint } from '../src/lib/client-secret-hash.js';
@@ -183,6 +184,33 @@ describe('adding a secret (rotation)', () => {
     expect(listed.map((s) => s.last_used_at)).toEqual([new Date(now).toISOString(), null]);
     const client = await ctx.app.inject({ method: 'GET', url: `${CLIENTS}/${created.client.id}`, headers: bearer(ctx.adminToken) });
     expect(client.json().last_used_at).toBe(new Date(now).toISOString());
+  });
+
+  it('a last_used_at stamp that fails is tried again at the next grant, not a minute later', async () => {
+    const created = await createClient(ctx, { client_id: 'stamp-retry-svc', name: 'Stamp retry', scopes: ['a:b'] });
+    const lines: string[] = [];
+    const app = await buildApp({ config: testConfig(), database: ctx.database, hasher: counting.hasher, clock: () => now, logger: { ...serverLoggerOptions('warn'), stream: { write: (line: string) => void lines.push(line) } } });
+    const grantOn = () =>
+      app.inject({
+        method: 'POST',
+        url: '/api/v1/oauth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'stamp-retry-svc', client_secret: created.client_secret }).toString(),
+      });
+    // Every stamp of this credential's secret fails while the constraint is there.
+    await sql`alter table m2m_client_secrets add constraint stamp_blocked check (client_id <> ${sql.lit(created.client.id)}::uuid or last_used_at is null) not valid`.execute(ctx.database.db);
+    try {
+      expect((await grantOn()).statusCode).toBe(200);
+      await eventually(async () => lines, (l) => l.some((line) => line.includes('could not record last_used_at')));
+    } finally {
+      await sql`alter table m2m_client_secrets drop constraint stamp_blocked`.execute(ctx.database.db);
+    }
+    expect((await list(created.client.id))[0]!.last_used_at).toBeNull();
+    // Same minute, same app: the failed stamp did not count as done.
+    expect((await grantOn()).statusCode).toBe(200);
+    const listed = await eventually(() => list(created.client.id), (s) => s[0]!.last_used_at !== null);
+    expect(listed[0]!.last_used_at).toBe(new Date(now).toISOString());
+    await app.close();
   });
 
   it('expire_previous_in: the old secret works until its time, then is refused (cached or not) with the same 401', async () => {

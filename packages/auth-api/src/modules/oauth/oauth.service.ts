@@ -66,8 +66,8 @@ export function createOAuthService(deps: OAuthDeps) {
   const flightMacKey = randomBytes(32);
   const flightKey = (clientId: string, address: string, secret: string) =>
     createHmac('sha256', flightMacKey).update(clientId).update('\0').update(address).update('\0').update(secret).digest('base64');
-  const stamping = new Set<string>();
-  // When this instance last stamped each secret (bounded: cleared when full, which costs one extra stamp).
+  // When this instance last stamped each secret, set when the stamp starts (so one is in flight at a
+  // time) and taken back if it fails. Bounded: cleared when full, which costs one extra stamp.
   const stampedAt = new Map<string, number>();
 
   /**
@@ -201,18 +201,16 @@ export function createOAuthService(deps: OAuthDeps) {
   function stampLastUsed(client: GrantClientRow, secret: GrantSecret, plain: string) {
     // The row may come from memory (credential state): what this instance stamped since counts too.
     const stamped = stampedAt.get(secret.id);
-    const lastUsed = Math.max(secret.last_used_at ?? Number.NEGATIVE_INFINITY, stamped ?? Number.NEGATIVE_INFINITY);
-    const due = lastUsed <= clock() - STAMP_RESOLUTION_MS;
-    if (!(due || (secret.hint === '' && stamped === undefined)) || stamping.has(secret.id)) return;
-    stamping.add(secret.id);
     const at = clock();
-    touchSecretUsed(db, { client: client.id, secret: secret.id }, new Date(at), secretHint(plain))
-      .then(() => {
-        if (stampedAt.size >= 10_000) stampedAt.clear();
-        stampedAt.set(secret.id, at);
-      })
-      .catch((err) => deps.onStampError?.(err))
-      .finally(() => stamping.delete(secret.id));
+    const due = Math.max(secret.last_used_at ?? Number.NEGATIVE_INFINITY, stamped ?? Number.NEGATIVE_INFINITY) <= at - STAMP_RESOLUTION_MS;
+    if (!due && !(secret.hint === '' && stamped === undefined)) return;
+    if (stampedAt.size >= 10_000) stampedAt.clear();
+    stampedAt.set(secret.id, at);
+    touchSecretUsed(db, { client: client.id, secret: secret.id }, new Date(at), secretHint(plain)).catch((err) => {
+      // Not stamped: the next grant tries again.
+      if (stampedAt.get(secret.id) === at) stampedAt.delete(secret.id);
+      deps.onStampError?.(err);
+    });
   }
 
   return {
