@@ -6,11 +6,10 @@ import { bearer, createClient, createTestContext, TEST_DATABASE_URL, type TestCo
 interface Row {
   client_id: string;
   version: number;
-  expires_at?: number;
 }
 
 /** A credential-state cache over a counting, controllable read. */
-function harness(options: { maxEntries?: number; maxAgeMs?: number; validUntil?: (row: Row) => number | undefined } = {}) {
+function harness(options: { maxEntries?: number; maxAgeMs?: number } = {}) {
   let now = 1_000_000;
   let live = true;
   let version = 1;
@@ -122,8 +121,8 @@ describe('credential state (unit)', () => {
     expect(h.reads).toBe(reads + 1);
   });
 
-  it('time-based expiry is honoured without a notification: maxAgeMs, and validUntil(row)', async () => {
-    const h = harness({ maxAgeMs: 60_000, validUntil: (row) => row.expires_at });
+  it('time-based expiry is honoured without a notification: maxAgeMs', async () => {
+    const h = harness({ maxAgeMs: 60_000 });
     await h.state.get('svc');
     h.now += 59_999;
     await h.state.get('svc');
@@ -131,16 +130,6 @@ describe('credential state (unit)', () => {
     h.now += 1;
     await h.state.get('svc');
     expect(h.reads).toBe(2);
-
-    const expiring = harness({ validUntil: () => 1_000_500 });
-    await expiring.state.get('svc');
-    await expiring.state.get('svc');
-    expect(expiring.reads).toBe(1);
-    expiring.now = 1_000_500;
-    await expiring.state.get('svc');
-    await expiring.state.get('svc');
-    // Past its validUntil a row is never kept again.
-    expect(expiring.reads).toBe(3);
   });
 });
 

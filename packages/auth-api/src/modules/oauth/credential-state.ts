@@ -14,14 +14,11 @@ export interface CredentialStateOptions<Row> {
   maxEntries?: number;
   /**
    * Longest a row is served from memory without reading it again, whatever the
-   * feed says: a backstop for a change made outside `m2m_clients`.
+   * feed says: a backstop for a change made outside `m2m_clients`. (What
+   * changes without any write, a secret's `expires_at`, needs no bound here:
+   * the grant compares it with its clock at use.)
    */
   maxAgeMs?: number;
-  /**
-   * When a row stops being right without any write (a secret's `expires_at`):
-   * ms since the epoch, or undefined. The row is not served from memory from then on.
-   */
-  validUntil?(row: Row): number | undefined;
 }
 
 /**
@@ -30,14 +27,14 @@ export interface CredentialStateOptions<Row> {
  * Rows of `findClientForGrant` are kept per client_id and served until a
  * notification names the client_id (every change to a credential writes its
  * `m2m_clients` row, and a trigger notifies), a catalog change (`*`), a feed
- * reset, `maxAgeMs`, or `validUntil(row)`. A row is kept only when the feed was
+ * reset, or `maxAgeMs`. A row is kept only when the feed was
  * live for the whole read and nothing was invalidated meanwhile: a read that
  * raced a change is used once and not kept. Unknown client_ids are never kept
  * (a flood of made-up ids cannot evict real entries). Misses are coalesced.
  *
  * Rows are shared: callers must not mutate them.
  */
-export function createCredentialState<Row>({ read, clock, live, maxEntries = 10_000, maxAgeMs = 60_000, validUntil }: CredentialStateOptions<Row>) {
+export function createCredentialState<Row>({ read, clock, live, maxEntries = 10_000, maxAgeMs = 60_000 }: CredentialStateOptions<Row>) {
   const entries = new Map<string, { row: Row; freshUntil: number }>();
   // Bumped by every invalidation: a read that saw it change keeps nothing.
   let generation = 0;
@@ -49,13 +46,9 @@ export function createCredentialState<Row>({ read, clock, live, maxEntries = 10_
     const wasLive = live();
     const row = await read(clientId);
     if (row && wasLive && live() && generation === before) {
-      const now = clock();
-      const freshUntil = Math.min(now + maxAgeMs, validUntil?.(row) ?? Number.POSITIVE_INFINITY);
-      if (freshUntil > now) {
-        entries.delete(clientId);
-        if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
-        entries.set(clientId, { row, freshUntil });
-      }
+      entries.delete(clientId);
+      if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
+      entries.set(clientId, { row, freshUntil: clock() + maxAgeMs });
     }
     return row;
   });
