@@ -186,6 +186,22 @@ describe('adding a secret (rotation)', () => {
     expect(client.json().last_used_at).toBe(new Date(now).toISOString());
   });
 
+  it('a secret whose hash is replaced under the same id (by hand, in the database) is refused though it was verified', async () => {
+    const created = await createClient(ctx, { client_id: 'replaced-svc', name: 'Replaced', scopes: ['a:b'] });
+    expect((await grant('replaced-svc', created.client_secret)).statusCode).toBe(200);
+    const start = counting.calls.verify;
+    expect((await grant('replaced-svc', created.client_secret)).statusCode).toBe(200);
+    expect(counting.calls.verify).toBe(start); // remembered
+    const other = await createBcryptHasher(4).hash('m2msk_another-secret-entirely');
+    await ctx.database.db.transaction().execute(async (trx) => {
+      await trx.updateTable('m2m_client_secrets').set({ secret_hash: other }).where('client_id', '=', created.client.id).execute();
+      await sql`update m2m_clients set updated_at = now() where id = ${created.client.id}`.execute(trx);
+    });
+    const res = await eventually(() => grant('replaced-svc', created.client_secret), (r) => r.statusCode === 401);
+    expect(res.statusCode).toBe(401);
+    expect(res.json().error).toBe('invalid_client');
+  });
+
   it('a last_used_at stamp that fails is tried again at the next grant, not a minute later', async () => {
     const created = await createClient(ctx, { client_id: 'stamp-retry-svc', name: 'Stamp retry', scopes: ['a:b'] });
     const lines: string[] = [];

@@ -12,7 +12,12 @@ export interface VerifiedSecretCacheOptions {
 /** Which stored secret a presented secret was verified against. */
 export interface VerifiedSecret {
   secretId: string;
-  /** The stored hash it passed against: a secret replaced under the same id never matches. */
+  /**
+   * The stored hash it passed against, compared again at every use. Nothing in this server rewrites
+   * a secret's hash under its id (a rotation adds a secret with a new id), but an operator's UPDATE
+   * of `secret_hash` (a leaked secret replaced by hand) or a restore can: with the id alone, the old
+   * plaintext would keep passing from memory on every instance until the TTL.
+   */
   hash: string;
 }
 
