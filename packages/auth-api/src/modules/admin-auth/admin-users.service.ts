@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database, UserRow } from '../../db/schema.js';
 import { ApiError } from '../../errors.js';
-import type { Clock } from '../../lib/clock.js';
+import { type Clock, iso } from '../../lib/clock.js';
 import type { PasswordHasher } from '../../lib/password.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
 import { SYSTEM_ADMIN } from './admin-auth.schemas.js';
@@ -26,8 +26,6 @@ export interface AdminUsersDeps {
   hasher: PasswordHasher;
   clock: Clock;
 }
-
-const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 
 /**
  * Operator actions on admin users (the CLI's `admin …` commands), each

@@ -3,14 +3,12 @@ import type { Kysely } from 'kysely';
 import type { Database, NewM2MClientSecretRow } from '../../db/schema.js';
 import { ApiError } from '../../errors.js';
 import { type ClientSecretHasher, isLiveSecret, secretHint } from '../../lib/client-secret-hash.js';
-import type { Clock } from '../../lib/clock.js';
+import { type Clock, iso } from '../../lib/clock.js';
 import { generateClientSecret } from '../../lib/secrets.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
 import { deleteSecrets, expireSecretsBy, insertSecret, listSecrets, type SecretMetadataRow } from './client-secrets.repository.js';
 import { type ClientSecretRecord, MAX_LIVE_SECRETS, type RotateSecretBody } from './client-secrets.schemas.js';
 import { findClientById, findClientByIdForUpdate, touchClientUpdated } from './m2m-clients.repository.js';
-
-const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 
 export function toSecretRecord(row: SecretMetadataRow): ClientSecretRecord {
   return {

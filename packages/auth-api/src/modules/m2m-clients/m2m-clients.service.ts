@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { isUniqueViolation } from '../../db/errors.js';
 import type { Database, M2MClientRow, M2MClientUpdate } from '../../db/schema.js';
 import { ApiError } from '../../errors.js';
-import type { Clock } from '../../lib/clock.js';
+import { type Clock, iso } from '../../lib/clock.js';
 import type { ClientSecretHasher } from '../../lib/client-secret-hash.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
 import { insertSecret } from './client-secrets.repository.js';
@@ -20,8 +20,6 @@ import {
   revokeClient,
   updateClient,
 } from './m2m-clients.repository.js';
-
-const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 
 /** Row → API record. The secret hash never leaves this module. */
 export function toRecord(row: M2MClientRowWithOrphans): M2MClientRecord {

@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database, PermissionRow } from '../../db/schema.js';
 import { ApiError, type ErrorDetail } from '../../errors.js';
-import type { Clock } from '../../lib/clock.js';
+import { type Clock, iso } from '../../lib/clock.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
 import {
   deletePermissions,
@@ -43,7 +43,6 @@ export interface PermissionsDeps {
 }
 
 const namespaceOf = (scope: string) => scope.slice(0, scope.indexOf(':'));
-const iso = (d: Date) => d.toISOString();
 
 function toRecord(row: PermissionRow): PermissionRecord {
   return {

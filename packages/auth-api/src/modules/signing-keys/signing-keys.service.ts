@@ -4,7 +4,7 @@ import type { JWK } from 'jose';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, SigningKeyRow, SigningKeyState } from '../../db/schema.js';
 import { ApiError } from '../../errors.js';
-import type { Clock } from '../../lib/clock.js';
+import { type Clock, iso } from '../../lib/clock.js';
 import { type AsymmetricAlgorithm, createJwsSigner, decryptPrivateKey, encryptPrivateKey, generateSigningKey } from '../../lib/key-crypto.js';
 import { type Actor, insertAuditEntry } from '../audit/audit.repository.js';
 import { insertSigningKey, listSigningKeys, updateSigningKey, withKeyStateLock } from './signing-keys.repository.js';
@@ -54,7 +54,6 @@ export interface ServiceTokenSigner {
 export type PublicJwk = JWK & { kty: string; kid: string; alg: string; use: string };
 
 const PUBLISHED: ReadonlySet<SigningKeyState> = new Set(['next', 'current', 'retiring']);
-const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 
 export function toSigningKeyView(row: SigningKeyRow): SigningKeyView {
   return {
