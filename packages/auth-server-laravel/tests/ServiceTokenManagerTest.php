@@ -148,6 +148,24 @@ final class ServiceTokenManagerTest extends TestCase
         $manager->token();
     }
 
+    /** A token is cached for at most 24 h whatever expires_in says: one grant, renewed within the day, never a grant per call. */
+    public function testAHugeExpiresInIsCappedAt24Hours(): void
+    {
+        foreach ([10_000_000, 1e19, 1e300] as $expiresIn) {
+            $this->setUp();
+            $transport = new FakeTransport(static fn (array $r, int $n) => FakeTransport::json(200, ['access_token' => "tok-{$n}", 'token_type' => 'Bearer', 'expires_in' => $expiresIn]));
+            $manager = $this->manager($transport);
+            $start = $this->clock->now;
+            self::assertSame('tok-1', $manager->token());
+            self::assertSame('tok-1', $manager->token(), "expires_in {$expiresIn}: cached");
+            $this->clock->now = $start + 0.8 * 86400 - 1;
+            self::assertSame('tok-1', $manager->token(), "expires_in {$expiresIn}: still cached");
+            $this->clock->now = $start + 86400;
+            self::assertSame('tok-2', $manager->token(), "expires_in {$expiresIn}: renewed within 24 h");
+            self::assertCount(2, $transport->requests);
+        }
+    }
+
     public function testAnExpiredTokenIsNeverServed(): void
     {
         $transport = new FakeTransport(static fn (array $r, int $n) => FakeTransport::token($n, 60));

@@ -34,6 +34,13 @@ use Rw3iss\AuthServer\Support\Scopes;
 final class ServiceTokenManager
 {
     private const WELL_KNOWN = '/.well-known/oauth-authorization-server';
+    /**
+     * Longest time a token is cached, whatever `expires_in` says: the server's longest
+     * SERVICE_TOKEN_TTL (24 h). A larger value is a fault (or a hostile answer): believed, it
+     * outlived the token's real `exp`, and past PHP's integer range the cache TTL came out ≤ 0,
+     * so nothing was cached and every call was a grant.
+     */
+    private const MAX_CACHED_LIFETIME = 86400.0;
 
     private ?string $tokenEndpoint = null;
     private ?string $metadataUrl = null;
@@ -467,6 +474,7 @@ final class ServiceTokenManager
                 attempts: $attempt,
             )];
         }
+        $expiresIn = min($expiresIn, self::MAX_CACHED_LIFETIME);
         // Renew at the earlier of exp − skew and lifetime_fraction of the lifetime, minus some
         // jitter, counted from when the request started (the server's clock started the
         // lifetime no earlier than that).
