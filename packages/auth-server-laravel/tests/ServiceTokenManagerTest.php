@@ -7,6 +7,7 @@ namespace Rw3iss\AuthServer\Tests;
 use Illuminate\Cache\ArrayStore;
 use Illuminate\Cache\Repository;
 use PHPUnit\Framework\TestCase;
+use Rw3iss\AuthServer\Client\CurlTransport;
 use Rw3iss\AuthServer\Client\ServiceTokenManager;
 use Rw3iss\AuthServer\Client\TransportException;
 use Rw3iss\AuthServer\Events\ServiceTokenEvent;
@@ -265,19 +266,44 @@ final class ServiceTokenManagerTest extends TestCase
             1 => new TransportException('Could not reach https://auth.test (curl error 7)', false),
             default => FakeTransport::json(401, ['error' => 'invalid_client']),
         });
+        // Stack traces keep call arguments unless zend.exception_ignore_args is on (PHP's built-in
+        // default and php.ini-development leave it off; error reporters read getTrace()).
+        $ignoreArgs = ini_set('zend.exception_ignore_args', '0');
         try {
-            $this->manager($transport, ['auth_method' => 'client_secret_post'])->token();
-            self::fail('expected a TokenRequestException');
-        } catch (TokenRequestException $e) {
-            $everything = (string) $e . print_r($e->getTrace(), true) . print_r($this->events, true);
-            self::assertStringNotContainsString(self::SECRET, $everything);
-            self::assertStringNotContainsString(urlencode(self::SECRET), $everything);
+            foreach (['client_secret_post', 'client_secret_basic'] as $method) {
+                try {
+                    $this->manager($transport, ['auth_method' => $method])->token();
+                    self::fail('expected a TokenRequestException');
+                } catch (TokenRequestException $e) {
+                    $transport->requests = []; // the fixture's own record of what it was sent
+                    $everything = (string) $e . self::ourFrames($e) . print_r($this->events, true);
+                    self::assertStringContainsString('billing-svc', $everything, 'the frames and their arguments are there');
+                    self::assertStringNotContainsString(self::SECRET, $everything, $method);
+                    self::assertStringNotContainsString(urlencode(self::SECRET), $everything, $method);
+                    self::assertStringNotContainsString(base64_encode('billing-svc:' . urlencode(self::SECRET)), $everything, $method);
+                }
+            }
+            // The curl transport's own frame (an exception's previous, e.g. in the revocation list).
+            try {
+                (new CurlTransport())->send('POST', 'http://127.0.0.1:1/oauth/token', ['Authorization' => 'Basic ' . self::SECRET], 'client_secret=' . self::SECRET, 1.0);
+                self::fail('expected a TransportException');
+            } catch (TransportException $e) {
+                self::assertStringNotContainsString(self::SECRET, self::ourFrames($e));
+            }
+        } finally {
+            ini_set('zend.exception_ignore_args', (string) $ignoreArgs);
         }
         try {
             $this->manager($transport, ['client_id' => '']);
         } catch (AuthServerException $e) {
             self::assertStringNotContainsString(self::SECRET, (string) $e);
         }
+    }
+
+    /** The stack frames of this package, with their arguments, as print_r() dumps them. */
+    private static function ourFrames(\Throwable $e): string
+    {
+        return print_r(array_filter($e->getTrace(), static fn (array $f) => str_starts_with($f['class'] ?? '', 'Rw3iss\\AuthServer\\Client')), true);
     }
 
     public function testInvalidateDropsOnlyTheCachedToken(): void

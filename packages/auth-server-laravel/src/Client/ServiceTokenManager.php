@@ -317,17 +317,19 @@ final class ServiceTokenManager
         if ($slot['audience'] !== null) {
             $form['audience'] = $slot['audience'];
         }
-        $body = http_build_query([...$form, ...$this->credentials['params']], '', '&', PHP_QUERY_RFC1738);
-        $headers = [
-            ...$this->credentials['headers'],
-            'Content-Type' => 'application/x-www-form-urlencoded',
-            'Accept' => 'application/json',
-        ];
 
-        return $this->withRetries(function (int $attempt) use ($endpoint, $headers, $body, $slot, $background): array {
+        // The secret is added inside the attempt, never captured by the closure: a stack trace's
+        // arguments (zend.exception_ignore_args off) show a closure's captured variables.
+        return $this->withRetries(function (int $attempt) use ($endpoint, $form, $slot, $background): array {
             $this->emit('token_request', [...$slot, 'attempt' => $attempt, 'background' => $background]);
             $startedAt = $this->clock->now();
-            $response = $this->send('POST', $endpoint, $headers, $body, $attempt);
+            $response = $this->send(
+                'POST',
+                $endpoint,
+                [...$this->credentials['headers'], 'Content-Type' => 'application/x-www-form-urlencoded', 'Accept' => 'application/json'],
+                http_build_query([...$form, ...$this->credentials['params']], '', '&', PHP_QUERY_RFC1738),
+                $attempt,
+            );
             if (!$response instanceof HttpResponse) {
                 return $response;
             }
@@ -337,6 +339,20 @@ final class ServiceTokenManager
 
             return $this->parseToken($response, $startedAt, $attempt, $slot, $background);
         });
+    }
+
+    /**
+     * What var_dump() / print_r() show (a stack trace's arguments, an error reporter's dump):
+     * everything but the credentials.
+     *
+     * @return array<string, mixed>
+     */
+    public function __debugInfo(): array
+    {
+        $properties = get_object_vars($this);
+        $properties['credentials'] = '[redacted]';
+
+        return $properties;
     }
 
     /** The token endpoint: configured, or read once from the RFC 8414 metadata. */
@@ -419,7 +435,7 @@ final class ServiceTokenManager
      * @param array<string, string> $headers
      * @return HttpResponse|array{ok: false, error: TokenRequestException, retryable: true}
      */
-    private function send(string $method, string $url, array $headers, ?string $body, int $attempt): HttpResponse|array
+    private function send(string $method, string $url, #[\SensitiveParameter] array $headers, #[\SensitiveParameter] ?string $body, int $attempt): HttpResponse|array
     {
         try {
             return $this->transport->send($method, $url, $headers, $body, $this->timeout);
