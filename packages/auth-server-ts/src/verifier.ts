@@ -332,6 +332,11 @@ class Verifier implements ServiceTokenVerifier {
           dispatcher: options.dispatcher,
           allowInsecureHttp,
           now: () => (this.#clock ? this.#clock.now() : Date.now()),
+          // Tokens a removed key signed are checked again (and refused); verifications under way do not cache.
+          onKeysRemoved: () => {
+            this.#generation++;
+            this.#cache?.clear();
+          },
         })
       : undefined;
     this.#joseOptions = {
