@@ -276,7 +276,9 @@ final class ServiceTokenManagerTest extends TestCase
                     self::fail('expected a TokenRequestException');
                 } catch (TokenRequestException $e) {
                     $transport->requests = []; // the fixture's own record of what it was sent
-                    $everything = (string) $e . self::ourFrames($e) . print_r($this->events, true);
+                    // Events carry the exception itself: its frames are checked above, its message here.
+                    $events = array_map(static fn ($event) => print_r(array_map(static fn ($v) => $v instanceof \Throwable ? $v->getMessage() : $v, $event->data), true), $this->events);
+                    $everything = (string) $e . self::ourFrames($e) . implode("\n", $events);
                     self::assertStringContainsString('billing-svc', $everything, 'the frames and their arguments are there');
                     self::assertStringNotContainsString(self::SECRET, $everything, $method);
                     self::assertStringNotContainsString(urlencode(self::SECRET), $everything, $method);

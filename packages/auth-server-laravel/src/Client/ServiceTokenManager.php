@@ -343,16 +343,23 @@ final class ServiceTokenManager
 
     /**
      * What var_dump() / print_r() show (a stack trace's arguments, an error reporter's dump):
-     * everything but the credentials.
+     * the settings without the credentials, and collaborators (the cache holding the tokens,
+     * the transport, callbacks) by class name only.
      *
      * @return array<string, mixed>
      */
     public function __debugInfo(): array
     {
-        $properties = get_object_vars($this);
-        $properties['credentials'] = '[redacted]';
+        $view = [];
+        foreach (get_object_vars($this) as $name => $value) {
+            $view[$name] = match (true) {
+                $name === 'credentials' => '[redacted]',
+                is_object($value) => get_class($value),
+                default => $value,
+            };
+        }
 
-        return $properties;
+        return $view;
     }
 
     /** The token endpoint: configured, or read once from the RFC 8414 metadata. */
