@@ -7,6 +7,7 @@ namespace Rw3iss\AuthServer\Tests;
 use Illuminate\Cache\ArrayStore;
 use Illuminate\Cache\Repository;
 use PHPUnit\Framework\TestCase;
+use Rw3iss\AuthServer\Client\CurlTransport;
 use Rw3iss\AuthServer\Client\ServiceTokenManager;
 use Rw3iss\AuthServer\Client\TransportException;
 use Rw3iss\AuthServer\Events\ServiceTokenEvent;
@@ -148,6 +149,24 @@ final class ServiceTokenManagerTest extends TestCase
         $manager->token();
     }
 
+    /** A token is cached for at most 24 h whatever expires_in says: one grant, renewed within the day, never a grant per call. */
+    public function testAHugeExpiresInIsCappedAt24Hours(): void
+    {
+        foreach ([10_000_000, 1e19, 1e300] as $expiresIn) {
+            $this->setUp();
+            $transport = new FakeTransport(static fn (array $r, int $n) => FakeTransport::json(200, ['access_token' => "tok-{$n}", 'token_type' => 'Bearer', 'expires_in' => $expiresIn]));
+            $manager = $this->manager($transport);
+            $start = $this->clock->now;
+            self::assertSame('tok-1', $manager->token());
+            self::assertSame('tok-1', $manager->token(), "expires_in {$expiresIn}: cached");
+            $this->clock->now = $start + 0.8 * 86400 - 1;
+            self::assertSame('tok-1', $manager->token(), "expires_in {$expiresIn}: still cached");
+            $this->clock->now = $start + 86400;
+            self::assertSame('tok-2', $manager->token(), "expires_in {$expiresIn}: renewed within 24 h");
+            self::assertCount(2, $transport->requests);
+        }
+    }
+
     public function testAnExpiredTokenIsNeverServed(): void
     {
         $transport = new FakeTransport(static fn (array $r, int $n) => FakeTransport::token($n, 60));
@@ -247,19 +266,46 @@ final class ServiceTokenManagerTest extends TestCase
             1 => new TransportException('Could not reach https://auth.test (curl error 7)', false),
             default => FakeTransport::json(401, ['error' => 'invalid_client']),
         });
+        // Stack traces keep call arguments unless zend.exception_ignore_args is on (PHP's built-in
+        // default and php.ini-development leave it off; error reporters read getTrace()).
+        $ignoreArgs = ini_set('zend.exception_ignore_args', '0');
         try {
-            $this->manager($transport, ['auth_method' => 'client_secret_post'])->token();
-            self::fail('expected a TokenRequestException');
-        } catch (TokenRequestException $e) {
-            $everything = (string) $e . print_r($e->getTrace(), true) . print_r($this->events, true);
-            self::assertStringNotContainsString(self::SECRET, $everything);
-            self::assertStringNotContainsString(urlencode(self::SECRET), $everything);
+            foreach (['client_secret_post', 'client_secret_basic'] as $method) {
+                try {
+                    $this->manager($transport, ['auth_method' => $method])->token();
+                    self::fail('expected a TokenRequestException');
+                } catch (TokenRequestException $e) {
+                    $transport->requests = []; // the fixture's own record of what it was sent
+                    // Events carry the exception itself: its frames are checked above, its message here.
+                    $events = array_map(static fn ($event) => print_r(array_map(static fn ($v) => $v instanceof \Throwable ? $v->getMessage() : $v, $event->data), true), $this->events);
+                    $everything = (string) $e . self::ourFrames($e) . implode("\n", $events);
+                    self::assertStringContainsString('billing-svc', $everything, 'the frames and their arguments are there');
+                    self::assertStringNotContainsString(self::SECRET, $everything, $method);
+                    self::assertStringNotContainsString(urlencode(self::SECRET), $everything, $method);
+                    self::assertStringNotContainsString(base64_encode('billing-svc:' . urlencode(self::SECRET)), $everything, $method);
+                }
+            }
+            // The curl transport's own frame (an exception's previous, e.g. in the revocation list).
+            try {
+                (new CurlTransport())->send('POST', 'http://127.0.0.1:1/oauth/token', ['Authorization' => 'Basic ' . self::SECRET], 'client_secret=' . self::SECRET, 1.0);
+                self::fail('expected a TransportException');
+            } catch (TransportException $e) {
+                self::assertStringNotContainsString(self::SECRET, self::ourFrames($e));
+            }
+        } finally {
+            ini_set('zend.exception_ignore_args', (string) $ignoreArgs);
         }
         try {
             $this->manager($transport, ['client_id' => '']);
         } catch (AuthServerException $e) {
             self::assertStringNotContainsString(self::SECRET, (string) $e);
         }
+    }
+
+    /** The stack frames of this package, with their arguments, as print_r() dumps them. */
+    private static function ourFrames(\Throwable $e): string
+    {
+        return print_r(array_filter($e->getTrace(), static fn (array $f) => str_starts_with($f['class'] ?? '', 'Rw3iss\\AuthServer\\Client')), true);
     }
 
     public function testInvalidateDropsOnlyTheCachedToken(): void

@@ -68,6 +68,20 @@ final class VerifierOptionsTest extends TestCase
         }
     }
 
+    /** A dump of the verifier (a stack trace's arguments, an error reporter) never shows a secret. */
+    public function testDumpsNeverShowTheSecrets(): void
+    {
+        $verifier = new ServiceTokenVerifier(Tokens::verifyConfig(), new FixedClock(self::NOW));
+        ob_start();
+        var_dump($verifier);
+        $dump = print_r($verifier, true) . ob_get_clean();
+        self::assertStringContainsString('catalog-api', $dump);
+        foreach ([Tokens::SECRET, Tokens::PREVIOUS_SECRET] as $secret) {
+            self::assertStringNotContainsString($secret, $dump);
+        }
+        self::assertSame('billing-svc', $verifier->verify(Tokens::sign(self::NOW))->clientId);
+    }
+
     public function testTheMaxLifetimeIsConfigurable(): void
     {
         $verifier = new ServiceTokenVerifier([...Tokens::verifyConfig(), 'max_lifetime' => 600], new FixedClock(self::NOW));

@@ -59,10 +59,10 @@ export class ServiceTokenGuard implements CanActivate {
   }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const targets = [context.getHandler(), context.getClass()];
-    if (this.#reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets) === true) return true;
+    const decided = this.#decide(context);
+    if (decided === 'public') return true;
     if (context.getType() !== 'http') return false;
-    const requirement = this.#reflector.getAllAndOverride<ScopeRequirement>(SCOPES_KEY, targets) ?? NO_SCOPES;
+    const requirement = decided ?? NO_SCOPES;
     const http = context.switchToHttp();
     // Express's req and Fastify's request both carry Node's lower-cased headers.
     const request = http.getRequest<{ headers: Record<string, string | string[] | undefined>; servicePrincipal?: ServicePrincipal }>();
@@ -76,5 +76,21 @@ export class ServiceTokenGuard implements CanActivate {
     const adapter = this.#adapterHost.httpAdapter;
     for (const [name, value] of Object.entries(outcome.response.headers)) adapter.setHeader(response, name, value);
     throw new ServiceTokenRefusedException(outcome.response);
+  }
+
+  /**
+   * What the decorators ask for: the route's own (`@RequireScopes()` or
+   * `@Public()`) decide before its controller's, and `@RequireScopes()` wins
+   * over `@Public()` at the same level. So a method with `@RequireScopes()` in
+   * a `@Public()` controller is guarded (fail closed), as a route's own scopes
+   * replace its controller's. Undefined: a valid token, no scope.
+   */
+  #decide(context: ExecutionContext): ScopeRequirement | 'public' | undefined {
+    for (const target of [context.getHandler(), context.getClass()]) {
+      const requirement = this.#reflector.get<ScopeRequirement | undefined>(SCOPES_KEY, target);
+      if (requirement !== undefined) return requirement;
+      if (this.#reflector.get<boolean | undefined>(PUBLIC_KEY, target) === true) return 'public';
+    }
+    return undefined;
   }
 }

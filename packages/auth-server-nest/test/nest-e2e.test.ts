@@ -137,6 +137,21 @@ class PublicController {
   index() {
     return { public: true };
   }
+
+  // A route's own @RequireScopes() decides before its controller's @Public() (fail closed).
+  @Post('admin')
+  @HttpCode(200)
+  @RequireScopes('gsku:admin')
+  admin() {
+    return { admin: true };
+  }
+
+  @Post('publish')
+  @HttpCode(200)
+  @RequireScopes('gsku:publish')
+  publish(@ServicePrincipal() principal: ServicePrincipal) {
+    return { by: principal.clientId };
+  }
 }
 
 /** Every route guarded by APP_GUARD; forRoot with isGlobal. */
@@ -323,6 +338,20 @@ for (const platform of PLATFORMS) {
       const index = await call(`${global[platform]}/public`, undefined, 'GET');
       expect(index.status).toBe(200);
       expect(await index.json()).toEqual({ public: true });
+    });
+
+    it("a route's own @RequireScopes() in a @Public() controller is guarded", async () => {
+      const anonymous = await answer(await call(`${global[platform]}/public/admin`, undefined));
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.body.error).toBe('missing_token');
+      const forged = await call(`${global[platform]}/public/admin`, 'not-a-token');
+      expect(forged.status).toBe(401);
+      const lacking = await answer(await call(`${global[platform]}/public/admin`, await caller.getToken()));
+      expect(lacking.status).toBe(403);
+      expect(lacking.body.scope).toBe('gsku:admin');
+      const granted = await call(`${global[platform]}/public/publish`, await caller.getToken());
+      expect(granted.status).toBe(200);
+      expect(await granted.json()).toEqual({ by: 'publisher-svc' });
     });
 
     it('an unknown route is still a 404, not a 401', async () => {

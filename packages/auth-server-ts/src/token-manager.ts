@@ -109,6 +109,7 @@ export type ServiceTokenEvent =
       type: 'token_acquired';
       scopes: readonly string[];
       audience: string | undefined;
+      /** The lifetime the token is cached for: `expires_in`, at most 86,400 (24 h). */
       expiresInSec: number;
       renewInMs: number;
       background: boolean;
@@ -146,6 +147,13 @@ interface Slot {
 
 const WELL_KNOWN = '/.well-known/oauth-authorization-server';
 const NO_OPTIONS: GetTokenOptions = Object.freeze({});
+/**
+ * Longest time a token is cached, whatever `expires_in` says: the server's longest
+ * SERVICE_TOKEN_TTL (24 h). A larger value is a fault (or a hostile answer); believed, it
+ * would outlive the token's real `exp`, and past Node's timer limit (2^31 − 1 ms, about
+ * 24.8 days) the renewal timer fires at once, every time: a renewal loop.
+ */
+const MAX_CACHED_LIFETIME_SEC = 24 * 3600;
 
 function originOf(url: string): string | undefined {
   try {
@@ -657,11 +665,11 @@ export class ServiceTokenManager {
     // Renew at the earlier of exp − skew and lifetimeFraction of the lifetime, minus
     // some jitter, counted from when the request started (the server's clock
     // started the lifetime no earlier than that).
-    const lifetimeMs = expiresInSec * 1000;
+    const lifetimeMs = Math.min(expiresInSec, MAX_CACHED_LIFETIME_SEC) * 1000;
     const { skewSec, lifetimeFraction, jitterFraction } = this.#refresh;
     const jitterMs = this.#random() * jitterFraction * lifetimeMs;
     const renewInMs = Math.max(0, Math.min(lifetimeMs - skewSec * 1000, lifetimeMs * lifetimeFraction) - jitterMs);
-    return { ok: true, value: { value, obtainedAt: startedAt, expiresAt: startedAt + lifetimeMs, renewAt: startedAt + renewInMs, expiresInSec } };
+    return { ok: true, value: { value, obtainedAt: startedAt, expiresAt: startedAt + lifetimeMs, renewAt: startedAt + renewInMs, expiresInSec: lifetimeMs / 1000 } };
   }
 
   #retryContext(): RetryContext {

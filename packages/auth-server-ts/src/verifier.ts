@@ -30,7 +30,7 @@ export interface RevocationOptions {
   url?: string | URL;
   /** Time between two polls, in ms. Default 2,000: a revocation is refused within about 2 s plus one request (≤ 5 s). */
   intervalMs?: number;
-  /** Timeout of one feed request, and the longest a verify() waits for the first complete read, in ms. Default 2,500. */
+  /** Timeout of one feed request and of getting its token (a source that does not answer in time is a failed read), and the longest a verify() waits for the first complete read, in ms. Default 2,500. */
   timeoutMs?: number;
   /**
    * When the feed has not been read completely for this long (ms), refuse
@@ -332,6 +332,11 @@ class Verifier implements ServiceTokenVerifier {
           dispatcher: options.dispatcher,
           allowInsecureHttp,
           now: () => (this.#clock ? this.#clock.now() : Date.now()),
+          // Tokens a removed key signed are checked again (and refused); verifications under way do not cache.
+          onKeysRemoved: () => {
+            this.#generation++;
+            this.#cache?.clear();
+          },
         })
       : undefined;
     this.#joseOptions = {

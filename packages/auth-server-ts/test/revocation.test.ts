@@ -124,6 +124,26 @@ describe('revocation option', () => {
     expect(await reasonOf(verifier.verify(token))).toBe('accepted');
   });
 
+  it('a token source that stops answering is a failed sync (bounded by timeoutMs): sync_failed, then fail_closed', async () => {
+    const server = await feedServer(() => page({ cursor: 'c' }));
+    let hang = false;
+    const { verifier, events } = verifierFor(server.url, {
+      token: () => (hang ? new Promise<string>(() => {}) : 'feed-token'),
+      timeoutMs: 100,
+      failClosedAfterMs: 300,
+    });
+    const token = await signToken();
+    expect(await reasonOf(verifier.verify(token))).toBe('accepted');
+    hang = true;
+    await until(() => events.some((e) => e.type === 'fail_closed'));
+    const failed = events.find((e) => e.type === 'sync_failed');
+    expect(failed?.type === 'sync_failed' && failed.error.message).toMatch(/token source did not answer within 100 ms/);
+    expect(await reasonOf(verifier.verify(token))).toBe('invalid_token/revocation_unavailable');
+    hang = false;
+    await until(() => events.some((e) => e.type === 'recovered'));
+    expect(await reasonOf(verifier.verify(token))).toBe('accepted');
+  });
+
   it('before the first complete sync, verify waits for it: a revoked credential\'s token is refused once it lands, not accepted meanwhile', async () => {
     const revokedAt = new Date().toISOString();
     const server = await feedServer(async () => {

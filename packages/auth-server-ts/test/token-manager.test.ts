@@ -192,6 +192,30 @@ describe('ServiceTokenManager: renewal (fake clock)', () => {
     expect(auth.requests).toHaveLength(2);
   });
 
+  it('caches a token for at most 24 h whatever expires_in says (115 days here)', async () => {
+    const clock = new FakeClock();
+    const auth = await server((_, n) => tokenReply(n, 10_000_000));
+    const { manager: tokens, events } = manager({ tokenEndpoint: `${auth.url}/t`, clock });
+
+    expect(await tokens.getToken()).toBe('tok-1');
+    expect(events.find((e) => e.type === 'token_acquired')).toMatchObject({ expiresInSec: 86_400 });
+    clock.advance(86_400_000);
+    expect(await tokens.getToken()).toBe('tok-2');
+    expect(auth.requests).toHaveLength(2);
+  });
+
+  it('an expires_in past the timer limit does not start a renewal loop (system clock)', async () => {
+    const auth = await server((_, n) => tokenReply(n, 1e9));
+    const { manager: tokens } = manager({ tokenEndpoint: `${auth.url}/t`, clock: systemClock });
+    const end = Date.now() + 300;
+    // A busy caller: a getToken() on every turn of the event loop.
+    while (Date.now() < end) {
+      expect(await tokens.getToken()).toBe('tok-1');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(auth.requests).toHaveLength(1);
+  });
+
   it('renews earlier with jitter and with a skew larger than 20% of the lifetime', async () => {
     const clock = new FakeClock();
     const auth = await server((_, n) => tokenReply(n, 100));

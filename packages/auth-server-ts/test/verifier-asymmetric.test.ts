@@ -4,7 +4,7 @@ import { calculateJwkThumbprint, exportJWK, type JWK, SignJWT } from 'jose';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireServiceToken, serviceTokenPlugin } from '../src/fastify.js';
 import { AuthServerError, createServiceTokenVerifier, keyIdForSecret, type ServiceTokenVerifierOptions, TokenVerificationError } from '../src/index.js';
-import { AUDIENCE, FakeClock, ISSUER, SECRET, signToken, startServer, type TestServer } from './helpers.js';
+import { AUDIENCE, FakeClock, ISSUER, SECRET, signToken, startServer, type TestServer, until } from './helpers.js';
 
 interface TestKey {
   alg: 'ES256' | 'EdDSA';
@@ -181,6 +181,24 @@ describe('jwksUri', () => {
     clock.advance(30_000);
     await verifier.verify(await signAsym(ed));
     expect(jwksRequests()).toBe(3);
+  });
+
+  it('a key removed from the set (rotated out after a leak) stops verifying, also tokens it signed that were already verified and cached', async () => {
+    keys = [es.publicJwk, ed.publicJwk];
+    await serve();
+    const clock = new FakeClock(Date.now());
+    const verifier = createServiceTokenVerifier({ ...base, jwksUri: `${server.url}/.well-known/jwks.json`, clock });
+    const forged = await signAsym(es, { jti: 'minted-with-the-leaked-key' });
+    expect((await verifier.verify(forged)).clientId).toBe('billing-svc');
+    expect((await verifier.verify(forged)).clientId).toBe('billing-svc'); // now served from the cache
+
+    keys = [ed.publicJwk];
+    clock.advance(300_000); // past max-age: the next verification refreshes the set in the background
+    await verifier.verify(await signAsym(ed));
+    await until(() => jwksRequests() === 2);
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await refusal(verifier.verify(forged))).reason).toBe('unknown_key');
+    expect((await verifier.verify(await signAsym(ed))).clientId).toBe('billing-svc');
   });
 
   it('reports jwks_unavailable while it never obtained a key set, then recovers', async () => {

@@ -13,7 +13,7 @@ final class CurlTransport implements HttpTransport
     /** A token response is a few hundred bytes; anything far larger is not one. */
     public const MAX_BODY_BYTES = 256 * 1024;
 
-    public function send(string $method, string $url, array $headers, ?string $body, float $timeoutSeconds): HttpResponse
+    public function send(string $method, string $url, #[\SensitiveParameter] array $headers, #[\SensitiveParameter] ?string $body, float $timeoutSeconds): HttpResponse
     {
         $handle = curl_init();
         $received = '';

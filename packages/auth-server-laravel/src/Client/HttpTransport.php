@@ -11,5 +11,5 @@ interface HttpTransport
      * @param array<string, string> $headers
      * @throws TransportException when no complete answer arrives (network error or timeout)
      */
-    public function send(string $method, string $url, array $headers, ?string $body, float $timeoutSeconds): HttpResponse;
+    public function send(string $method, string $url, #[\SensitiveParameter] array $headers, #[\SensitiveParameter] ?string $body, float $timeoutSeconds): HttpResponse;
 }

@@ -34,6 +34,13 @@ use Rw3iss\AuthServer\Support\Scopes;
 final class ServiceTokenManager
 {
     private const WELL_KNOWN = '/.well-known/oauth-authorization-server';
+    /**
+     * Longest time a token is cached, whatever `expires_in` says: the server's longest
+     * SERVICE_TOKEN_TTL (24 h). A larger value is a fault (or a hostile answer): believed, it
+     * outlived the token's real `exp`, and past PHP's integer range the cache TTL came out ≤ 0,
+     * so nothing was cached and every call was a grant.
+     */
+    private const MAX_CACHED_LIFETIME = 86400.0;
 
     private ?string $tokenEndpoint = null;
     private ?string $metadataUrl = null;
@@ -310,17 +317,19 @@ final class ServiceTokenManager
         if ($slot['audience'] !== null) {
             $form['audience'] = $slot['audience'];
         }
-        $body = http_build_query([...$form, ...$this->credentials['params']], '', '&', PHP_QUERY_RFC1738);
-        $headers = [
-            ...$this->credentials['headers'],
-            'Content-Type' => 'application/x-www-form-urlencoded',
-            'Accept' => 'application/json',
-        ];
 
-        return $this->withRetries(function (int $attempt) use ($endpoint, $headers, $body, $slot, $background): array {
+        // The secret is added inside the attempt, never captured by the closure: a stack trace's
+        // arguments (zend.exception_ignore_args off) show a closure's captured variables.
+        return $this->withRetries(function (int $attempt) use ($endpoint, $form, $slot, $background): array {
             $this->emit('token_request', [...$slot, 'attempt' => $attempt, 'background' => $background]);
             $startedAt = $this->clock->now();
-            $response = $this->send('POST', $endpoint, $headers, $body, $attempt);
+            $response = $this->send(
+                'POST',
+                $endpoint,
+                [...$this->credentials['headers'], 'Content-Type' => 'application/x-www-form-urlencoded', 'Accept' => 'application/json'],
+                http_build_query([...$form, ...$this->credentials['params']], '', '&', PHP_QUERY_RFC1738),
+                $attempt,
+            );
             if (!$response instanceof HttpResponse) {
                 return $response;
             }
@@ -330,6 +339,27 @@ final class ServiceTokenManager
 
             return $this->parseToken($response, $startedAt, $attempt, $slot, $background);
         });
+    }
+
+    /**
+     * What var_dump() / print_r() show (a stack trace's arguments, an error reporter's dump):
+     * the settings without the credentials, and collaborators (the cache holding the tokens,
+     * the transport, callbacks) by class name only.
+     *
+     * @return array<string, mixed>
+     */
+    public function __debugInfo(): array
+    {
+        $view = [];
+        foreach (get_object_vars($this) as $name => $value) {
+            $view[$name] = match (true) {
+                $name === 'credentials' => '[redacted]',
+                is_object($value) => get_class($value),
+                default => $value,
+            };
+        }
+
+        return $view;
     }
 
     /** The token endpoint: configured, or read once from the RFC 8414 metadata. */
@@ -412,7 +442,7 @@ final class ServiceTokenManager
      * @param array<string, string> $headers
      * @return HttpResponse|array{ok: false, error: TokenRequestException, retryable: true}
      */
-    private function send(string $method, string $url, array $headers, ?string $body, int $attempt): HttpResponse|array
+    private function send(string $method, string $url, #[\SensitiveParameter] array $headers, #[\SensitiveParameter] ?string $body, int $attempt): HttpResponse|array
     {
         try {
             return $this->transport->send($method, $url, $headers, $body, $this->timeout);
@@ -467,6 +497,7 @@ final class ServiceTokenManager
                 attempts: $attempt,
             )];
         }
+        $expiresIn = min($expiresIn, self::MAX_CACHED_LIFETIME);
         // Renew at the earlier of exp − skew and lifetime_fraction of the lifetime, minus some
         // jitter, counted from when the request started (the server's clock started the
         // lifetime no earlier than that).

@@ -172,6 +172,20 @@ final class ServiceTokenVerifier
     }
 
     /**
+     * What var_dump() / print_r() show (a stack trace's arguments, an error reporter's dump):
+     * everything but the secrets.
+     *
+     * @return array<string, mixed>
+     */
+    public function __debugInfo(): array
+    {
+        $properties = get_object_vars($this);
+        $properties['keys'] = $properties['byKid'] = '[redacted]';
+
+        return $properties;
+    }
+
+    /**
      * Verifies `$token` (the bare JWT, without `Bearer `) and the required scopes.
      *
      * @param list<string> $scopes required scopes (default none)

@@ -75,6 +75,8 @@ export interface RemoteKeySetOptions {
   /** Accept a plain-http JWKS (or metadata) on a non-loopback host. */
   allowInsecureHttp: boolean;
   now(): number;
+  /** Called when a fetched set drops or replaces a key the previous set had (the verifier empties its cache of verified tokens). */
+  onKeysRemoved?: () => void;
 }
 
 /** Longest time a key set is used without a background refresh, whatever its Cache-Control says. */
@@ -153,8 +155,11 @@ export class RemoteKeySet {
         // Keys of other types (RSA, encryption keys) may share the set: skipped, not fatal.
         if (typeof entry !== 'string' && !keys.has(entry.kid)) keys.set(entry.kid, entry);
       }
+      const previous = this.#keys;
       this.#keys = keys;
       this.#fetchedAt = this.#options.now();
+      // A key rotated out (e.g. after a leak): tokens it signed must not outlive it in a cache.
+      if (previous !== undefined && [...previous].some(([kid, old]) => !keys.get(kid)?.key.equals(old.key))) this.#options.onKeysRemoved?.();
       this.#maxAgeMs = maxAgeOf(response.headers['cache-control'], this.#options.cooldownMs);
     } catch {
       // Down, slow or answering nonsense: keep the last good set (or none) until the next allowed attempt.

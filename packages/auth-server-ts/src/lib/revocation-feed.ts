@@ -169,7 +169,9 @@ export class RevocationFeed {
   /** One page; true when another is waiting. */
   async #fetchPage(): Promise<boolean> {
     const source = this.#options.token;
-    const token = typeof source === 'function' ? await source() : await source.getToken();
+    // Bounded like the request: a token source that never answers would otherwise stall the
+    // poller for good, silently (no sync_failed, and failClosedAfterMs never reached).
+    const token = await this.#bounded(Promise.resolve().then(() => (typeof source === 'function' ? source() : source.getToken())));
     if (typeof token !== 'string' || token === '') throw new Error('the revocation feed token source returned no token');
     const url = new URL(this.#options.url);
     if (this.#cursor !== undefined) url.searchParams.set('since', this.#cursor);
@@ -210,6 +212,27 @@ export class RevocationFeed {
     this.#etag = typeof etag === 'string' && !page.has_more ? { cursor: page.cursor, value: etag } : undefined;
     this.#cursor = page.cursor;
     return page.has_more;
+  }
+
+  /** `promise`, or a rejection after timeoutMs (or on close), whichever comes first. */
+  #bounded<T>(promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const fail = (reason: unknown) => {
+        clearTimeout(timer);
+        this.#closer.signal.removeEventListener('abort', onAbort);
+        reject(reason);
+      };
+      const onAbort = () => fail(this.#closer.signal.reason);
+      const timer = setTimeout(() => fail(new Error(`the revocation feed token source did not answer within ${this.#options.timeoutMs} ms`)), this.#options.timeoutMs);
+      timer.unref();
+      if (this.#closer.signal.aborted) onAbort();
+      else this.#closer.signal.addEventListener('abort', onAbort, { once: true });
+      promise.then((value) => {
+        clearTimeout(timer);
+        this.#closer.signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      }, fail);
+    });
   }
 
   /** Forgets entries no live token can match any more. */
