@@ -39,7 +39,7 @@ const verifier = createServiceTokenVerifier({
 const app = Fastify({ logger: true });
 await app.register(serviceTokenPlugin, { verifier });
 
-app.post<{ Body: { sku?: string } }>('/publish', { preHandler: requireServiceToken('gsku:publish') }, async (request) => {
+app.post<{ Body: { sku?: string } }>('/publish', { onRequest: requireServiceToken('gsku:publish') }, async (request) => {
   const service = request.servicePrincipal!;
   return { published: request.body?.sku ?? null, by: service.clientId };
 });

@@ -67,16 +67,20 @@ const plugin: FastifyPluginAsync<ServiceTokenPluginOptions> = async (app, option
  */
 export const serviceTokenPlugin = fp(plugin, { name: '@rw3iss/auth-server-ts', fastify: '5.x' });
 
-/** A Fastify `preHandler` that only lets a service token with the given scopes through. */
+/**
+ * A Fastify hook that only lets a service token with the given scopes through: use it as the
+ * route's `onRequest` (refused before the body is read; `preHandler` works too, after parsing).
+ */
 export type ServiceTokenPreHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 
 /**
  * Per-route guard: verifies the `Authorization: Bearer` service token and the
  * scopes, sets `request.servicePrincipal`, or answers 401/403 per RFC 6750 §3
  * with a `WWW-Authenticate` header and a JSON body. Needs {@link serviceTokenPlugin}.
+ * As `onRequest`, a caller without a valid token costs no body parsing.
  *
  * @example
- * app.post('/publish', { preHandler: requireServiceToken('gsku:publish') }, async (request) => {
+ * app.post('/publish', { onRequest: requireServiceToken('gsku:publish') }, async (request) => {
  *   return { by: request.servicePrincipal!.clientId };
  * });
  * // one of several scopes:

@@ -79,28 +79,75 @@ function guardContract(name: string, setup: () => Promise<(path: string, authori
 const verifier = createServiceTokenVerifier({ secret: SECRET, issuer: ISSUER, audience: AUDIENCE });
 
 let fastify: FastifyInstance;
+const fastifyApps: FastifyInstance[] = [];
 afterAll(async () => {
-  await fastify?.close();
+  for (const app of fastifyApps) await app.close();
 });
 
-guardContract('Fastify guard (inject)', async () => {
-  fastify = Fastify();
-  await fastify.register(serviceTokenPlugin, { verifier });
-  fastify.post('/publish', { preHandler: requireServiceToken('gsku:publish') }, async (request) => ({
-    clientId: request.servicePrincipal!.clientId,
-    scopes: request.servicePrincipal!.scopes,
-  }));
-  fastify.get('/any', { preHandler: requireServiceToken({ scopes: ['gsku:admin', 'gsku:read'], mode: 'any' }) }, async () => ({}));
-  fastify.get('/open', async (request) => ({ principal: request.servicePrincipal }));
-  await fastify.ready();
-  return async (path, authorization) => {
-    const res = await fastify.inject({
-      method: path === '/publish' ? 'POST' : 'GET',
-      url: path,
-      headers: authorization === undefined ? {} : { authorization },
+/** The guard in either hook it is documented for: `onRequest` (before the body is read) or `preHandler`. */
+function fastifyGuardContract(hook: 'onRequest' | 'preHandler') {
+  guardContract(`Fastify guard as ${hook} (inject)`, async () => {
+    const app = Fastify();
+    fastifyApps.push(app);
+    if (hook === 'preHandler') fastify = app;
+    await app.register(serviceTokenPlugin, { verifier });
+    app.post('/publish', { [hook]: requireServiceToken('gsku:publish') }, async (request) => ({
+      clientId: request.servicePrincipal!.clientId,
+      scopes: request.servicePrincipal!.scopes,
+    }));
+    app.get('/any', { [hook]: requireServiceToken({ scopes: ['gsku:admin', 'gsku:read'], mode: 'any' }) }, async () => ({}));
+    app.get('/open', async (request) => ({ principal: request.servicePrincipal }));
+    await app.ready();
+    return async (path, authorization) => {
+      const res = await app.inject({
+        method: path === '/publish' ? 'POST' : 'GET',
+        url: path,
+        headers: authorization === undefined ? {} : { authorization },
+      });
+      return { status: res.statusCode, challenge: (res.headers['www-authenticate'] as string | undefined) ?? null, body: res.json() };
+    };
+  });
+}
+fastifyGuardContract('preHandler');
+fastifyGuardContract('onRequest');
+
+describe('Fastify guard as onRequest', () => {
+  it('refuses a request without a valid token before its body is read', async () => {
+    const app = Fastify();
+    fastifyApps.push(app);
+    let parsed = 0;
+    app.removeContentTypeParser('application/json');
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+      parsed += 1;
+      try {
+        done(null, JSON.parse(body as string));
+      } catch (err) {
+        (err as { statusCode?: number }).statusCode = 400;
+        done(err as Error, undefined);
+      }
     });
-    return { status: res.statusCode, challenge: (res.headers['www-authenticate'] as string | undefined) ?? null, body: res.json() };
-  };
+    await app.register(serviceTokenPlugin, { verifier });
+    app.post('/publish', { onRequest: requireServiceToken('gsku:publish') }, async (request) => ({ body: request.body }));
+    const post = (payload: string, authorization?: string) =>
+      app.inject({ method: 'POST', url: '/publish', payload, headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) } });
+
+    for (const authorization of [undefined, 'Bearer garbage', `Bearer ${await signToken({ secret: OTHER_SECRET })}`]) {
+      // Malformed JSON too: the answer is the guard's 401, not the parser's 400.
+      for (const payload of ['{"sku":"a"}', '{not json']) {
+        const res = await post(payload, authorization);
+        expect(res.statusCode).toBe(401);
+        expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+      }
+    }
+    const forbidden = await post('{"sku":"a"}', `Bearer ${await signToken({ claims: { scopes: ['gsku:read'], scope: 'gsku:read' } })}`);
+    expect(forbidden.statusCode).toBe(403);
+    expect(parsed).toBe(0);
+
+    const ok = await post('{"sku":"a"}', `Bearer ${await signToken()}`);
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toEqual({ body: { sku: 'a' } });
+    expect(parsed).toBe(1);
+  });
 });
 
 let closeExpress: () => void;
