@@ -47,16 +47,18 @@ const MAX_PAGES = 1000;
  * tokens can be cached between changes without being looked up again.
  */
 export class RevocationFeed {
-  /** client_id → not_before (s): its tokens with a lower iat are revoked (Infinity: all of them). */
-  readonly #clients = new Map<string, number>();
-  /** client_id → when its entry may be forgotten (s): no token it refuses can be live after. */
-  readonly #clientsUntil = new Map<string, number>();
+  /**
+   * client_id → notBefore (s): its tokens with a lower iat are revoked (Infinity: all of them);
+   * until (s): when the entry may be forgotten, as no token it refuses can be live after.
+   */
+  readonly #clients = new Map<string, { notBefore: number; until: number }>();
   /** jti → exp (s). */
   readonly #tokens = new Map<string, number>();
   readonly #options: RevocationFeedOptions;
   readonly #closer = new AbortController();
   #cursor: string | undefined;
-  #etag: { cursor: string | undefined; value: string } | undefined;
+  /** The ETag of the feed's last page at #cursor (sent as If-None-Match from there). */
+  #etag: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inflight: Promise<void> | undefined;
   /** -Infinity until the first complete sync: failClosedAfterMs counts from boot. */
@@ -64,7 +66,6 @@ export class RevocationFeed {
   /** When the last sync failed (ms), so verifications waiting for the first one do not each start a poll. */
   #lastFailureAt = Number.NEGATIVE_INFINITY;
   #failing = false;
-  #ready = false;
   #closed = false;
   /** Set once no sync succeeded for failClosedAfterMs (never without that option). */
   failedClosed = false;
@@ -76,13 +77,13 @@ export class RevocationFeed {
 
   /** Whether a complete copy of the feed was loaded once: until then every token waits for it or is refused. */
   get ready(): boolean {
-    return this.#ready;
+    return this.#lastSyncAt !== Number.NEGATIVE_INFINITY;
   }
 
   /** Whether the token (by client_id, iat and jti) is revoked in the local copy. */
   isRevoked(clientId: string, iat: number, jti: unknown): boolean {
-    const notBefore = this.#clients.get(clientId);
-    if (notBefore !== undefined && iat < notBefore) return true;
+    const client = this.#clients.get(clientId);
+    if (client !== undefined && iat < client.notBefore) return true;
     return typeof jti === 'string' && this.#tokens.has(jti);
   }
 
@@ -91,7 +92,7 @@ export class RevocationFeed {
    * one failed within intervalMs), at most timeoutMs; rejects when it fails or takes longer.
    */
   firstSync(): Promise<void> {
-    if (this.#ready) return Promise.resolve();
+    if (this.ready) return Promise.resolve();
     if (this.#inflight === undefined && this.#options.now() - this.#lastFailureAt < this.#options.intervalMs) {
       return Promise.reject(new Error('the revocation feed has not been read yet'));
     }
@@ -152,6 +153,7 @@ export class RevocationFeed {
       throw err;
     }
     const now = this.#options.now();
+    const first = !this.ready;
     if (this.#failing) this.#emit({ type: 'recovered', staleMs: now - this.#lastSyncAt });
     this.#failing = false;
     this.#lastSyncAt = now;
@@ -160,10 +162,7 @@ export class RevocationFeed {
       this.#options.onChange();
     }
     this.#prune(now);
-    if (!this.#ready) {
-      this.#ready = true;
-      this.#emit({ type: 'ready', clients: this.#clients.size, tokens: this.#tokens.size });
-    }
+    if (first) this.#emit({ type: 'ready', clients: this.#clients.size, tokens: this.#tokens.size });
   }
 
   /** One page; true when another is waiting. */
@@ -176,7 +175,7 @@ export class RevocationFeed {
     const url = new URL(this.#options.url);
     if (this.#cursor !== undefined) url.searchParams.set('since', this.#cursor);
     const headers: Record<string, string> = { accept: 'application/json', authorization: `Bearer ${token}` };
-    if (this.#etag !== undefined && this.#etag.cursor === this.#cursor) headers['if-none-match'] = this.#etag.value;
+    if (this.#etag !== undefined) headers['if-none-match'] = this.#etag;
     const response = await sendJson(url, {
       method: 'GET',
       headers,
@@ -195,11 +194,8 @@ export class RevocationFeed {
     // In seq order: a later entry for a client_id replaces the earlier one (enabled again after a disable).
     for (const { client_id, revoked_at, not_before } of page.clients) {
       const notBefore = not_before ?? Number.POSITIVE_INFINITY;
-      this.#clientsUntil.set(client_id, (not_before ?? Math.floor(Date.parse(revoked_at) / 1000)) + lifetimeSec);
-      if (this.#clients.get(client_id) !== notBefore) {
-        this.#clients.set(client_id, notBefore);
-        added = true;
-      }
+      if (this.#clients.get(client_id)?.notBefore !== notBefore) added = true;
+      this.#clients.set(client_id, { notBefore, until: (not_before ?? Math.floor(Date.parse(revoked_at) / 1000)) + lifetimeSec });
     }
     for (const { jti, exp } of page.tokens) {
       if (!this.#tokens.has(jti)) {
@@ -209,7 +205,8 @@ export class RevocationFeed {
     }
     if (added) this.#options.onChange();
     const etag = response.headers.etag;
-    this.#etag = typeof etag === 'string' && !page.has_more ? { cursor: page.cursor, value: etag } : undefined;
+    // Set together with the cursor, so the ETag always belongs to the page at #cursor.
+    this.#etag = typeof etag === 'string' && !page.has_more ? etag : undefined;
     this.#cursor = page.cursor;
     return page.has_more;
   }
@@ -239,12 +236,7 @@ export class RevocationFeed {
   #prune(now: number): void {
     const nowSec = Math.floor(now / 1000);
     for (const [jti, exp] of this.#tokens) if (exp < nowSec - 60) this.#tokens.delete(jti);
-    for (const [clientId, until] of this.#clientsUntil) {
-      if (until < nowSec) {
-        this.#clientsUntil.delete(clientId);
-        this.#clients.delete(clientId);
-      }
-    }
+    for (const [clientId, { until }] of this.#clients) if (until < nowSec) this.#clients.delete(clientId);
   }
 
   #emit(event: RevocationEvent): void {
