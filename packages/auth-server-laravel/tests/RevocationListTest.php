@@ -15,7 +15,9 @@ use Rw3iss\AuthServer\Exceptions\AuthServerException;
 use Rw3iss\AuthServer\Exceptions\TokenVerificationException;
 use Rw3iss\AuthServer\Tests\Fixtures\FakeTransport;
 use Rw3iss\AuthServer\Tests\Fixtures\FixedClock;
+use Rw3iss\AuthServer\Tests\Fixtures\Tokens;
 use Rw3iss\AuthServer\Verification\RevocationList;
+use Rw3iss\AuthServer\Verification\ServiceTokenVerifier;
 
 /**
  * The revocation list's sync protocol and failure policies, against a scripted feed (the real
@@ -103,6 +105,23 @@ final class RevocationListTest extends TestCase
     private function eventTypes(): array
     {
         return array_map(static fn (RevocationEvent $e) => $e->type, $this->events);
+    }
+
+    public function testDumpsShowNoCachedTokenAndNoTokenSource(): void
+    {
+        // A cache store shared with the token manager holds its access token.
+        $this->cache->put('auth-server:token:billing-svc', 'cached-access-token-sentinel', 60);
+        $secret = 'token-source-secret-sentinel';
+        $list = $this->list(['token' => static fn (): string => $secret]);
+        $verifier = new ServiceTokenVerifier(Tokens::verifyConfig(), $this->clock, revocations: $list);
+        foreach ([$list, $verifier] as $object) {
+            ob_start();
+            var_dump($object);
+            $dump = print_r($object, true) . ob_get_clean();
+            self::assertStringContainsString(RevocationList::class, $dump);
+            self::assertStringNotContainsString('cached-access-token-sentinel', $dump);
+            self::assertStringNotContainsString($secret, $dump);
+        }
     }
 
     public function testSnapshotThenDeltaWithTheCursorAndAtMostOneReadPerInterval(): void
@@ -201,6 +220,20 @@ final class RevocationListTest extends TestCase
         self::assertNull(self::reason($list, 'ok-svc'));
         self::assertSame(self::URL . '?since=c1', $this->feedUrls()[4], 'continues after the pages already read');
         self::assertSame(['sync_failed', 'sync_failed', 'sync_failed', 'ready'], $this->eventTypes());
+    }
+
+    public function testA304ToARequestWithoutIfNoneMatchIsAFailedRead(): void
+    {
+        $list = $this->list();
+        $this->answers = [FakeTransport::json(304, [])];
+        self::assertSame('revocation_unavailable', self::reason($list, 'ok-svc'), 'an empty copy is never made current by a 304');
+        self::assertSame(['sync_failed'], $this->eventTypes());
+        self::assertSame('the revocation feed answered 304 to a request without If-None-Match', $this->events[0]->data['error']);
+
+        $this->clock->advance(2);
+        $this->answers = [self::page('c1', [self::client('gone-svc', null)])];
+        self::assertNull(self::reason($list, 'ok-svc'));
+        self::assertSame('revoked', self::reason($list, 'gone-svc'));
     }
 
     public function testKeepsTheLastCopyWhileTheFeedIsUnreachableByDefault(): void

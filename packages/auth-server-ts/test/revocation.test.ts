@@ -96,6 +96,18 @@ describe('revocation option', () => {
     expect(server.requests[2]!.headers['if-none-match']).toBe('"e2"');
   });
 
+  it('a 304 to a request without If-None-Match is a failed read, never an empty copy made ready', async () => {
+    let broken = true;
+    const server = await feedServer(() => (broken ? { status: 304, body: '' } : page({ cursor: 'c', tokens: [{ jti: 'gone', client_id: 'x', exp: 2e9 }] })));
+    const { verifier, events } = verifierFor(server.url, { intervalMs: 60_000 });
+    await expect(verifier.syncRevocations()).rejects.toThrow(/304/);
+    expect(await reasonOf(verifier.verify(await signToken({ claims: { jti: 'gone' } })))).toBe('invalid_token/revocation_unavailable');
+    expect(events.some((e) => e.type === 'ready')).toBe(false);
+    broken = false;
+    await verifier.syncRevocations();
+    expect(await reasonOf(verifier.verify(await signToken({ claims: { jti: 'gone' } })))).toBe('invalid_token/revoked');
+  });
+
   it('feed down, default policy: keeps the last copy and keeps verifying; reports sync_failed, then recovered', async () => {
     let up = true;
     const server = await feedServer(() => (up ? page({ cursor: 'c', tokens: [{ jti: 'gone', client_id: 'x', exp: 2e9 }] }) : { status: 503 }));

@@ -340,6 +340,12 @@ final class RevocationList
             throw new \RuntimeException($e->getMessage(), 0, $e);
         }
         if ($response->status === 304) {
+            // Only an answer to our If-None-Match: without one (a proxy's, a broken server's) it says
+            // nothing about the feed and must not count as a read (it would make an empty copy current).
+            if (!isset($headers['If-None-Match'])) {
+                throw new \RuntimeException('the revocation feed answered 304 to a request without If-None-Match');
+            }
+
             return false;
         }
         if ($response->status === 401 && $this->token instanceof ServiceTokenManager) {
@@ -525,5 +531,24 @@ final class RevocationList
         $parts = parse_url($url);
 
         return is_array($parts) && isset($parts['host']) && in_array(strtolower($parts['scheme'] ?? ''), ['http', 'https'], true);
+    }
+
+    /**
+     * What var_dump() / print_r() show (a stack trace's arguments, an error reporter's dump): the
+     * settings and the local copy, collaborators by class name only (the cache store may be the
+     * token manager's, holding access tokens; the token source holds the client secret).
+     *
+     * @return array<string, mixed>
+     */
+    public function __debugInfo(): array
+    {
+        $properties = get_object_vars($this);
+        foreach ($properties as $name => $value) {
+            if (is_object($value)) {
+                $properties[$name] = $value::class;
+            }
+        }
+
+        return $properties;
     }
 }

@@ -181,6 +181,12 @@ final class ServiceTokenVerifier
     {
         $properties = get_object_vars($this);
         $properties['keys'] = $properties['byKid'] = '[redacted]';
+        // Collaborators by class name only: their cache store may be the token manager's (access tokens).
+        foreach (['jwks', 'revocations'] as $name) {
+            if (is_object($properties[$name] ?? null)) {
+                $properties[$name] = $properties[$name]::class;
+            }
+        }
 
         return $properties;
     }

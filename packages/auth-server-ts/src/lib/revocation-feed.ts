@@ -184,7 +184,12 @@ export class RevocationFeed {
       signal: this.#closer.signal,
       attempt: 1,
     });
-    if (response.status === 304) return false;
+    if (response.status === 304) {
+      // Only an answer to our If-None-Match: a 304 to a request without one (a proxy's, a broken
+      // server's) says nothing about the feed and must not count as a read (it would make an empty copy ready).
+      if (headers['if-none-match'] === undefined) throw new Error('the revocation feed answered 304 to a request without If-None-Match');
+      return false;
+    }
     if (response.status === 401 && typeof source !== 'function') source.invalidate?.(token);
     if (response.status !== 200) throw new Error(`the revocation feed answered ${response.status}`);
     const page = readPage(response.body);
