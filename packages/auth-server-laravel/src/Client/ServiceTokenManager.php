@@ -11,6 +11,7 @@ use Rw3iss\AuthServer\Events\ServiceTokenEvent;
 use Rw3iss\AuthServer\Exceptions\AuthServerException;
 use Rw3iss\AuthServer\Exceptions\TokenRequestException;
 use Rw3iss\AuthServer\Support\Clock;
+use Rw3iss\AuthServer\Support\DebugView;
 use Rw3iss\AuthServer\Support\Scopes;
 
 /**
@@ -350,16 +351,7 @@ final class ServiceTokenManager
      */
     public function __debugInfo(): array
     {
-        $view = [];
-        foreach (get_object_vars($this) as $name => $value) {
-            $view[$name] = match (true) {
-                $name === 'credentials' => '[redacted]',
-                is_object($value) => get_class($value),
-                default => $value,
-            };
-        }
-
-        return $view;
+        return DebugView::of(get_object_vars($this), ['credentials']);
     }
 
     /** The token endpoint: configured, or read once from the RFC 8414 metadata. */

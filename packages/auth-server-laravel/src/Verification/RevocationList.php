@@ -16,6 +16,7 @@ use Rw3iss\AuthServer\Exceptions\AuthServerException;
 use Rw3iss\AuthServer\Exceptions\TokenRequestException;
 use Rw3iss\AuthServer\Exceptions\TokenVerificationException;
 use Rw3iss\AuthServer\Support\Clock;
+use Rw3iss\AuthServer\Support\DebugView;
 
 /**
  * A copy of the auth server's revocation feed (`GET /api/v1/oauth/revocations`),
@@ -542,13 +543,6 @@ final class RevocationList
      */
     public function __debugInfo(): array
     {
-        $properties = get_object_vars($this);
-        foreach ($properties as $name => $value) {
-            if (is_object($value)) {
-                $properties[$name] = $value::class;
-            }
-        }
-
-        return $properties;
+        return DebugView::of(get_object_vars($this));
     }
 }

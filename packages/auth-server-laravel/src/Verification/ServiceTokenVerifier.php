@@ -8,6 +8,7 @@ use Rw3iss\AuthServer\Exceptions\AuthServerException;
 use Rw3iss\AuthServer\Exceptions\TokenVerificationException;
 use Rw3iss\AuthServer\Support\CarbonClock;
 use Rw3iss\AuthServer\Support\Clock;
+use Rw3iss\AuthServer\Support\DebugView;
 use stdClass;
 
 /**
@@ -179,16 +180,8 @@ final class ServiceTokenVerifier
      */
     public function __debugInfo(): array
     {
-        $properties = get_object_vars($this);
-        $properties['keys'] = $properties['byKid'] = '[redacted]';
-        // Collaborators by class name only: their cache store may be the token manager's (access tokens).
-        foreach (['jwks', 'revocations'] as $name) {
-            if (is_object($properties[$name] ?? null)) {
-                $properties[$name] = $properties[$name]::class;
-            }
-        }
-
-        return $properties;
+        // Collaborators (key set, revocation list) by class name: their cache may hold access tokens.
+        return DebugView::of(get_object_vars($this), ['keys', 'byKid']);
     }
 
     /**
