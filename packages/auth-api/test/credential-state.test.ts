@@ -230,11 +230,71 @@ describe('credential state in the server', () => {
     expect(ctx.app.credentialState.stats().misses).toBe(misses + 1);
   });
 
+  it('a secret expired, replaced or deleted straight in m2m_client_secrets (no service told, m2m_clients untouched) stops granting', async () => {
+    const created = await createClient(ctx, { client_id: 'sql-secret-svc', name: 'SQL secret', scopes: ['a:b'] });
+    const id = created.client.id;
+    const grantWith = (secret: string) =>
+      ctx.app.inject({
+        method: 'POST',
+        url: '/api/v1/oauth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'sql-secret-svc', client_secret: secret }).toString(),
+      });
+    const soon = async (secret: string, status: number) => {
+      const started = performance.now();
+      for (;;) {
+        const res = await grantWith(secret);
+        if (res.statusCode === status) return;
+        // PGlite: told with the commit, so the very next grant; PostgreSQL: within the 1 s bound.
+        expect(TEST_DATABASE_URL && performance.now() - started < 1000, `still ${res.statusCode} ${res.body}`).toBeTruthy();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    // Verified and kept: the next grants come from memory (secret cache + credential state).
+    expect((await grantWith(created.client_secret)).statusCode).toBe(200);
+    expect((await grantWith(created.client_secret)).statusCode).toBe(200);
+
+    // An operator expires a leaked secret by hand.
+    await sql`update m2m_client_secrets set expires_at = now() - interval '1 minute' where client_id = ${id}`.execute(ctx.database.db);
+    await soon(created.client_secret, 401);
+    await sql`update m2m_client_secrets set expires_at = null where client_id = ${id}`.execute(ctx.database.db);
+    await soon(created.client_secret, 200);
+    expect((await grantWith(created.client_secret)).statusCode).toBe(200);
+
+    // ... replaces its hash by hand (the old plaintext must stop working) ...
+    const other = await createClient(ctx, { client_id: 'sql-secret-other', name: 'Other', scopes: ['a:b'] });
+    await sql`update m2m_client_secrets s set secret_hash = o.secret_hash, hash_alg = o.hash_alg, hint = o.hint
+      from m2m_client_secrets o where o.client_id = ${other.client.id} and s.client_id = ${id}`.execute(ctx.database.db);
+    await soon(created.client_secret, 401);
+    await soon(other.client_secret, 200);
+
+    // ... or deletes it: a secret that is no longer stored never grants.
+    expect((await grantWith(other.client_secret)).statusCode).toBe(200);
+    await sql`delete from m2m_client_secrets where client_id = ${id}`.execute(ctx.database.db);
+    await soon(other.client_secret, 401);
+  });
+
   it('a revoke through the API fails the very next grant on this instance', async () => {
     expect((await grant()).statusCode).toBe(200);
     expect((await grant()).statusCode).toBe(200);
     const res = await ctx.app.inject({ method: 'DELETE', url: `/api/v1/admin/m2m-clients/${svc.id}`, headers: bearer(ctx.adminToken) });
     expect(res.statusCode).toBe(204);
     expect((await grant()).statusCode).toBe(401);
+  });
+
+  it('TRUNCATE of the secrets (statement triggers only) forgets every credential', async () => {
+    const created = await createClient(ctx, { client_id: 'truncated-svc', name: 'Truncated', scopes: ['a:b'] });
+    const grantIt = () =>
+      ctx.app.inject({
+        method: 'POST',
+        url: '/api/v1/oauth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'truncated-svc', client_secret: created.client_secret }).toString(),
+      });
+    expect((await grantIt()).statusCode).toBe(200);
+    expect((await grantIt()).statusCode).toBe(200);
+    expect(ctx.app.credentialState.stats().entries).toBeGreaterThan(0);
+    await sql`truncate m2m_client_secrets`.execute(ctx.database.db);
+    await expect.poll(async () => (await grantIt()).statusCode, { timeout: 1000, interval: 5 }).toBe(401);
   });
 });

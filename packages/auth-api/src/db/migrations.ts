@@ -290,6 +290,46 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropIndex('audit_log_target').execute();
     },
   },
+  '2026-11-26-019-attack5': {
+    // What 017's row trigger on m2m_clients misses: a secret changed straight in m2m_client_secrets
+    // (an operator expiring, replacing or deleting a leaked secret by hand), and TRUNCATE (no row
+    // triggers fire). Without these, every instance kept granting from its cached credential state
+    // until that entry's maxAgeMs (60 s) instead of the 1 s bound.
+    async up(db: Kysely<any>) {
+      // Same payload as the m2m_clients trigger, so the server's own changes (which also write the
+      // credential's row in the same transaction) send one notification, not two: PostgreSQL folds
+      // identical notifications of one transaction. A last_used_at stamp alone is no change; a row
+      // deleted with its credential is told by the credential's own trigger.
+      await sql`create function auth_notify_secret_change() returns trigger language plpgsql as $$
+        declare
+          credential record;
+        begin
+          if tg_op = 'UPDATE' and (to_jsonb(new) - 'last_used_at') = (to_jsonb(old) - 'last_used_at') then
+            return null;
+          end if;
+          for credential in select c.id, c.client_id from m2m_clients c
+            where c.id = case when tg_op = 'INSERT' then new.client_id else old.client_id end
+              or (tg_op = 'UPDATE' and c.id = new.client_id) loop
+            perform pg_notify('auth_credential_changes', json_build_object('id', credential.id, 'client_id', credential.client_id)::text);
+          end loop;
+          return null;
+        end
+      $$`.execute(db);
+      await sql`create trigger m2m_client_secrets_notify after insert or update or delete on m2m_client_secrets
+        for each row execute function auth_notify_secret_change()`.execute(db);
+      // TRUNCATE fires statement triggers only: forget every credential (017's catalog function sends "*").
+      for (const table of ['m2m_clients', 'm2m_client_secrets']) {
+        await sql`create trigger ${sql.id(`${table}_truncate_notify`)} after truncate on ${sql.id(table)}
+          for each statement execute function auth_notify_catalog_change()`.execute(db);
+      }
+    },
+    async down(db: Kysely<any>) {
+      await sql`drop trigger if exists m2m_client_secrets_truncate_notify on m2m_client_secrets`.execute(db);
+      await sql`drop trigger if exists m2m_clients_truncate_notify on m2m_clients`.execute(db);
+      await sql`drop trigger if exists m2m_client_secrets_notify on m2m_client_secrets`.execute(db);
+      await sql`drop function if exists auth_notify_secret_change()`.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
