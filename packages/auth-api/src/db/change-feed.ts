@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 
@@ -22,8 +23,9 @@ export interface ChangeFeedHandlers {
 export interface ChangeFeed {
   /**
    * True while every change committed now will be told within the bound:
-   * connected, listening, and the connection answered a heartbeat sent less
-   * than `leaseMs` ago. While false, callers must read through to the database.
+   * connected, listening, and a heartbeat notification sent less than
+   * `leaseMs` ago came back over LISTEN. While false, callers must read
+   * through to the database.
    */
   live(): boolean;
   close(): Promise<void>;
@@ -33,47 +35,77 @@ export interface PostgresChangeFeedOptions {
   connectionString: string;
   channel: string;
   handlers: ChangeFeedHandlers;
-  /** A heartbeat query on the listening connection this often. */
+  /** A heartbeat notification this often. */
   heartbeatMs?: number;
-  /** How long after a heartbeat was sent the feed counts as live without another answer: the staleness bound. */
+  /** How long after a heartbeat was sent the feed counts as live once it has come back: the staleness bound. */
   leaseMs?: number;
+  /** No heartbeat back for this long while connected: the connection is deaf, dropped and opened again. */
+  deafAfterMs?: number;
   /** Reconnect delays: doubling from `minMs` up to `maxMs`, with jitter. */
   reconnect?: { minMs: number; maxMs: number };
 }
+
+/** `application_name` of the connections that send the feeds' heartbeats. */
+export const CHANGE_FEED_HEARTBEAT_APPLICATION_NAME = 'auth-api change feed heartbeat';
 
 /**
  * LISTEN on one dedicated PostgreSQL connection (a `pg.Client`, never one of
  * the pool's), reconnecting with backoff when it is lost.
  *
- * A dead connection is not always noticed (a half-open TCP connection looks
- * idle), so liveness is a lease: a heartbeat query runs on the listening
- * connection every `heartbeatMs`, and the feed is live only until `leaseMs`
- * after the last answered one was sent. A change committed while the feed was
- * live is therefore told, or the feed stops being live, within `leaseMs`. Each
- * time it becomes live again (a reconnect, or a late heartbeat answered) it
- * calls `onReset` first, so nothing learned before a gap is trusted after it.
+ * Liveness is a lease proven end to end, the way a change arrives: every
+ * `heartbeatMs` a second connection of the feed's own (one, not the pool's,
+ * so a busy pool cannot starve it) sends a NOTIFY on a channel only this feed
+ * listens on, and the feed is live only until `leaseMs` after the last
+ * heartbeat that came back over LISTEN was sent. PostgreSQL delivers
+ * notifications in commit order, so a heartbeat coming back means every change
+ * committed before it was sent has been told. A connection that answers
+ * queries but never receives notifications (a half-open TCP connection, or a
+ * pooler in transaction mode that lends the LISTEN session to others between
+ * statements and drops what arrives meanwhile) therefore never counts as
+ * live, and after `deafAfterMs` without a heartbeat it is dropped and opened
+ * again. Each time it becomes live again (a reconnect, or a late heartbeat)
+ * it calls `onReset` first, so nothing learned before a gap is trusted after it.
  */
-export function openPostgresChangeFeed({ connectionString, channel, handlers, heartbeatMs = 250, leaseMs = 1000, reconnect = { minMs: 100, maxMs: 5000 } }: PostgresChangeFeedOptions): ChangeFeed {
+export function openPostgresChangeFeed({
+  connectionString,
+  channel,
+  handlers,
+  heartbeatMs = 250,
+  leaseMs = 1000,
+  deafAfterMs = 5000,
+  reconnect = { minMs: 100, maxMs: 5000 },
+}: PostgresChangeFeedOptions): ChangeFeed {
+  // Lower case: LISTEN takes it quoted (as is), pg_notify as a string.
+  const heartbeatChannel = `${channel}_hb_${randomBytes(8).toString('hex')}`;
+  const sender = new pg.Pool({ connectionString, max: 1, connectionTimeoutMillis: 5000, query_timeout: 5000, application_name: CHANGE_FEED_HEARTBEAT_APPLICATION_NAME });
+  sender.on('error', () => {});
   let closed = false;
   let client: pg.Client | undefined;
   let connected = false;
+  let told = false;
   let leaseUntil = Number.NEGATIVE_INFINITY;
+  let lastHeard = 0;
   let failures = 0;
   let heartbeat: NodeJS.Timeout | undefined;
   let retry: NodeJS.Timeout | undefined;
-  let probing = false;
+  let sending = false;
+  let seq = 0;
+  // Heartbeats sent and not yet back: sequence number → when sent.
+  const sent = new Map<string, number>();
 
   const lost = (from: pg.Client, err?: unknown) => {
     if (client !== from) return;
     client = undefined;
-    const wasConnected = connected;
+    const wasLive = told;
     connected = false;
+    told = false;
     leaseUntil = Number.NEGATIVE_INFINITY;
+    sent.clear();
     clearInterval(heartbeat);
     from.removeAllListeners('notification');
     from.end().catch(() => {});
     handlers.onReset();
-    if (wasConnected || failures === 0) handlers.onStateChange?.('down', err);
+    if (wasLive || failures === 0) handlers.onStateChange?.('down', err);
     if (closed) return;
     failures += 1;
     const ceiling = Math.min(reconnect.maxMs, reconnect.minMs * 2 ** Math.min(failures - 1, 16));
@@ -81,20 +113,40 @@ export function openPostgresChangeFeed({ connectionString, channel, handlers, he
     retry.unref();
   };
 
-  async function probe(from: pg.Client) {
-    if (probing || client !== from) return;
-    probing = true;
-    const sentAt = performance.now();
+  /** A heartbeat came back over LISTEN: the lease runs from when it was sent. */
+  function heard(from: pg.Client, payload: string) {
+    const sentAt = sent.get(payload);
+    if (sentAt === undefined || client !== from) return;
+    for (const [key, at] of sent) if (at <= sentAt) sent.delete(key);
+    const now = performance.now();
+    lastHeard = now;
+    // Back after the lease ran out (or the first since connecting): notifications may have been missed, forget first.
+    if (now >= leaseUntil) handlers.onReset();
+    leaseUntil = Math.max(leaseUntil, sentAt + leaseMs);
+    if (!told) {
+      told = true;
+      failures = 0;
+      handlers.onStateChange?.('live');
+    }
+  }
+
+  async function beat(from: pg.Client) {
+    if (client !== from) return;
+    if (performance.now() - lastHeard > deafAfterMs) {
+      lost(from, new Error(`no heartbeat came back over LISTEN for ${deafAfterMs} ms: notifications do not reach this connection (half-open, or a pooler in transaction mode in between?)`));
+      return;
+    }
+    if (sending) return;
+    sending = true;
+    const key = String((seq += 1));
+    sent.set(key, performance.now());
     try {
-      await from.query('select 1');
-      if (client !== from) return;
-      // An answer after the lease ran out: notifications may have been late too, forget and start over.
-      if (performance.now() >= leaseUntil) handlers.onReset();
-      leaseUntil = sentAt + leaseMs;
-    } catch (err) {
-      lost(from, err);
+      await sender.query('select pg_notify($1, $2)', [heartbeatChannel, key]);
+    } catch {
+      // Not sent: never comes back, so the lease runs out on its own (and the listener's own error, if any, is told there).
+      sent.delete(key);
     } finally {
-      probing = false;
+      sending = false;
     }
   }
 
@@ -105,21 +157,20 @@ export function openPostgresChangeFeed({ connectionString, channel, handlers, he
     next.on('error', (err) => lost(next, err));
     next.on('end', () => lost(next));
     next.on('notification', (message) => {
-      if (client === next && message.channel === channel) handlers.onNotify(message.payload ?? '');
+      if (client !== next) return;
+      if (message.channel === heartbeatChannel) heard(next, message.payload ?? '');
+      else if (message.channel === channel) handlers.onNotify(message.payload ?? '');
     });
     try {
       await next.connect();
-      const sentAt = performance.now();
-      await next.query(`LISTEN ${next.escapeIdentifier(channel)}`);
+      await next.query(`LISTEN ${next.escapeIdentifier(channel)}; LISTEN ${next.escapeIdentifier(heartbeatChannel)}`);
       if (client !== next || closed) return;
-      // Listening now: every change committed from here on is told. What came before is forgotten.
-      handlers.onReset();
+      // Listening now; live once the first heartbeat comes back (which forgets what came before).
       connected = true;
-      failures = 0;
-      leaseUntil = sentAt + leaseMs;
-      heartbeat = setInterval(() => void probe(next), heartbeatMs);
+      lastHeard = performance.now();
+      heartbeat = setInterval(() => void beat(next), heartbeatMs);
       heartbeat.unref();
-      handlers.onStateChange?.('live');
+      void beat(next);
     } catch (err) {
       lost(next, err);
     }
@@ -137,6 +188,7 @@ export function openPostgresChangeFeed({ connectionString, channel, handlers, he
       client = undefined;
       connected = false;
       if (current) await current.end().catch(() => {});
+      await sender.end().catch(() => {});
     },
   };
 }
