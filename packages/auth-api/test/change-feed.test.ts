@@ -126,14 +126,14 @@ describe.skipIf(!TEST_DATABASE_URL)('change feed: live only while notifications 
     const deaf = openPostgresChangeFeed({
       connectionString: proxy.url,
       channel: 'feed_test',
-      handlers: { onNotify: () => {}, onReset: () => {}, onStateChange: (state, err) => states.push(`${state}: ${(err as Error | undefined)?.message ?? ''}`) },
+      handlers: { onNotify: () => {}, onReset: () => {}, onStateChange: (state, err) => states.push(`${state}: ${(err as { code?: string } | undefined)?.code} ${(err as Error | undefined)?.message ?? ''}`) },
       deafAfterMs: 300,
       reconnect: { minMs: 50, maxMs: 50 },
     });
     const before = proxy.stats().connections;
     try {
       await expect.poll(() => states.length, { timeout: 3000 }).toBeGreaterThan(0);
-      expect(states[0]).toMatch(/^down: no heartbeat came back over LISTEN/);
+      expect(states[0]).toMatch(/^down: CHANGE_FEED_DEAF no heartbeat came back over LISTEN/);
       // Reconnected (a listener and its heartbeat sender at first, then the listener again).
       await expect.poll(() => proxy.stats().connections - before, { timeout: 3000 }).toBeGreaterThanOrEqual(3);
       expect(deaf.live()).toBe(false);

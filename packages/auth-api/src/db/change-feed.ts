@@ -133,7 +133,9 @@ export function openPostgresChangeFeed({
   async function beat(from: pg.Client) {
     if (client !== from) return;
     if (performance.now() - lastHeard > deafAfterMs) {
-      lost(from, new Error(`no heartbeat came back over LISTEN for ${deafAfterMs} ms: notifications do not reach this connection (half-open, or a pooler in transaction mode in between?)`));
+      // The code is what the server's warning shows (it logs an error's name and code only).
+      const err = Object.assign(new Error(`no heartbeat came back over LISTEN for ${deafAfterMs} ms: notifications do not reach this connection (half-open, or a pooler in transaction mode in between?)`), { code: 'CHANGE_FEED_DEAF' });
+      lost(from, err);
       return;
     }
     if (sending) return;
