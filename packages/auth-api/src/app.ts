@@ -380,7 +380,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(authEventsRoutes, { db: database.db, recorder: authEvents, guards });
       await api.register(auditRoutes, { db: database.db, guards });
-      await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents, revocations, onOutcome: metrics.grant });
+      await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents, revocations, onOutcome: metrics.grant, onLifecycleOutcome: metrics.tokenLifecycle });
       await api.register(revocationFeedRoutes, { revocations });
       await api.register(signingKeysRoutes, { keys: signingKeys, guards });
     },

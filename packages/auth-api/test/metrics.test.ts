@@ -79,20 +79,39 @@ describe('GET /metrics', () => {
     expect(moved('authapi_throttle_rejections_total{throttle="grant"}')).toBe(1);
   });
 
-  it('counts token requests only: failed revocation and introspection calls are not grants', async () => {
+  it('counts token requests only as grants: failed revocations and introspections are not, a failed grant is; they have their own counter', async () => {
+    const { client, client_secret } = await createClient(ctx, { client_id: 'lifecycle-svc', name: 'Lifecycle', scopes: ['m:read'] });
+    const token = (await grant(client.client_id, client_secret)).json().access_token as string;
     const before = await scrape();
-    for (const path of ['revoke', 'introspect']) {
-      const res = await ctx.app.inject({
-        method: 'POST',
-        url: `/api/v1/oauth/${path}`,
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: 'token=abc&client_id=nobody&client_secret=wrong',
-      });
-      expect(res.statusCode).toBe(401);
-    }
+    const call = (path: 'revoke' | 'introspect', params: Record<string, string>) =>
+      ctx.app.inject({ method: 'POST', url: `/api/v1/oauth/${path}`, headers: FORM, payload: new URLSearchParams(params).toString() });
+    // Failures: a wrong secret on each, a credential without the introspection scope, no token at all.
+    expect((await call('revoke', { token, client_id: 'nobody', client_secret: 'wrong' })).statusCode).toBe(401);
+    expect((await call('introspect', { token, client_id: 'nobody-else', client_secret: 'wrong' })).statusCode).toBe(401);
+    expect((await call('introspect', { token, client_id: client.client_id, client_secret })).statusCode).toBe(403);
+    expect((await call('revoke', { client_id: client.client_id, client_secret })).statusCode).toBe(400);
+    // A success.
+    expect((await call('revoke', { token, client_id: client.client_id, client_secret })).statusCode).toBe(200);
+    const unchanged = await scrape();
+    const sum = (m: Map<string, number>, prefix: string) => [...m].filter(([name]) => name.startsWith(prefix)).reduce((total, [, v]) => total + v, 0);
+    expect(sum(unchanged, 'authapi_grants_total') - sum(before, 'authapi_grants_total')).toBe(0);
+    expect(sum(unchanged, 'authapi_grant_duration_seconds_count') - sum(before, 'authapi_grant_duration_seconds_count')).toBe(0);
+    const moved = (name: string) => (unchanged.get(name) ?? 0) - (before.get(name) ?? 0);
+    expect(moved('authapi_token_lifecycle_requests_total{endpoint="revoke",outcome="invalid_client"}')).toBe(1);
+    expect(moved('authapi_token_lifecycle_requests_total{endpoint="introspect",outcome="invalid_client"}')).toBe(1);
+    expect(moved('authapi_token_lifecycle_requests_total{endpoint="introspect",outcome="unauthorized_client"}')).toBe(1);
+    expect(moved('authapi_token_lifecycle_requests_total{endpoint="revoke",outcome="invalid_request"}')).toBe(1);
+    expect(moved('authapi_token_lifecycle_requests_total{endpoint="revoke",outcome="ok"}')).toBe(1);
+    expect(sum(unchanged, 'authapi_token_lifecycle_requests_total') - sum(before, 'authapi_token_lifecycle_requests_total')).toBe(5);
+
+    // A failed grant (malformed: no grant_type) is a token request: counted as one, and not as a lifecycle request.
+    const malformed = await ctx.app.inject({ method: 'POST', url: '/api/v1/oauth/token', headers: FORM, payload: 'client_id=x&client_secret=y' });
+    expect(malformed.statusCode).toBe(400);
     const after = await scrape();
-    const grants = (m: Map<string, number>) => [...m].filter(([name]) => name.startsWith('authapi_grants_total')).reduce((sum, [, v]) => sum + v, 0);
-    expect(grants(after) - grants(before)).toBe(0);
+    expect((after.get('authapi_grants_total{outcome="invalid_request"}') ?? 0) - (unchanged.get('authapi_grants_total{outcome="invalid_request"}') ?? 0)).toBe(1);
+    expect(sum(after, 'authapi_grants_total') - sum(unchanged, 'authapi_grants_total')).toBe(1);
+    expect((after.get('authapi_grant_duration_seconds_count{result="refused"}') ?? 0) - (unchanged.get('authapi_grant_duration_seconds_count{result="refused"}') ?? 0)).toBe(1);
+    expect(sum(after, 'authapi_token_lifecycle_requests_total') - sum(unchanged, 'authapi_token_lifecycle_requests_total')).toBe(0);
   });
 
   it('reports bcrypt work, the database, the listener, build info and process metrics', async () => {

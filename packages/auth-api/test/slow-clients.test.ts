@@ -39,8 +39,9 @@ describe('slow clients', () => {
     const { ms, received } = await dripping('POST /api/v1/oauth/token HTTP/1.1\r\nHost: a\r\n', 'x-slow: aaaa\r\n');
     expect(ms).toBeLessThan(1000 + 1000 + 1500);
     expect(received).toMatch(/^HTTP\/1\.1 408/);
-    // In the management API's error format, not Fastify's default body.
+    // In the management API's error format, not Fastify's default body, with the headers every error carries.
     expect(received).toMatch(/\r\ncontent-type: application\/json; charset=utf-8\r\n/i);
+    for (const header of [/\r\nx-content-type-options: nosniff\r\n/i, /\r\ncache-control: no-store\r\n/i, /\r\nconnection: close\r\n/i, /\r\nx-request-id: [0-9a-f-]{36}\r\n/i]) expect(received).toMatch(header);
     expect(JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'request_timeout', message: 'The request did not arrive in time' });
   }, 15_000);
 

@@ -7,6 +7,9 @@ import {
 } from '@rw3iss/auth-server-ts';
 import { invalidOptions, ServiceTokenModuleError } from './errors.js';
 
+/** The longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** One permission of a service's catalog, as `POST /api/v1/admin/permissions/register` takes it. */
 export interface PermissionDefinition {
   /** The scope string tokens carry, e.g. `gsku:publish`. */
@@ -160,8 +163,9 @@ function resolveCatalog(catalog: CatalogOptions, manager: ServiceTokenModuleOpti
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) invalidOptions(`${label}.retry.maxAttempts must be an integer ≥ 1`);
   const baseDelayMs = retry.baseDelayMs ?? 1_000;
   const maxDelayMs = retry.maxDelayMs ?? 300_000;
-  if (!(Number.isFinite(baseDelayMs) && baseDelayMs >= 0)) invalidOptions(`${label}.retry.baseDelayMs must be a number ≥ 0`);
-  if (!(Number.isFinite(maxDelayMs) && maxDelayMs >= baseDelayMs)) invalidOptions(`${label}.retry.maxDelayMs must be a number ≥ baseDelayMs`);
+  // Waited with setTimeout, which fires at once past 2^31 − 1 ms (about 24.8 days): the retries would run in a loop.
+  if (!(Number.isFinite(baseDelayMs) && baseDelayMs >= 0 && baseDelayMs <= MAX_TIMER_MS)) invalidOptions(`${label}.retry.baseDelayMs must be a number of ms from 0 to ${MAX_TIMER_MS}`);
+  if (!(Number.isFinite(maxDelayMs) && maxDelayMs >= baseDelayMs && maxDelayMs <= MAX_TIMER_MS)) invalidOptions(`${label}.retry.maxDelayMs must be a number of ms from baseDelayMs to ${MAX_TIMER_MS}`);
 
   return {
     service,

@@ -68,6 +68,9 @@ describe('invalid options', () => {
     'duplicate code': { manager, catalog: { ...catalog, permissions: [{ code: 'a:b', name: 'A' }, { code: 'a:b', name: 'B' }] } },
     'unknown policy': { manager, catalog: { ...catalog, onFailure: 'ignore' } },
     'zero attempts': { manager, catalog: { ...catalog, retry: { maxAttempts: 0 } } },
+    // Past 2^31 − 1 ms setTimeout fires at once: the registration would be retried in a loop.
+    'a retry delay past the longest timer': { manager, catalog: { ...catalog, retry: { maxDelayMs: 2 ** 31 } } },
+    'a base delay past the longest timer': { manager, catalog: { ...catalog, retry: { baseDelayMs: 2 ** 31, maxDelayMs: 2 ** 32 } } },
     'relative url': { manager, catalog: { ...catalog, url: '/register' } },
     'plain http to a remote host': { manager, catalog: { ...catalog, url: 'http://auth.example.com/api/v1/admin/permissions/register' } },
   };

@@ -5,6 +5,7 @@ import { isLoopback } from './lib/urls.js';
 import { isObject, isTransientStatus, retryAfterMs, sendJson, type JsonResponse } from './lib/http.js';
 import { withRetries, type AttemptResult, type RetryContext, type RetryPolicy } from './lib/retry.js';
 import { normalizeScopes } from './lib/scopes.js';
+import { isTimerDelay, MAX_TIMER_MS } from './lib/timers.js';
 
 /** How the client authenticates at the token endpoint (RFC 6749 §2.3.1). */
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post';
@@ -240,16 +241,16 @@ export class ServiceTokenManager {
     const scopes = checkScopes(options.scopes ?? [], 'scopes');
     const audience = checkAudience(options.audience, 'audience');
     this.#defaults = { scopes, audience, key: slotKey(scopes, audience) };
-    this.#timeoutMs = positive(options.requestTimeoutMs ?? 10_000, 'requestTimeoutMs');
+    this.#timeoutMs = timerDelay(options.requestTimeoutMs ?? 10_000, 'requestTimeoutMs', 1);
 
     const retry = options.retry ?? {};
     const maxAttempts = retry.maxAttempts ?? 4;
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) invalid('retry.maxAttempts must be an integer ≥ 1');
     this.#retry = {
       maxAttempts,
-      baseDelayMs: nonNegative(retry.baseDelayMs ?? 200, 'retry.baseDelayMs'),
-      maxDelayMs: nonNegative(retry.maxDelayMs ?? 10_000, 'retry.maxDelayMs'),
-      maxRetryAfterMs: nonNegative(retry.maxRetryAfterMs ?? 60_000, 'retry.maxRetryAfterMs'),
+      baseDelayMs: timerDelay(retry.baseDelayMs ?? 200, 'retry.baseDelayMs', 0),
+      maxDelayMs: timerDelay(retry.maxDelayMs ?? 10_000, 'retry.maxDelayMs', 0),
+      maxRetryAfterMs: timerDelay(retry.maxRetryAfterMs ?? 60_000, 'retry.maxRetryAfterMs', 0),
     };
 
     const refresh = options.refresh ?? {};
@@ -757,8 +758,9 @@ function checkAudience(audience: unknown, name: string): string | undefined {
   return audience as string | undefined;
 }
 
-function positive(value: number, name: string): number {
-  if (!(Number.isFinite(value) && value > 0)) invalid(`${name} must be a number > 0`);
+/** A delay the manager waits with a timer: past MAX_TIMER_MS, setTimeout would fire at once (a retry loop). */
+function timerDelay(value: number, name: string, min: number): number {
+  if (!isTimerDelay(value, min)) invalid(`${name} must be a number of ms from ${min} to ${MAX_TIMER_MS} (the longest timer Node.js runs, about 24.8 days)`);
   return value;
 }
 

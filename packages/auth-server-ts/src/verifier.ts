@@ -7,6 +7,7 @@ import { AuthServerError, TokenVerificationError, type TokenVerificationReason }
 import { keyIdForSecret } from './keys.js';
 import { TokenCache } from './lib/token-cache.js';
 import { isSafeOrigin } from './lib/urls.js';
+import { isTimerDelay, MAX_TIMER_MS } from './lib/timers.js';
 import { ASYMMETRIC_ALGORITHMS, importPublicJwk, type PublicJwk, type PublicKeyEntry, RemoteKeySet, verifySignature } from './lib/public-keys.js';
 import { type FeedTokenSource, type RevocationEvent, RevocationFeed } from './lib/revocation-feed.js';
 
@@ -308,7 +309,7 @@ class Verifier implements ServiceTokenVerifier {
     const cooldownMs = options.jwksCooldownMs ?? 30_000;
     const timeoutMs = options.jwksTimeoutMs ?? 5_000;
     if (!(Number.isFinite(cooldownMs) && cooldownMs >= 0)) invalid('jwksCooldownMs must be a number ≥ 0');
-    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) invalid('jwksTimeoutMs must be a number > 0');
+    if (!isTimerDelay(timeoutMs, 1)) invalid(`jwksTimeoutMs must be a number of ms from 1 to ${MAX_TIMER_MS}`);
     if (options.dispatcher !== undefined && typeof options.dispatcher?.dispatch !== 'function') invalid('dispatcher must be an undici Dispatcher');
     const cache = options.cache ?? {};
     const maxEntries = cache === false ? 0 : (cache.maxEntries ?? DEFAULT_CACHE_ENTRIES);
@@ -367,8 +368,9 @@ class Verifier implements ServiceTokenVerifier {
     if (feedUrl === undefined || (feedUrl.protocol !== 'https:' && feedUrl.protocol !== 'http:')) invalid('revocation.url must be an http(s) URL');
     // The feed carries a bearer token, and an attacker in the path could hide revocations.
     if (!isSafeOrigin(feedUrl, allowInsecureHttp)) invalid('revocation.url uses plain http to a remote host: use https, or set allowInsecureHttp: true');
-    if (!(Number.isFinite(intervalMs) && intervalMs >= 100)) invalid('revocation.intervalMs must be a number ≥ 100');
-    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) invalid('revocation.timeoutMs must be a number > 0');
+    // Timers wait these: past MAX_TIMER_MS, setTimeout fires at once (the feed polled in a loop).
+    if (!isTimerDelay(intervalMs, 100)) invalid(`revocation.intervalMs must be a number of ms from 100 to ${MAX_TIMER_MS}`);
+    if (!isTimerDelay(timeoutMs, 1)) invalid(`revocation.timeoutMs must be a number of ms from 1 to ${MAX_TIMER_MS}`);
     if (failClosedAfterMs !== undefined && !(Number.isFinite(failClosedAfterMs) && failClosedAfterMs > 0)) invalid('revocation.failClosedAfterMs must be a number > 0 when given');
     if (onEvent !== undefined && typeof onEvent !== 'function') invalid('revocation.onEvent must be a function');
     return new RevocationFeed({

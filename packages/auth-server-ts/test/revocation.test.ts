@@ -226,6 +226,9 @@ describe('revocation option', () => {
     expect(make({})).toThrow(/revocation.token/);
     expect(make({ token: () => 't', url: 'http://auth.example.com/feed' })).toThrow(/plain http/);
     expect(make({ token: () => 't', intervalMs: 0 })).toThrow(/intervalMs/);
+    // Past 2^31 − 1 ms setTimeout fires at once: the feed would be polled in a loop.
+    expect(make({ token: () => 't', intervalMs: 2 ** 31 })).toThrow(/intervalMs/);
+    expect(make({ token: () => 't', timeoutMs: 2 ** 31 })).toThrow(/timeoutMs/);
     expect(make({ token: () => 't', failClosedAfterMs: -1 })).toThrow(/failClosedAfterMs/);
     // Default URL from the issuer.
     const derived = createServiceTokenVerifier({ secret: SECRET, issuer: ISSUER, audience: AUDIENCE, revocation: { token: () => 't' } });

@@ -612,6 +612,11 @@ describe('ServiceTokenManager: lifecycle, abort and secrecy', () => {
       { scopes: ['has space'] },
       { audience: '' },
       { requestTimeoutMs: 0 },
+      // Past 2^31 − 1 ms setTimeout fires at once: the manager would retry in a loop.
+      { requestTimeoutMs: 2 ** 31 },
+      { retry: { maxDelayMs: 2 ** 31 } },
+      { retry: { baseDelayMs: 30 * 86_400_000 } },
+      { retry: { maxRetryAfterMs: Number.POSITIVE_INFINITY } },
       { retry: { maxAttempts: 0 } },
       { refresh: { lifetimeFraction: 2 } },
       { dispatcher: {} },
@@ -629,6 +634,7 @@ describe('ServiceTokenManager: lifecycle, abort and secrecy', () => {
     }
     expect(() => new ServiceTokenManager({ ...valid, tokenEndpoint: 'http://auth.internal/t', allowInsecureHttp: true })).not.toThrow();
     expect(() => new ServiceTokenManager({ ...valid, tokenEndpoint: 'http://localhost:3000/t' })).not.toThrow();
+    expect(() => new ServiceTokenManager({ ...valid, requestTimeoutMs: 2 ** 31 - 1, retry: { maxDelayMs: 2 ** 31 - 1 } })).not.toThrow();
   });
 });
 

@@ -108,6 +108,7 @@ describe('static publicKeys', () => {
       ['a JWK without kid', { publicKeys: [{ ...es.publicJwk, kid: undefined }] }],
       ['a JWK whose alg contradicts its type', { publicKeys: [{ ...es.publicJwk, alg: 'EdDSA' }] }],
       ['a non-http jwksUri', { jwksUri: 'file:///etc/passwd' }],
+      ['a JWKS timeout past the longest timer (setTimeout would fire at once)', { jwksUri: 'https://auth.example.com/.well-known/jwks.json', jwksTimeoutMs: 2 ** 31 }],
       ['a zero lifetime cap', { secret: SECRET, maxTokenLifetimeSec: 0 }],
     ];
     for (const [what, options] of bad) {

@@ -1,4 +1,4 @@
-import { createHmac, createSecretKey, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { ACCESS_TOKEN_TYP, keyIdForSecret, type ServiceTokenClaims } from '@rw3iss/auth-server-ts';
 import { errors as joseErrors, importJWK, type JWK, jwtVerify } from 'jose';
 import type { ServiceTokenSigner } from '../modules/signing-keys/signing-keys.service.js';
@@ -10,6 +10,30 @@ export interface TokenKeys {
   previousSecret?: string | undefined;
   issuer: string;
   audience: string;
+}
+
+/** SHA-256's block size in bytes (RFC 6234). */
+const SHA256_BLOCK = 64;
+
+/**
+ * HMAC-SHA256 (RFC 2104) under one key: `H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m))`, with the two padded
+ * keys computed once. Node 20's `createHmac` looks its digest up in OpenSSL on every call; the
+ * one-shot `crypto.hash` keeps the one it looked up, and in the serving process that difference
+ * is most of the token signature's cost (docs/BENCHMARKS.md). Equal to `createHmac('sha256', key)` for every key and message, long keys
+ * (hashed first) included: test/tokens.test.ts compares the two and checks RFC 4231's vectors.
+ */
+export function hmacSha256(key: Uint8Array): (message: string | Uint8Array) => Buffer {
+  const k = key.length > SHA256_BLOCK ? hash('sha256', key, 'buffer') : key;
+  const inner = Buffer.alloc(SHA256_BLOCK, 0x36);
+  const outer = Buffer.alloc(SHA256_BLOCK, 0x5c);
+  for (let i = 0; i < k.length; i++) {
+    inner[i]! ^= k[i]!;
+    outer[i]! ^= k[i]!;
+  }
+  return (message) => {
+    const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+    return hash('sha256', Buffer.concat([outer, hash('sha256', Buffer.concat([inner, bytes]), 'buffer')]), 'buffer');
+  };
 }
 
 type ServiceClaimsInput = Pick<ServiceTokenClaims, 'sub' | 'client_id' | 'service_name' | 'scopes'> & { aud?: string | string[] };
@@ -28,12 +52,11 @@ type ServiceClaimsInput = Pick<ServiceTokenClaims, 'sub' | 'client_id' | 'servic
 export function createTokenIssuer(keys: TokenKeys, clock: Clock, serviceSigner: () => ServiceTokenSigner | undefined = () => undefined) {
   const kid = keyIdForSecret(keys.secret);
   const encodedHeader = Buffer.from(JSON.stringify({ alg: 'HS256', typ: ACCESS_TOKEN_TYP, kid })).toString('base64url');
-  // Imported once: a string key would be converted on every token.
-  const signingKey = createSecretKey(Buffer.from(keys.secret, 'utf8'));
+  const mac = hmacSha256(Buffer.from(keys.secret, 'utf8'));
 
   function sign(payload: Record<string, unknown>): string {
     const input = `${encodedHeader}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
-    return `${input}.${createHmac('sha256', signingKey).update(input).digest('base64url')}`;
+    return `${input}.${mac(input).toString('base64url')}`;
   }
 
   function baseClaims(ttlSec: number) {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES as HTTP_REASONS } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
@@ -87,25 +88,41 @@ export function toErrorBody(err: FastifyError | Error): { status: number; body: 
   return { status: 500, body: { error: 'internal_error', message: DEFAULT_MESSAGES.internal_error } };
 }
 
+/** Node's parser and timeout errors (`clientError`) → our codes; anything else is malformed HTTP (400). */
+const CLIENT_ERROR_CODES: Record<string, ApiErrorCode> = {
+  HPE_HEADER_OVERFLOW: 'headers_too_large',
+  // Chunk extensions over Node's limit (16 KiB per chunk): Node answers 413 too.
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'payload_too_large',
+  // The headers (HTTP_HEADERS_TIMEOUT) or the whole request (HTTP_REQUEST_TIMEOUT) came too slowly.
+  ERR_HTTP_REQUEST_TIMEOUT: 'request_timeout',
+};
+
 /**
  * Requests Node's HTTP parser refuses before any route sees them (malformed or
  * ambiguous framing such as two Content-Lengths or Content-Length with chunked,
  * headers over the limit, a request that does not arrive within the timeouts):
- * answered in the management API's error format, then the connection is closed,
- * as Node does. Fastify's `clientErrorHandler`; `this` is the server.
+ * answered in the management API's error format (the route is unknown at this
+ * point, so the token endpoint gets it too: docs/API.md), with the headers every
+ * error carries, then the connection is closed, as Node does. Nothing of the
+ * request is echoed or logged (its bytes are in `err.rawPacket`). Fastify's
+ * `clientErrorHandler`; `this` is the server.
  */
 export function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Duplex): void {
   // A reset connection has no one to answer.
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const code: ApiErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'validation_failed';
+  const code: ApiErrorCode = (err.code && CLIENT_ERROR_CODES[err.code]) || 'validation_failed';
   const message = code === 'validation_failed' ? 'The request is not valid HTTP/1.1' : DEFAULT_MESSAGES[code];
   const body = JSON.stringify({ error: code, message } satisfies ErrorBody);
   const status = STATUS_BY_CODE[code];
-  this.log.debug({ code: err.code }, 'client error');
-  if (socket.writable) {
+  const requestId = randomUUID();
+  this.log.debug({ reqId: requestId, code: err.code }, 'client error');
+  // As Node: no answer once a response on this connection has begun (a pipelined request after
+  // it failed), since ours would land inside that response's bytes; the connection is just closed.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
     socket.write(
       `HTTP/1.1 ${status} ${HTTP_REASONS[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+        `X-Request-Id: ${requestId}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy();

@@ -32,6 +32,13 @@ export function createMetrics({ database, bcryptLoad, version }: MetricsSources)
   const grantedDuration = grantDuration.labels('granted');
   const refusedDuration = grantDuration.labels('refused');
 
+  const lifecycle = new Counter({
+    name: 'authapi_token_lifecycle_requests_total',
+    help: 'Token revocation and introspection requests (POST /oauth/revoke, /oauth/introspect) by endpoint and outcome: ok, an OAuth error code, throttled or shed',
+    labelNames: ['endpoint', 'outcome'],
+    registers: [registry],
+  });
+
   const throttleRejections = new Counter({ name: 'authapi_throttle_rejections_total', help: 'Authentication attempts refused by the failure throttle (429), by throttle (grant, login)', labelNames: ['throttle'], registers: [registry] });
   const secretCache = new Counter({ name: 'authapi_secret_cache_lookups_total', help: 'Verified-secret cache lookups on grants: hit (no bcrypt) or miss', labelNames: ['result'], registers: [registry] });
   const cacheHit = secretCache.labels('hit');
@@ -81,6 +88,10 @@ export function createMetrics({ database, bcryptLoad, version }: MetricsSources)
         grants.labels(outcome).inc();
         refusedDuration.observe(elapsedMs / 1000);
       }
+    },
+    /** A finished revocation or introspection request: `ok`, or its failure's outcome (as logged). */
+    tokenLifecycle(endpoint: 'revoke' | 'introspect', outcome: string) {
+      lifecycle.labels(endpoint, outcome).inc();
     },
     throttled(throttle: 'grant' | 'login') {
       throttleRejections.labels(throttle).inc();

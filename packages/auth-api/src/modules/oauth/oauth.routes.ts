@@ -69,14 +69,16 @@ export interface OAuthRoutesOptions {
   revocations: RevocationsService;
   /** Told every token request's outcome and duration (ms), for the metrics. */
   onOutcome?: (outcome: string, elapsedMs: number) => void;
+  /** Told every revocation and introspection request's outcome (`ok` or as logged), for the metrics. */
+  onLifecycleOutcome?: (endpoint: 'revoke' | 'introspect', outcome: string) => void;
 }
 
 /** `POST /oauth/token`: the client_credentials grant. */
-export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app, { oauth, throttle, authEvents, revocations, onOutcome }) => {
+export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app, { oauth, throttle, authEvents, revocations, onOutcome, onLifecycleOutcome }) => {
   await app.register(fastifyFormbody, { bodyLimit: TOKEN_BODY_LIMIT });
 
   const client = new WeakMap<object, { clientId: string; method: ClientAuthMethod }>();
-  function audit(request: FastifyRequest, reply: FastifyReply, outcome: string) {
+  function audit(request: FastifyRequest, outcome: string) {
     const known = client.get(request);
     const body = request.body as { client_id?: unknown; client_secret?: unknown } | undefined;
     const sentId = known?.clientId ?? (typeof body?.client_id === 'string' ? body.client_id : '');
@@ -84,11 +86,10 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
     const fields: TokenRequestFields = { client_id: sentId.slice(0, LOGGED_CLIENT_ID_MAX), auth_method: method, outcome, address: request.ip };
     request.tokenRequest = fields;
     authEvents.record(fields.client_id, addressKey(request.ip), outcome);
-    // Revocation and introspection share this scope's error handler: the grant metrics count token requests only.
-    if (request.routeOptions.url?.endsWith('/oauth/token')) onOutcome?.(outcome, reply.elapsedTime);
   }
 
-  app.setErrorHandler(async (err, request, reply) => {
+  /** The scope's error handler, telling `count` the failure's outcome (the token endpoint's metrics, or none). */
+  const answerError = (count: OAuthRoutesOptions['onOutcome']) => async (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     let oauthError = toOAuthError(err);
     // Failures the throttle did not see (malformed, wrong grant type, a scope not held) count
     // against the address too: past its limit the address gets 429, whatever it sends.
@@ -96,7 +97,8 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
       const retryAfterSec = await throttle.failed(request.ip);
       if (retryAfterSec !== undefined) oauthError = new OAuthError('slow_down', 'Too many failed requests; retry later', 429, { retryAfterSec });
     }
-    audit(request, reply, oauthError.outcome);
+    audit(request, oauthError.outcome);
+    count?.(oauthError.outcome, reply.elapsedTime);
     // A shed request (bcrypt budget full) shows on its request line only: no warning per request during a flood.
     if (oauthError.status >= 500 && oauthError.outcome !== 'shed') {
       if (oauthError.code === 'temporarily_unavailable') request.log.warn({ code: (err as FastifyError).code }, 'database unavailable');
@@ -112,7 +114,8 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
       .header('cache-control', 'no-store')
       .header('pragma', 'no-cache')
       .send({ error: oauthError.code, error_description: oauthError.description });
-  });
+  };
+  app.setErrorHandler(answerError(onOutcome));
 
   app.post(
     '/oauth/token',
@@ -141,12 +144,26 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
       const credentials = readClientCredentials(request.headers.authorization, body);
       client.set(request, { clientId: credentials.clientId, method: credentials.method });
       const result = await oauth.clientCredentialsGrant(credentials, { scope: body.scope, audience: body.audience }, request.ip);
-      audit(request, reply, 'granted');
+      audit(request, 'granted');
+      onOutcome?.('granted', reply.elapsedTime);
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(result);
     },
   );
 
-  await app.register(tokenLifecycleRoutes, { oauth, revocations, bodyLimit: TOKEN_BODY_LIMIT });
+  // Revocation and introspection share the parsing, client authentication, throttle and error format, but
+  // not the grant metrics (token requests only): a scope of their own, with their own counter.
+  await app.register(async (lifecycle) => {
+    lifecycle.setErrorHandler(answerError(undefined));
+    if (onLifecycleOutcome) {
+      lifecycle.addHook('onResponse', (request, reply, done) => {
+        const endpoint = request.routeOptions.url?.endsWith('/oauth/revoke') ? 'revoke' : 'introspect';
+        // Every failure passes the error handler, which sets the outcome; without one, the handler itself failed.
+        onLifecycleOutcome(endpoint, reply.statusCode < 400 ? 'ok' : (request.tokenRequest?.outcome ?? 'server_error'));
+        done();
+      });
+    }
+    await lifecycle.register(tokenLifecycleRoutes, { oauth, revocations, bodyLimit: TOKEN_BODY_LIMIT });
+  });
 
   // Any other method on the token endpoint: 405 with Allow (RFC 9110 §15.5.6), in the OAuth error format.
   app.route({
