@@ -361,27 +361,30 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       onMissing: (dir) => app.log.warn({ dir }, 'the admin console is not built: /admin answers 404 (pnpm build builds it)'),
     });
   }
+  // The OAuth endpoints (token, revocation, introspection, the revocation feed) have no request
+  // ceiling: fleets behind one NAT renew and poll legitimately in bulk. Their abuse control is the
+  // failure throttle (client authentication) or the service token the feed requires.
+  await app.register(
+    async (oauthApi) => {
+      await oauthApi.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents, revocations, onOutcome: metrics.grant, onLifecycleOutcome: metrics.tokenLifecycle });
+      await oauthApi.register(revocationFeedRoutes, { revocations });
+    },
+    { prefix: API_PREFIX },
+  );
   await app.register(
     async (api) => {
       if (config.limits.requestsPerMinute > 0) {
-        // A request ceiling per IP on login and management. The token endpoint opts out: fleets
-        // behind one NAT renew legitimately in bulk; its abuse control is the failure throttle.
-        // Keyed like the failure throttle: IPv6 by its /64, so one subscriber cannot rotate past it.
-        // A hook of this scope, so it runs before the routes' own hooks (the admin guard): a flood
-        // of bad tokens is limited too, not verified first.
+        // A request ceiling per IP on login and management, keyed like the failure throttle: IPv6 by
+        // its /64, so one subscriber cannot rotate past it. A hook of this scope, so it runs before
+        // the routes' own hooks (the admin guard): a flood of bad tokens is limited too, not verified first.
         await api.register(fastifyRateLimit, { global: false, max: config.limits.requestsPerMinute, timeWindow: 60_000, keyGenerator: (request) => addressKey(request.ip) });
-        const limit = api.rateLimit();
-        api.addHook('onRequest', async function (request, reply) {
-          if (request.routeOptions.config?.rateLimit !== false) await limit.call(this, request, reply);
-        });
+        api.addHook('onRequest', api.rateLimit());
       }
       await api.register(adminAuthRoutes, { auth, guards });
       await api.register(m2mClientsRoutes, { clients, secrets: clientSecrets, guards });
       await api.register(permissionsRoutes, { permissions, guards, verifyServiceToken });
       await api.register(authEventsRoutes, { db: database.db, recorder: authEvents, guards });
       await api.register(auditRoutes, { db: database.db, guards });
-      await api.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents, revocations, onOutcome: metrics.grant, onLifecycleOutcome: metrics.tokenLifecycle });
-      await api.register(revocationFeedRoutes, { revocations });
       await api.register(signingKeysRoutes, { keys: signingKeys, guards });
     },
     { prefix: API_PREFIX },

@@ -139,6 +139,22 @@ describe('request ceiling on login and management routes', () => {
         });
         expect(token.statusCode).toBe(401);
       }
+      // Revocation, introspection and the revocation feed are exempt too (their own client
+      // authentication or service token); past the ceiling they still answer as themselves.
+      for (const url of ['/api/v1/oauth/revoke', '/api/v1/oauth/introspect']) {
+        const res = await limited.app.inject({ method: 'POST', url, remoteAddress: '10.9.9.9', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'token=x&client_id=nobody-svc&client_secret=x' });
+        expect([url, res.statusCode]).toEqual([url, 401]);
+      }
+      const feed = await limited.app.inject({ method: 'GET', url: '/api/v1/oauth/revocations', remoteAddress: '10.9.9.9' });
+      expect(feed.statusCode).toBe(401);
+      // The ceiling runs before the admin guard: a flood of bad bearer tokens is refused, not verified.
+      const forged = await limited.app.inject({ method: 'GET', url: '/api/v1/admin/m2m-clients', remoteAddress: '10.9.9.9', headers: { authorization: 'Bearer not-a-session' } });
+      expect(forged.statusCode).toBe(429);
+      const login = await limited.app.inject({ method: 'POST', url: '/api/v1/auth/login', remoteAddress: '10.9.9.9', payload: { email: 'a@example.com', password: 'x' } });
+      expect(login.statusCode).toBe(429);
+      // Another address is not limited.
+      const other = await limited.app.inject({ method: 'GET', url: '/api/v1/admin/m2m-clients', remoteAddress: '10.9.9.10', headers: { authorization: `Bearer ${limited.adminToken}` } });
+      expect(other.statusCode).toBe(200);
     } finally {
       await limited.close();
     }

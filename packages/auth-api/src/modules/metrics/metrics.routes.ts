@@ -16,7 +16,7 @@ export function bearerMatches(header: string | undefined, token: string): boolea
  * <METRICS_TOKEN>`, 401 to any other.
  */
 export const metricsRoutes: FastifyPluginAsync<{ registry: Registry; token: string }> = async (app, { registry, token }) => {
-  app.get('/metrics', { schema: { hide: true }, config: { rateLimit: false } }, async (request, reply) => {
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
     if (!bearerMatches(request.headers.authorization, token)) {
       return reply
         .status(401)

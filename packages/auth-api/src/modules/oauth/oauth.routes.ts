@@ -121,7 +121,7 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
     '/oauth/token',
     {
       bodyLimit: TOKEN_BODY_LIMIT,
-      config: { rateLimit: false, ...OWN_ERROR_DOCS },
+      config: OWN_ERROR_DOCS,
       schema: {
         tags: ['oauth'],
         summary: 'OAuth 2.0 client_credentials grant (RFC 6749 §4.4): a service token',
@@ -170,7 +170,6 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
     method: ['GET', 'PUT', 'PATCH', 'DELETE'],
     url: '/oauth/token',
     schema: { hide: true },
-    config: { rateLimit: false },
     handler: async (_request, reply) =>
       reply
         .status(405)

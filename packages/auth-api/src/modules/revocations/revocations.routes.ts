@@ -17,8 +17,7 @@ export const revocationFeedRoutes: FastifyPluginAsyncZod<{ revocations: Revocati
     '/oauth/revocations',
     {
       // Receiving services poll every few seconds, many behind one address: the per-address request
-      // ceiling does not apply. A request costs one token verification, and two indexed reads once verified.
-      config: { rateLimit: false },
+      // ceiling does not apply (app.ts). A request costs one token verification, and two indexed reads once verified.
       schema: {
         tags: ['oauth'],
         summary: 'Revocation feed: revoked and disabled credentials and revoked tokens, for local verifiers',
@@ -91,7 +90,7 @@ export const tokenLifecycleRoutes: FastifyPluginAsyncZod<{ oauth: OAuthService; 
     '/oauth/revoke',
     {
       bodyLimit,
-      config: { rateLimit: false, ...OWN_ERROR_DOCS },
+      config: OWN_ERROR_DOCS,
       schema: {
         ...common,
         summary: 'OAuth 2.0 token revocation (RFC 7009): a client revokes one of its own service tokens',
@@ -122,7 +121,7 @@ export const tokenLifecycleRoutes: FastifyPluginAsyncZod<{ oauth: OAuthService; 
     '/oauth/introspect',
     {
       bodyLimit,
-      config: { rateLimit: false, ...OWN_ERROR_DOCS },
+      config: OWN_ERROR_DOCS,
       schema: {
         ...common,
         summary: 'OAuth 2.0 token introspection (RFC 7662): is this service token live, and what does it carry',
