@@ -278,8 +278,9 @@ describe('no algorithm confusion: a receiver holding only the JWKS cannot mint a
 
 describe('lifetime cap, in every mode', () => {
   it('refuses exp − iat above 24 h, infinite, fractional or string values; accepts exactly 24 h', async () => {
-    const verifier = createServiceTokenVerifier({ ...base, publicKeys: [es.publicJwk], cache: false });
     const at = nowSec();
+    // The verifier's clock stands still at `at`: the ±1 s edges below must not move while the cases run.
+    const verifier = createServiceTokenVerifier({ ...base, publicKeys: [es.publicJwk], cache: false, clock: new FakeClock(at * 1000) });
     const cases: [string, string, string | undefined][] = [
       ['24 h', JSON.stringify(claims({ exp: at + 86_400 }, at)), undefined],
       ['one year', JSON.stringify(claims({ exp: at + 365 * 86_400 }, at)), 'lifetime'],
