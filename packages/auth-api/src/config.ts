@@ -80,6 +80,7 @@ const envSchema = z.object({
   HTTP_REQUEST_TIMEOUT: count(1, 3600).default(30),
   HTTP_CONNECTIONS_CHECK_INTERVAL: count(1, 60).default(1),
   HTTP_MAX_CONNECTIONS: count(1, 1_000_000).default(4096),
+  SHUTDOWN_TIMEOUT: count(1, 3600).default(25),
   METRICS_TOKEN: optionalString,
   METRICS_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(1, 'must be a port number (1-65535)').max(65535, 'must be a port number (1-65535)').optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
@@ -178,6 +179,11 @@ export interface Config {
     connectionsCheckIntervalSec: number;
     /** Open connections accepted at once; further ones are closed at once. */
     maxConnections: number;
+    /**
+     * Seconds a shutdown may take: then every request not yet answered is answered (408, or 503)
+     * and the process exits 1. Below a container runtime's grace period (30 s by default).
+     */
+    shutdownTimeoutSec: number;
   };
   /**
    * Prometheus metrics are never public by default: `GET /metrics` on the API port answers only
@@ -320,6 +326,7 @@ export function loadConfig(
       requestTimeoutSec: e.HTTP_REQUEST_TIMEOUT,
       connectionsCheckIntervalSec: e.HTTP_CONNECTIONS_CHECK_INTERVAL,
       maxConnections: e.HTTP_MAX_CONNECTIONS,
+      shutdownTimeoutSec: e.SHUTDOWN_TIMEOUT,
     },
     metrics: { token: e.METRICS_TOKEN, port: e.METRICS_PORT, host: e.METRICS_HOST },
     logLevel: e.LOG_LEVEL,

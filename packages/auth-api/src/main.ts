@@ -5,6 +5,7 @@ import { type Config, loadConfig, startupWarnings } from './config.js';
 import { connectDatabase, type DatabaseHandle } from './db/connect.js';
 import { migrateToLatest } from './db/migrations.js';
 import { devSecretFrom } from './dev-secret.js';
+import { answerUnfinished } from './lib/draining-server.js';
 import { chooseLogFormat, prettyLogStream } from './lib/log-format.js';
 import { createBcryptHasher } from './lib/password.js';
 import { bearerMatches } from './modules/metrics/metrics.routes.js';
@@ -58,7 +59,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<Fasti
       showOnce: (m) => process.stderr.write(m),
     });
     metricsServer = config.metrics.port === undefined ? undefined : await serveMetrics(app, config.metrics.port, config.metrics.host, config.metrics.token);
-    stopOnSignals(app, database, metricsServer);
+    stopOnSignals(app, database, config.http.shutdownTimeoutSec, metricsServer);
     const address = await app.listen({ port: config.port, host: config.host });
     if (config.issuerDerived) {
       log.info({ issuer: config.jwt.issuer }, 'JWT_ISSUER is not set: the issuer is derived from HOST and PORT; set JWT_ISSUER to the URL clients use to reach this server');
@@ -95,17 +96,25 @@ async function serveMetrics(app: FastifyInstance, port: number, host: string, to
   return server;
 }
 
-/** On SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the database, exit 0. */
-function stopOnSignals(app: FastifyInstance, database: DatabaseHandle, metricsServer?: Server): void {
+/** On SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the database, exit 0 (or answer what is left and exit 1 at the deadline). */
+function stopOnSignals(app: FastifyInstance, database: DatabaseHandle, deadlineSec: number, metricsServer?: Server): void {
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
     closing = true;
     app.log.info({ signal }, 'shutting down: finishing in-flight requests');
     const force = setTimeout(() => {
-      app.log.error('shutdown took longer than 25 s; exiting');
-      process.exit(1);
-    }, 25_000);
+      // Node stops its request-timeout check once the server closes: what is still unanswered is
+      // answered now, which ends those connections and lets the drain finish (exit 0). Whatever
+      // still holds it a second later (a response still being sent) is cut: exit 1.
+      app.log.error(`shutdown took longer than ${deadlineSec} s: answering the requests still unfinished (408, or 503)`);
+      void answerUnfinished(app.server, 1000).then(() =>
+        setTimeout(() => {
+          app.log.error('shutdown still not finished; exiting');
+          process.exit(1);
+        }, 1000),
+      );
+    }, deadlineSec * 1000);
     force.unref();
     metricsServer?.close();
     metricsServer?.closeAllConnections();

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ADMIN, TEST_DATABASE_URL, TEST_SECRET } from './helpers.js';
@@ -12,7 +13,7 @@ import { createEmptyPostgresDatabase, freePort, launchServer } from './process-h
  */
 
 /** The built server on its own database (PGlite in a temp folder, or a new PostgreSQL database). */
-async function startServer(extraEnv: Record<string, string> = {}) {
+async function startServer(extraEnv: Record<string, string> = {}, stdout: 'ignore' | 'capture' = 'ignore') {
   const database = TEST_DATABASE_URL ? await createEmptyPostgresDatabase(TEST_DATABASE_URL) : undefined;
   const server = await launchServer({
     env: {
@@ -23,6 +24,7 @@ async function startServer(extraEnv: Record<string, string> = {}) {
       ADMIN_PASSWORD: ADMIN.password,
       ...extraEnv,
     },
+    stdout,
     stderr: 'capture',
     stopSignal: 'SIGKILL',
   }).catch(async (err: unknown) => {
@@ -152,6 +154,76 @@ describe('graceful shutdown', () => {
     const failed = results.filter((r) => r.status !== 200 && r.at === 'connected');
     expect(failed).toEqual([]);
     expect(results.filter((r) => r.status === 200).length).toBeGreaterThan(0);
+    const [code, signal] = await exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+  });
+
+  it('clients still sending their request at SHUTDOWN_TIMEOUT get 408 and a clean close, not a reset', { timeout: 120_000 }, async () => {
+    // Node stops its own request timeout (HTTP_REQUEST_TIMEOUT, 30 s here) once the server closes:
+    // without an answer of our own these connections would be cut unanswered when the process exits.
+    const server = await startServer({ SHUTDOWN_TIMEOUT: '3', HTTP_HEADERS_TIMEOUT: '20' }, 'capture');
+    servers.push(server);
+    /** A raw connection that sends `head`, then one more byte of `trickle` every 200 ms until the server ends it. */
+    const trickler = (head: string, trickle: string) =>
+      new Promise<{ received: string; error?: string }>((resolve) => {
+        let received = '';
+        const socket = connect(server.port, '127.0.0.1', () => socket.write(head));
+        const timer = setInterval(() => socket.writable && socket.write(trickle), 200);
+        socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+        socket.on('end', () => {
+          clearInterval(timer);
+          socket.end();
+          resolve({ received });
+        });
+        socket.on('error', (err: Error & { code?: string }) => {
+          clearInterval(timer);
+          resolve({ received, error: err.code ?? err.message });
+        });
+      });
+    const body = trickler('POST /api/v1/oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\ngrant_type=', 'a');
+    const headers = trickler('GET /healthz HTTP/1.1\r\nHost: x\r\n', 'X-Slow: 1\r\n');
+    await new Promise((r) => setTimeout(r, 500));
+    const signalledAt = Date.now();
+    const exited = once(server.child, 'exit');
+    server.child.kill('SIGTERM');
+
+    for (const result of [await body, await headers]) {
+      expect(result.error).toBeUndefined();
+      const [head, json] = result.received.split('\r\n\r\n');
+      expect(head).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+      expect(head).toMatch(/\r\nConnection: close(\r\n|$)/);
+      expect(head).toMatch(/\r\nX-Request-Id: [0-9a-f-]{36}(\r\n|$)/);
+      expect(JSON.parse(json!)).toEqual({ error: 'request_timeout', message: expect.any(String) });
+    }
+    expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(2900);
+    const [code, signal] = await exited;
+    // Answered, those connections ended, so the drain finished: exit 0.
+    expect({ code, signal, log: server.output() }).toEqual({ code: 0, signal: null, log: expect.stringMatching(/shutdown took longer than 3 s: answering the requests still unfinished/) });
+    expect(server.output()).not.toMatch(/still not finished/);
+  });
+
+  it('requests received but still waiting at SHUTDOWN_TIMEOUT get 503 and a clean close', { timeout: 120_000 }, async () => {
+    // One bcrypt compare at a time, each about a second (cost 13): a queue of cold grants outlasts the deadline.
+    const server = await startServer({ SHUTDOWN_TIMEOUT: '2', BCRYPT_COST: '13', BCRYPT_CONCURRENCY: '1', BCRYPT_MAX_WAIT_MS: '60000', AUTH_FAILURE_LIMIT: '100', AUTH_FAILURE_LIMIT_PER_IP: '100', RATE_LIMIT_PER_MINUTE: '0' });
+    servers.push(server);
+    const [client] = await createClients(server.base, 1);
+    const grants = Array.from({ length: 8 }, (_, i) =>
+      request(`${server.base}/api/v1/oauth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: grantBody({ id: client!.id, secret: `wrong-secret-${i}` }),
+      }).then(
+        async (res) => ({ status: res.statusCode, body: (await res.body.json()) as { error: string }, connection: res.headers.connection }),
+        (err: Error & { code?: string }) => ({ status: -1, body: { error: err.code ?? err.message }, connection: undefined }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const exited = once(server.child, 'exit');
+    server.child.kill('SIGTERM');
+    const results = await Promise.all(grants);
+    // Those checked before the deadline: 401; the rest: 503 at the deadline. None reset.
+    expect(results.filter((r) => !((r.status === 401 && r.body.error === 'invalid_client') || (r.status === 503 && r.body.error === 'service_unavailable' && r.connection === 'close')))).toEqual([]);
+    expect(results.filter((r) => r.status === 503).length).toBeGreaterThan(0);
     const [code, signal] = await exited;
     expect({ code, signal }).toEqual({ code: 0, signal: null });
   });

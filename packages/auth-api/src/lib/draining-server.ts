@@ -1,5 +1,9 @@
-import type { Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { rawErrorResponse, responseStarted } from '../plugins/error-handler.js';
 
 export interface DrainOptions {
   /** On close, the listener stays open until its accept queue is empty and no connection has arrived for this long (ms)… */
@@ -35,9 +39,13 @@ export interface DrainOptions {
 export function drainOnClose(server: Server, options: DrainOptions): void {
   let accepted = 0;
   let lastConnectionAt = Number.NEGATIVE_INFINITY;
-  server.on('connection', () => {
+  const open = new Set<Socket>();
+  openConnections.set(server, open);
+  server.on('connection', (socket: Socket) => {
     accepted += 1;
     lastConnectionAt = performance.now();
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
   });
 
   const closeIdleNow = server.closeIdleConnections.bind(server);
@@ -72,4 +80,36 @@ export function drainOnClose(server: Server, options: DrainOptions): void {
     check();
     return server;
   };
+}
+
+/** The connections a draining server has accepted and not yet closed (drainOnClose). */
+const openConnections = new WeakMap<Server, Set<Socket>>();
+
+/**
+ * At the shutdown deadline, before the process exits: every accepted connection still waiting
+ * for its answer gets one, so none is reset by the exit. Node stops its request-timeout check when
+ * the server closes, so a client still sending its request (a body or headers trickled a byte at a
+ * time) would hold the drain to the deadline and then lose its connection unanswered. A request
+ * still arriving gets 408 `request_timeout`; one received but not answered yet gets 503
+ * `service_unavailable`; each in the management format, then the connection is ended (FIN, not a
+ * reset). A connection whose response has begun is left to finish. Resolves with the number
+ * answered once each of them has closed, or after `flushMs`.
+ */
+export async function answerUnfinished(server: Server, flushMs: number): Promise<number> {
+  const answered: Socket[] = [];
+  for (const socket of openConnections.get(server) ?? []) {
+    if (socket.destroyed || responseStarted(socket)) continue;
+    const request = (socket as Socket & { _httpMessage?: { req?: IncomingMessage } | null })._httpMessage?.req;
+    if (socket.writable) socket.write(rawErrorResponse(request?.complete ? 'service_unavailable' : 'request_timeout', randomUUID()));
+    socket.end();
+    answered.push(socket);
+  }
+  if (answered.length === 0) return 0;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(answered.map((socket) => (socket.closed ? undefined : once(socket, 'close')))),
+    new Promise((resolve) => (timer = setTimeout(resolve, flushMs))),
+  ]);
+  clearTimeout(timer);
+  return answered.length;
 }

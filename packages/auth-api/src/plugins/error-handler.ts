@@ -111,21 +111,31 @@ export function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoExcept
   // A reset connection has no one to answer.
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const code: ApiErrorCode = (err.code && CLIENT_ERROR_CODES[err.code]) || 'validation_failed';
-  const message = code === 'validation_failed' ? 'The request is not valid HTTP/1.1' : DEFAULT_MESSAGES[code];
-  const body = JSON.stringify({ error: code, message } satisfies ErrorBody);
-  const status = STATUS_BY_CODE[code];
   const requestId = randomUUID();
   this.log.debug({ reqId: requestId, code: err.code }, 'client error');
   // As Node: no answer once a response on this connection has begun (a pipelined request after
   // it failed), since ours would land inside that response's bytes; the connection is just closed.
-  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-  if (socket.writable && !inFlight?.headersSent) {
-    socket.write(
-      `HTTP/1.1 ${status} ${HTTP_REASONS[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `X-Request-Id: ${requestId}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
+  if (socket.writable && !responseStarted(socket)) socket.write(rawErrorResponse(code, requestId, code === 'validation_failed' ? 'The request is not valid HTTP/1.1' : undefined));
   socket.destroy();
+}
+
+/** Whether a response on this connection has begun: nothing else may be written into it then. */
+export function responseStarted(socket: Duplex): boolean {
+  return (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage?.headersSent === true;
+}
+
+/**
+ * A whole HTTP/1.1 error response in the management format, written straight to a socket where
+ * no Fastify reply exists (a request Node's parser refused, or one unanswered at the shutdown
+ * deadline): typed JSON, the request id, the headers every error carries, `Connection: close`.
+ */
+export function rawErrorResponse(code: ApiErrorCode, requestId: string, message: string = DEFAULT_MESSAGES[code]): string {
+  const body = JSON.stringify({ error: code, message } satisfies ErrorBody);
+  const status = STATUS_BY_CODE[code];
+  return (
+    `HTTP/1.1 ${status} ${HTTP_REASONS[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `X-Request-Id: ${requestId}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`
+  );
 }
 
 export function registerErrorHandlers(app: FastifyInstance): void {
