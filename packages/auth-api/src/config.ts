@@ -180,8 +180,10 @@ export interface Config {
     /** Open connections accepted at once; further ones are closed at once. */
     maxConnections: number;
     /**
-     * Seconds a shutdown may take: then every request not yet answered is answered (408, or 503)
-     * and the process exits 1. Below a container runtime's grace period (30 s by default).
+     * Seconds a shutdown may take: then every request not yet answered is answered (408, or 503),
+     * the drain completes (exit 0), or a second later the process exits 1. Keep it above the
+     * drain's own windows (up to 10 s of accepting, 2 s idle sweep) and below a container
+     * runtime's grace period (30 s by default) minus those 2 s.
      */
     shutdownTimeoutSec: number;
   };

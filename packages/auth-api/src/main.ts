@@ -108,12 +108,12 @@ function stopOnSignals(app: FastifyInstance, database: DatabaseHandle, deadlineS
       // answered now, which ends those connections and lets the drain finish (exit 0). Whatever
       // still holds it a second later (a response still being sent) is cut: exit 1.
       app.log.error(`shutdown took longer than ${deadlineSec} s: answering the requests still unfinished (408, or 503)`);
-      void answerUnfinished(app.server, 1000).then(() =>
+      const exit = () =>
         setTimeout(() => {
           app.log.error('shutdown still not finished; exiting');
           process.exit(1);
-        }, 1000),
-      );
+        }, 1000);
+      answerUnfinished(app.server, 1000).then(exit, exit);
     }, deadlineSec * 1000);
     force.unref();
     metricsServer?.close();

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -40,7 +39,6 @@ export function drainOnClose(server: Server, options: DrainOptions): void {
   let accepted = 0;
   let lastConnectionAt = Number.NEGATIVE_INFINITY;
   const open = new Set<Socket>();
-  openConnections.set(server, open);
   server.on('connection', (socket: Socket) => {
     accepted += 1;
     lastConnectionAt = performance.now();
@@ -49,6 +47,7 @@ export function drainOnClose(server: Server, options: DrainOptions): void {
   });
 
   const closeIdleNow = server.closeIdleConnections.bind(server);
+  draining.set(server, { open, closeIdleNow });
   let sweep: NodeJS.Timeout | undefined;
   // http.Server#close calls this: the sweep is deferred, not done at once.
   server.closeIdleConnections = () => {
@@ -82,8 +81,8 @@ export function drainOnClose(server: Server, options: DrainOptions): void {
   };
 }
 
-/** The connections a draining server has accepted and not yet closed (drainOnClose). */
-const openConnections = new WeakMap<Server, Set<Socket>>();
+/** What answerUnfinished needs of a draining server: the connections it accepted and has not closed, and Node's own idle sweep. */
+const draining = new WeakMap<Server, { open: Set<Socket>; closeIdleNow: () => void }>();
 
 /**
  * At the shutdown deadline, before the process exits: every accepted connection still waiting
@@ -96,8 +95,13 @@ const openConnections = new WeakMap<Server, Set<Socket>>();
  * answered once each of them has closed, or after `flushMs`.
  */
 export async function answerUnfinished(server: Server, flushMs: number): Promise<number> {
+  const state = draining.get(server);
+  if (!state) return 0;
+  // Connections with no request under way (Node's own idle list) are closed, not answered: a
+  // keep-alive connection the deferred sweep has not reached yet must not get an unasked-for 408.
+  state.closeIdleNow();
   const answered: Socket[] = [];
-  for (const socket of openConnections.get(server) ?? []) {
+  for (const socket of state.open) {
     if (socket.destroyed || responseStarted(socket)) continue;
     const request = (socket as Socket & { _httpMessage?: { req?: IncomingMessage } | null })._httpMessage?.req;
     if (socket.writable) socket.write(rawErrorResponse(request?.complete ? 'service_unavailable' : 'request_timeout', randomUUID()));
@@ -107,7 +111,8 @@ export async function answerUnfinished(server: Server, flushMs: number): Promise
   if (answered.length === 0) return 0;
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
-    Promise.all(answered.map((socket) => (socket.closed ? undefined : once(socket, 'close')))),
+    // 'close' only (it follows an 'error' too): events.once would reject on a reset.
+    Promise.all(answered.map((socket) => (socket.closed ? undefined : new Promise((resolve) => socket.once('close', resolve))))),
     new Promise((resolve) => (timer = setTimeout(resolve, flushMs))),
   ]);
   clearTimeout(timer);

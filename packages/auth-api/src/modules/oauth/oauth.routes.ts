@@ -78,26 +78,31 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
   await app.register(fastifyFormbody, { bodyLimit: TOKEN_BODY_LIMIT });
 
   const client = new WeakMap<object, { clientId: string; method: ClientAuthMethod }>();
-  function audit(request: FastifyRequest, outcome: string) {
+  /** `address`: the client's, read while its connection was open (request.ip is undefined once it closed). */
+  function audit(request: FastifyRequest, outcome: string, address: string) {
     const known = client.get(request);
     const body = request.body as { client_id?: unknown; client_secret?: unknown } | undefined;
     const sentId = known?.clientId ?? (typeof body?.client_id === 'string' ? body.client_id : '');
     const method = known?.method ?? (request.headers.authorization !== undefined ? 'client_secret_basic' : body?.client_secret !== undefined ? 'client_secret_post' : 'none');
-    const fields: TokenRequestFields = { client_id: sentId.slice(0, LOGGED_CLIENT_ID_MAX), auth_method: method, outcome, address: request.ip };
+    const fields: TokenRequestFields = { client_id: sentId.slice(0, LOGGED_CLIENT_ID_MAX), auth_method: method, outcome, address };
     request.tokenRequest = fields;
-    authEvents.record(fields.client_id, addressKey(request.ip), outcome);
+    authEvents.record(fields.client_id, addressKey(address), outcome);
   }
 
   /** The scope's error handler, telling `count` the failure's outcome (the token endpoint's metrics, or none). */
   const answerError = (count: OAuthRoutesOptions['onOutcome']) => async (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const ip = request.ip;
+    // The client closed its connection before its request was read (a reset mid-body): no one to
+    // answer, and no address to count or record.
+    if (ip === undefined) return reply.hijack();
     let oauthError = toOAuthError(err);
     // Failures the throttle did not see (malformed, wrong grant type, a scope not held) count
     // against the address too: past its limit the address gets 429, whatever it sends.
     if (oauthError.status >= 400 && oauthError.status < 500 && !oauthError.counted) {
-      const retryAfterSec = await throttle.failed(request.ip);
+      const retryAfterSec = await throttle.failed(ip);
       if (retryAfterSec !== undefined) oauthError = new OAuthError('slow_down', 'Too many failed requests; retry later', 429, { retryAfterSec });
     }
-    audit(request, oauthError.outcome);
+    audit(request, oauthError.outcome, ip);
     count?.(oauthError.outcome, reply.elapsedTime);
     // A shed request (bcrypt budget full) shows on its request line only: no warning per request during a flood.
     if (oauthError.status >= 500 && oauthError.outcome !== 'shed') {
@@ -143,8 +148,9 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
       }
       const credentials = readClientCredentials(request.headers.authorization, body);
       client.set(request, { clientId: credentials.clientId, method: credentials.method });
-      const result = await oauth.clientCredentialsGrant(credentials, { scope: body.scope, audience: body.audience }, request.ip);
-      audit(request, 'granted');
+      const ip = request.ip;
+      const result = await oauth.clientCredentialsGrant(credentials, { scope: body.scope, audience: body.audience }, ip);
+      audit(request, 'granted', ip);
       onOutcome?.('granted', reply.elapsedTime);
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(result);
     },
