@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { rawErrorResponse, responseStarted } from '../plugins/error-handler.js';
+import { pendingResponse, rawErrorResponse } from '../plugins/error-handler.js';
 
 export interface DrainOptions {
   /** On close, the listener stays open until its accept queue is empty and no connection has arrived for this long (ms)… */
@@ -102,9 +102,9 @@ export async function answerUnfinished(server: Server, flushMs: number): Promise
   state.closeIdleNow();
   const answered: Socket[] = [];
   for (const socket of state.open) {
-    if (socket.destroyed || responseStarted(socket)) continue;
-    const request = (socket as Socket & { _httpMessage?: { req?: IncomingMessage } | null })._httpMessage?.req;
-    if (socket.writable) socket.write(rawErrorResponse(request?.complete ? 'service_unavailable' : 'request_timeout', randomUUID()));
+    const response = pendingResponse(socket);
+    if (socket.destroyed || response?.headersSent) continue;
+    if (socket.writable) socket.write(rawErrorResponse(response?.req.complete ? 'service_unavailable' : 'request_timeout', randomUUID()));
     socket.end();
     answered.push(socket);
   }

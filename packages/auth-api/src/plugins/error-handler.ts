@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES as HTTP_REASONS } from 'node:http';
+import { STATUS_CODES as HTTP_REASONS, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
@@ -115,13 +115,16 @@ export function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoExcept
   this.log.debug({ reqId: requestId, code: err.code }, 'client error');
   // As Node: no answer once a response on this connection has begun (a pipelined request after
   // it failed), since ours would land inside that response's bytes; the connection is just closed.
-  if (socket.writable && !responseStarted(socket)) socket.write(rawErrorResponse(code, requestId, code === 'validation_failed' ? 'The request is not valid HTTP/1.1' : undefined));
+  if (socket.writable && !pendingResponse(socket)?.headersSent) socket.write(rawErrorResponse(code, requestId, code === 'validation_failed' ? 'The request is not valid HTTP/1.1' : undefined));
   socket.destroy();
 }
 
-/** Whether a response on this connection has begun: nothing else may be written into it then. */
-export function responseStarted(socket: Duplex): boolean {
-  return (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage?.headersSent === true;
+/**
+ * The response Node has attached to this connection (its request's headers were parsed), if any:
+ * once its headers are sent, nothing else may be written into the connection.
+ */
+export function pendingResponse(socket: Duplex): { headersSent: boolean; req: IncomingMessage } | undefined {
+  return (socket as Duplex & { _httpMessage?: { headersSent: boolean; req: IncomingMessage } | null })._httpMessage ?? undefined;
 }
 
 /**
