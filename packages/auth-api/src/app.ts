@@ -19,6 +19,8 @@ import { createClientSecretsService } from './modules/m2m-clients/client-secrets
 import { createClientSecretHasher } from './lib/client-secret-hash.js';
 import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
+import { createTokenEndpoint } from './modules/oauth/token-endpoint.js';
+import { clientAddressOf, serveFirst } from './lib/serve-first.js';
 import { jwksRoutes, signingKeysRoutes } from './modules/signing-keys/signing-keys.routes.js';
 import { createSigningKeyService, type SigningKeyService } from './modules/signing-keys/signing-keys.service.js';
 import { permissionsRoutes } from './modules/permissions/permissions.routes.js';
@@ -361,12 +363,16 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       onMissing: (dir) => app.log.warn({ dir }, 'the admin console is not built: /admin answers 404 (pnpm build builds it)'),
     });
   }
+  const tokenEndpoint = createTokenEndpoint({ oauth, throttle: grantThrottle, authEvents, onOutcome: metrics.grant, closing: () => closing });
+  // The token requests go straight from Node to the endpoint, without Fastify's per-request work
+  // (token-endpoint.ts); the route registered below serves what still reaches Fastify.
+  serveFirst(app, `${API_PREFIX}/oauth/token`, tokenEndpoint, clientAddressOf(config.trustProxy));
   // The OAuth endpoints (token, revocation, introspection, the revocation feed) have no request
   // ceiling: fleets behind one NAT renew and poll legitimately in bulk. Their abuse control is the
   // failure throttle (client authentication) or the service token the feed requires.
   await app.register(
     async (oauthApi) => {
-      await oauthApi.register(oauthRoutes, { oauth, throttle: grantThrottle, authEvents, revocations, onOutcome: metrics.grant, onLifecycleOutcome: metrics.tokenLifecycle });
+      await oauthApi.register(oauthRoutes, { tokenEndpoint, oauth, throttle: grantThrottle, authEvents, revocations, onOutcome: metrics.grant, onLifecycleOutcome: metrics.tokenLifecycle });
       await oauthApi.register(revocationFeedRoutes, { revocations });
     },
     { prefix: API_PREFIX },

@@ -30,9 +30,19 @@ export function hmacSha256(key: Uint8Array): (message: string | Uint8Array) => B
     inner[i]! ^= k[i]!;
     outer[i]! ^= k[i]!;
   }
+  // The outer hash's input, (K ⊕ opad) ‖ H(inner): its second half is overwritten on every call,
+  // which is safe because a call runs to its end without yielding.
+  const outerInput = Buffer.alloc(SHA256_BLOCK + 32);
+  outer.copy(outerInput);
   return (message) => {
-    const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
-    return hash('sha256', Buffer.concat([outer, hash('sha256', Buffer.concat([inner, bytes]), 'buffer')]), 'buffer');
+    // (K ⊕ ipad) ‖ m, written into one buffer rather than encoded, then concatenated.
+    const length = typeof message === 'string' ? Buffer.byteLength(message, 'utf8') : message.length;
+    const innerInput = Buffer.allocUnsafe(SHA256_BLOCK + length);
+    inner.copy(innerInput);
+    if (typeof message === 'string') innerInput.write(message, SHA256_BLOCK, 'utf8');
+    else innerInput.set(message, SHA256_BLOCK);
+    hash('sha256', innerInput, 'buffer').copy(outerInput, SHA256_BLOCK);
+    return hash('sha256', outerInput, 'buffer');
   };
 }
 

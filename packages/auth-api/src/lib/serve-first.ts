@@ -1,0 +1,62 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import proxyAddr from '@fastify/proxy-addr';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { TokenEndpoint, TokenRequestFields } from '../modules/oauth/token-endpoint.js';
+
+/**
+ * The client's address as Fastify's `request.ip` reads it with `trustProxy: trusted` (the same
+ * library, the same rule): without trusted proxies the peer's address; with them, the last address
+ * of the `X-Forwarded-For` chain that is not a trusted proxy. test/token-dispatch.test.ts compares the two.
+ */
+export function clientAddressOf(trusted: string[] | undefined): (request: IncomingMessage) => string | undefined {
+  if (trusted === undefined) return (request) => request.socket.remoteAddress;
+  const trust = proxyAddr.compile(trusted);
+  return (request) => {
+    const chain = proxyAddr.all(request, trust);
+    return chain[chain.length - 1];
+  };
+}
+
+/**
+ * Hands `POST <path>` (with or without a query string) straight from Node to `endpoint`, and every
+ * other request to Fastify. The endpoint gets what Fastify would give a route: a request id, the
+ * client's address, a logger carrying the id, and the one request line (at `info`) in the format
+ * of the server's onResponse hook. Fastify stays the only other listener; it is checked, so a
+ * Fastify that attached its handler differently fails here, at start, rather than serve twice.
+ */
+export function serveFirst(app: FastifyInstance, path: string, endpoint: TokenEndpoint, addressOf: (request: IncomingMessage) => string | undefined): void {
+  const listeners = app.server.listeners('request');
+  if (listeners.length !== 1) throw new Error(`expected Fastify to be the server's one request listener, found ${listeners.length}`);
+  const fastify = listeners[0] as (request: IncomingMessage, response: ServerResponse) => void;
+  const withQuery = `${path}?`;
+  const log = app.log as FastifyBaseLogger & { isLevelEnabled?(level: string): boolean };
+
+  app.server.removeListener('request', fastify);
+  app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    const url = request.url ?? '';
+    const ip = request.method === 'POST' && (url === path || url.startsWith(withQuery)) ? addressOf(request) : undefined;
+    // Anything else, and a request whose connection is already gone (no address): Fastify's.
+    if (ip === undefined) return fastify(request, response);
+    const id = randomUUID();
+    const startedAt = performance.now();
+    let requestLog: FastifyBaseLogger | undefined;
+    let fields: TokenRequestFields | undefined;
+    const logOf = () => (requestLog ??= app.log.child({ reqId: id }));
+    if (log.isLevelEnabled?.('info') !== false) {
+      response.once('finish', () =>
+        logOf().info({ method: 'POST', path, status: response.statusCode, durationMs: Math.round(performance.now() - startedAt), ...fields }, 'request completed'),
+      );
+    }
+    endpoint(request, response, {
+      id,
+      ip,
+      startedAt,
+      log: logOf,
+      onFields: (f) => {
+        fields = f;
+      },
+    });
+  });
+}
