@@ -88,9 +88,13 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
       },
       (request, reply) => {
         reply.hijack();
+        const ip = request.ip;
+        // The client reset its connection before its request reached this route (Fastify runs it
+        // later than Node's request event): no one to answer, and no address to count or record.
+        if (ip === undefined) return;
         tokenEndpoint(request.raw, reply.raw, {
           id: request.id,
-          ip: request.ip,
+          ip,
           startedAt: performance.now() - reply.elapsedTime,
           log: () => request.log,
           // The request line is written by the server's onResponse hook, which runs for this route too.
