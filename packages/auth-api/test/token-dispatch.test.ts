@@ -200,6 +200,37 @@ describe('hostile clients (attacker review 6)', () => {
     expect((await overHttp(form, body, `${url}/`)).status).toBe(200);
   });
 
+  it('a grant sent a byte per chunk, or with a Content-Length in pieces, is read whole', async () => {
+    const body = `grant_type=client_credentials&client_id=${clientId}&client_secret=${secret}&scope=gsku%3Aread`;
+    const send = (parts: string[]) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(port(), '127.0.0.1', async () => {
+          for (const part of parts) {
+            socket.write(part);
+            await new Promise((r) => setTimeout(r, 5));
+          }
+        });
+        let received = '';
+        socket.on('data', (d) => {
+          received += d;
+          if (received.includes('"token_type"') || received.includes('"error"')) socket.end();
+        });
+        socket.on('close', () => resolve(received));
+        socket.on('error', reject);
+      });
+    const head = `POST ${url} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n`;
+    const bytewise = [`${head}Transfer-Encoding: chunked\r\n\r\n`, [...body].map((c) => `1\r\n${c}\r\n`).join(''), '0\r\n\r\n'];
+    const pieces = [`${head}Content-Length: ${body.length}\r\n\r\n`, body.slice(0, 7), body.slice(7, 50), body.slice(50)];
+    for (const parts of [bytewise, pieces]) {
+      const answer = await send(parts);
+      expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+      const token = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { access_token: string; scope: string };
+      expect(token.scope).toBe('gsku:read');
+      const { payload } = await jwtVerify(token.access_token, new TextEncoder().encode(TEST_SECRET), { issuer: ISSUER, audience: AUDIENCE });
+      expect(payload).toMatchObject({ client_id: clientId, scope: 'gsku:read' });
+    }
+  });
+
   it('bodies sent a byte per chunk and never finished hold about their size in memory, not a Buffer per byte', async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;

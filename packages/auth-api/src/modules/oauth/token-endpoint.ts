@@ -234,16 +234,18 @@ function parseBody(text: string | undefined, mediaType: string | undefined): unk
  * is refused before a byte is read, a body that grows past it as soon as it does. `'gone'` when
  * the connection failed before the body was whole.
  *
- * The body is copied into one buffer as it arrives, not kept as the chunks Node hands over: chunked
- * encoding lets a client send a byte per chunk, and each chunk is a Buffer object of about 80 bytes,
- * so 8 KiB held that way cost some 650 KiB of heap per connection until the request timed out.
+ * A body in one chunk (the usual) is kept as it came; one in more is copied into a single buffer
+ * as it arrives, not kept as the chunks Node hands over: chunked encoding lets a client send a
+ * byte per chunk, and each chunk is a Buffer object of about 80 bytes, so 8 KiB held that way cost
+ * some 650 KiB of heap per connection until the request timed out.
  */
 function readBody(request: IncomingMessage, limit: number, done: (err: OAuthError | 'gone' | null, text?: string) => void): void {
   const declared = Number(request.headers['content-length']);
   if (declared > limit) return done(TOO_LARGE());
-  // Node's parser delivers exactly a declared length; a chunked body starts small and doubles.
-  let body = Buffer.allocUnsafe(declared >= 0 ? declared : Math.min(limit, 1024));
+  let body: Buffer = EMPTY;
   let length = 0;
+  // Whether `body` is a buffer of ours (from the second chunk on) rather than the first chunk itself.
+  let owned = false;
   const stop = () => {
     request.off('data', onData);
     request.off('end', onEnd);
@@ -257,12 +259,17 @@ function readBody(request: IncomingMessage, limit: number, done: (err: OAuthErro
       stop();
       return done(TOO_LARGE());
     }
-    if (end > body.length) {
-      const grown = Buffer.allocUnsafe(Math.min(limit, Math.max(end, body.length * 2)));
-      body.copy(grown, 0, 0, length);
-      body = grown;
+    if (length === 0) body = chunk;
+    else {
+      if (!owned || end > body.length) {
+        // Room for a declared length at once (Node's parser delivers no more), else twice as much.
+        const grown = Buffer.allocUnsafe(Math.min(limit, Math.max(end, declared >= end ? declared : 0, 2 * length, 1024)));
+        body.copy(grown, 0, 0, length);
+        body = grown;
+        owned = true;
+      }
+      chunk.copy(body, length);
     }
-    chunk.copy(body, length);
     length = end;
   }
   function onEnd() {
@@ -277,6 +284,8 @@ function readBody(request: IncomingMessage, limit: number, done: (err: OAuthErro
   request.on('end', onEnd);
   request.on('error', onError);
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function ignore() {}
 
