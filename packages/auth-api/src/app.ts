@@ -21,6 +21,7 @@ import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
 import { createTokenEndpoint } from './modules/oauth/token-endpoint.js';
 import { clientAddressOf, serveFirst } from './lib/serve-first.js';
+import { boundedJsonParser } from './lib/read-body.js';
 import { jwksRoutes, signingKeysRoutes } from './modules/signing-keys/signing-keys.routes.js';
 import { createSigningKeyService, type SigningKeyService } from './modules/signing-keys/signing-keys.service.js';
 import { permissionsRoutes } from './modules/permissions/permissions.routes.js';
@@ -174,6 +175,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.setSerializerCompiler(serializerCompiler);
   // JSON only on the management API; the token endpoint adds form bodies in its own scope.
   app.removeContentTypeParser('text/plain');
+  // Fastify's JSON parsing, of a body read into one buffer (lib/read-body.ts): Fastify's own reader
+  // keeps a body as the chunks it came in, and a login sent a byte per chunk held 12 MB of heap.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', boundedJsonParser(app.getDefaultJsonParser('error', 'error')));
   // Hooks run on every request, the token endpoint's hot path included: callback style, no promise each.
   // Draining on close: every response sent from then on (in-flight requests included) says
   // Connection: close, so each keep-alive connection ends after its response instead of holding the shutdown open.

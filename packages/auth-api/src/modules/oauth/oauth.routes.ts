@@ -1,4 +1,3 @@
-import fastifyFormbody from '@fastify/formbody';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { performance } from 'node:perf_hooks';
@@ -14,6 +13,7 @@ import {
   failureHeaders,
   logFailure,
   TOKEN_BODY_LIMIT,
+  tokenBodyParser,
   type TokenEndpoint,
   type TokenRequestFields,
   tokenRequestFields,
@@ -44,8 +44,6 @@ export interface OAuthRoutesOptions {
 
 /** The OAuth endpoints a client calls with its secret: token (RFC 6749 §4.4), revocation, introspection. */
 export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app, { tokenEndpoint, oauth, throttle, authEvents, revocations, onOutcome, onLifecycleOutcome }) => {
-  await app.register(fastifyFormbody, { bodyLimit: TOKEN_BODY_LIMIT });
-
   /** The scope's error handler, telling `count` the failure's outcome (the token endpoint's metrics, or none). */
   const answerError = (count: OAuthRoutesOptions['onOutcome']) => async (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const ip = request.ip;
@@ -104,12 +102,29 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
         });
       },
     );
+
+    // Any other method on the token endpoint: 405 with Allow (RFC 9110 §15.5.6), in the OAuth error format.
+    token.route({
+      method: ['GET', 'PUT', 'PATCH', 'DELETE'],
+      url: '/oauth/token',
+      schema: { hide: true },
+      handler: async (_request, reply) =>
+        reply
+          .status(405)
+          .header('allow', 'POST')
+          .header('cache-control', 'no-store')
+          .send({ error: 'invalid_request', error_description: 'The token endpoint accepts POST only (RFC 6749 §3.2)' }),
+    });
   });
 
   // Revocation and introspection share the parsing, client authentication, throttle and error format, but
   // not the grant metrics (token requests only): a scope of their own, with their own counter.
   await app.register(async (lifecycle) => {
     lifecycle.setErrorHandler(answerError(undefined));
+    // The token endpoint's own body reader and parsers (token-endpoint.ts), not Fastify's.
+    lifecycle.removeAllContentTypeParsers();
+    lifecycle.addContentTypeParser('application/x-www-form-urlencoded', tokenBodyParser('application/x-www-form-urlencoded'));
+    lifecycle.addContentTypeParser('application/json', tokenBodyParser('application/json'));
     if (onLifecycleOutcome) {
       lifecycle.addHook('onResponse', (request, reply, done) => {
         const endpoint = request.routeOptions.url?.endsWith('/oauth/revoke') ? 'revoke' : 'introspect';
@@ -119,18 +134,5 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
       });
     }
     await lifecycle.register(tokenLifecycleRoutes, { oauth, revocations, bodyLimit: TOKEN_BODY_LIMIT });
-  });
-
-  // Any other method on the token endpoint: 405 with Allow (RFC 9110 §15.5.6), in the OAuth error format.
-  app.route({
-    method: ['GET', 'PUT', 'PATCH', 'DELETE'],
-    url: '/oauth/token',
-    schema: { hide: true },
-    handler: async (_request, reply) =>
-      reply
-        .status(405)
-        .header('allow', 'POST')
-        .header('cache-control', 'no-store')
-        .send({ error: 'invalid_request', error_description: 'The token endpoint accepts POST only (RFC 6749 §3.2)' }),
   });
 };

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { parse as parseForm } from 'fast-querystring';
 import type { FastifyBaseLogger, FastifyError } from 'fastify';
@@ -6,6 +7,7 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import secureJson from 'secure-json-parse';
 import { isDatabaseUnavailable } from '../../db/errors.js';
 import { OAuthError } from '../../errors.js';
+import { readBody } from '../../lib/read-body.js';
 import { BudgetExceededError } from '../../lib/work-budget.js';
 import { addressKey, type FailureThrottle } from '../../lib/throttle.js';
 import type { AuthEventRecorder } from '../auth-events/auth-events.recorder.js';
@@ -205,10 +207,10 @@ export function createTokenEndpoint(options: TokenEndpointOptions): TokenEndpoin
     if (mediaType !== FORM && mediaType !== JSON_TYPE) {
       return void fail(UNSUPPORTED_TYPE(), true).catch(unexpected);
     }
-    readBody(request, TOKEN_BODY_LIMIT, (err, text) => {
+    readBody(request, request.headers['content-length'], TOKEN_BODY_LIMIT, (err, text) => {
       // The client reset its connection mid-body: no one to answer, and nothing to count.
       if (err === 'gone') return;
-      if (err) return void fail(err, true).catch(unexpected);
+      if (err) return void fail(TOO_LARGE(), true).catch(unexpected);
       grant(text, mediaType).catch(unexpected);
     });
 
@@ -230,64 +232,26 @@ function parseBody(text: string | undefined, mediaType: string | undefined): unk
 }
 
 /**
- * The request body as UTF-8 text, at most `limit` bytes: a declared Content-Length over the limit
- * is refused before a byte is read, a body that grows past it as soon as it does. `'gone'` when
- * the connection failed before the body was whole.
- *
- * A body in one chunk (the usual) is kept as it came; one in more is copied into a single buffer
- * as it arrives, not kept as the chunks Node hands over: chunked encoding lets a client send a
- * byte per chunk, and each chunk is a Buffer object of about 80 bytes, so 8 KiB held that way cost
- * some 650 KiB of heap per connection until the request timed out.
+ * The token endpoint's body reading and parsing as a Fastify content-type parser for `mediaType`,
+ * for the endpoints that share them (revocation and introspection, oauth.routes.ts): the same
+ * reader (lib/read-body.ts) and limit, the same parsers, the same errors.
  */
-function readBody(request: IncomingMessage, limit: number, done: (err: OAuthError | 'gone' | null, text?: string) => void): void {
-  const declared = Number(request.headers['content-length']);
-  if (declared > limit) return done(TOO_LARGE());
-  let body: Buffer = EMPTY;
-  let length = 0;
-  // Whether `body` is a buffer of ours (from the second chunk on) rather than the first chunk itself.
-  let owned = false;
-  const stop = () => {
-    request.off('data', onData);
-    request.off('end', onEnd);
-    // Still listened to: a reset after the answer must not become an uncaught error.
-    request.on('error', ignore);
-    request.off('error', onError);
-  };
-  function onData(chunk: Buffer) {
-    const end = length + chunk.length;
-    if (end > limit) {
-      stop();
-      return done(TOO_LARGE());
-    }
-    if (length === 0) body = chunk;
-    else {
-      if (!owned || end > body.length) {
-        // Room for a declared length at once (Node's parser delivers no more), else twice as much.
-        const grown = Buffer.allocUnsafe(Math.min(limit, Math.max(end, declared >= end ? declared : 0, 2 * length, 1024)));
-        body.copy(grown, 0, 0, length);
-        body = grown;
-        owned = true;
+export function tokenBodyParser(mediaType: typeof FORM | typeof JSON_TYPE) {
+  return (request: { headers: IncomingMessage['headers'] }, payload: Readable, done: (err: Error | null, body?: unknown) => void): void => {
+    readBody(payload, request.headers['content-length'], TOKEN_BODY_LIMIT, (err, text) => {
+      // Gone mid-body: the scope's error handler answers nothing when the connection is closed.
+      if (err) return done(err === 'gone' ? MALFORMED() : TOO_LARGE());
+      let body: unknown;
+      try {
+        body = parseBody(text, mediaType);
+      } catch (parseErr) {
+        return done(parseErr instanceof OAuthError ? parseErr : MALFORMED());
       }
-      chunk.copy(body, length);
-    }
-    length = end;
-  }
-  function onEnd() {
-    stop();
-    done(null, body.toString('utf8', 0, length));
-  }
-  function onError() {
-    stop();
-    done('gone');
-  }
-  request.on('data', onData);
-  request.on('end', onEnd);
-  request.on('error', onError);
+      done(null, body);
+    });
+  };
 }
 
-const EMPTY = Buffer.alloc(0);
-
-function ignore() {}
 
 /**
  * The answers ready in one turn of the event loop, written together at its end (`setImmediate`)
