@@ -295,6 +295,10 @@ export async function run(only: (keyof typeof parts)[] = Object.keys(parts) as (
 
 if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
   const machine = watchMachine();
-  printTable(await run(process.env.BENCH_ONLY === 'repeat' ? ['repeat'] : undefined));
+  // BENCH_ONLY=repeat,algs (any of repeat, algs, cold, memory): only those groups.
+  const only = process.env.BENCH_ONLY?.split(',').map((name) => name.trim());
+  const unknown = only?.filter((name) => !(name in parts));
+  if (unknown?.length) throw new Error(`BENCH_ONLY: unknown group ${unknown.join(', ')} (known: ${Object.keys(parts).join(', ')})`);
+  printTable(await run(only as (keyof typeof parts)[] | undefined));
   console.log(machine.finish().summary);
 }
