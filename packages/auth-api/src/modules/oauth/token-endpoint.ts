@@ -252,7 +252,6 @@ export function tokenBodyParser(mediaType: typeof FORM | typeof JSON_TYPE) {
   };
 }
 
-
 /**
  * The answers ready in one turn of the event loop, written together at its end (`setImmediate`)
  * rather than one by one as each grant finishes: one write per response either way, but a peer
