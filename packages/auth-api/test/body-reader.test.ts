@@ -71,6 +71,41 @@ describe('a body sent a byte per chunk and never finished holds about its size i
   });
 });
 
+describe('a declared Content-Length reserves nothing by itself', () => {
+  it('200 logins declaring 65,000 bytes and sending two, a byte at a time, hold about a kilobyte each', async () => {
+    const gc = runInNewContext('gc') as () => void;
+    // Buffers over 4 KiB live outside the JS heap: counted with it.
+    const held = () => {
+      gc();
+      const { heapUsed, arrayBuffers } = process.memoryUsage();
+      return heapUsed + arrayBuffers;
+    };
+    const before = held();
+    const sockets: Socket[] = [];
+    await Promise.all(
+      Array.from(
+        { length: 200 },
+        () =>
+          new Promise<void>((resolve) => {
+            const socket = connect(port, '127.0.0.1', async () => {
+              socket.write('POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 65000\r\n\r\n{');
+              // A second chunk, read apart from the first: where the reader sizes its buffer.
+              await new Promise((r) => setTimeout(r, 50));
+              socket.write('"', () => resolve());
+            });
+            socket.on('error', () => {});
+            sockets.push(socket);
+          }),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const grown = held() - before;
+    await Promise.all(sockets.map((socket) => new Promise((resolve) => socket.once('close', resolve).destroy())));
+    // Sized by the declared length, 200 × 65,000 bytes = 13 MB.
+    expect(grown).toBeLessThan(4 * 1024 * 1024);
+  });
+});
+
 describe('the JSON routes answer as with Fastify\'s reader', () => {
   const login = (headers: Record<string, string>, payload: string) => ctx.app.inject({ method: 'POST', url: '/api/v1/auth/login', headers, payload });
   it('a body over 64 KiB: 413 payload_too_large, before it is read when Content-Length says so', async () => {

@@ -3,7 +3,7 @@ import Fastify from 'fastify';
 import { jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serverLoggerOptions } from '../src/app.js';
-import { clientAddressOf } from '../src/lib/serve-first.js';
+import { clientAddressOf, serveFirst } from '../src/lib/serve-first.js';
 import { AUDIENCE, createClient, createTestContext, ISSUER, TEST_SECRET, type TestContext } from './helpers.js';
 
 // The token endpoint (src/modules/oauth/token-endpoint.ts) is served two ways: a request that
@@ -283,6 +283,38 @@ describe('the client address with TRUST_PROXY is the one Fastify reads', () => {
       expect(line).toMatchObject({ reqId: res.headers.get('x-request-id'), outcome: 'granted', address: '203.0.113.9' });
     } finally {
       await proxied.close();
+    }
+  });
+});
+
+describe('serveFirst', () => {
+  it('a fault thrown by the endpoint itself is logged and answered 500, and the server goes on serving', async () => {
+    const logged: string[] = [];
+    const fastify = Fastify({ logger: { level: 'error', stream: { write: (line: string) => void logged.push(line) } } });
+    fastify.get('/other', async () => ({ ok: true }));
+    serveFirst(
+      fastify,
+      '/t',
+      () => {
+        throw new Error('endpoint fault');
+      },
+      clientAddressOf(undefined),
+    );
+    const at = await fastify.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const res = await fetch(`${at}/t`, { method: 'POST', body: 'x' });
+        expect([res.status, res.headers.get('cache-control'), await res.json()]).toEqual([500, 'no-store', { error: 'server_error', error_description: 'The authorization server encountered an error' }]);
+        expect(res.headers.get('x-request-id')).toMatch(UUID);
+      }
+      expect((await fetch(`${at}/other`)).status).toBe(200);
+      const errors = logged.map((line) => JSON.parse(line) as { msg: string; err?: { message: string } });
+      expect(errors.map((e) => [e.msg, e.err?.message])).toEqual([
+        ['token request failed', 'endpoint fault'],
+        ['token request failed', 'endpoint fault'],
+      ]);
+    } finally {
+      await fastify.close();
     }
   });
 });

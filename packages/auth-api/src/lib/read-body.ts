@@ -37,8 +37,10 @@ export function readBody(stream: Readable, contentLength: string | undefined, li
     if (length === 0) body = chunk;
     else {
       if (!owned || end > body.length) {
-        // Room for a declared length at once (Node's parser delivers no more), else twice as much.
-        const grown = Buffer.allocUnsafe(Math.min(limit, Math.max(end, declared >= end ? declared : 0, 2 * length, 1024)));
+        // Twice as much room each time it runs out (the copies stay linear in the body's length),
+        // never sized by the declared length: a client declaring the limit and sending two bytes
+        // holds about a kilobyte, not the limit.
+        const grown = Buffer.allocUnsafe(Math.min(limit, Math.max(end, 2 * length, 1024)));
         body.copy(grown, 0, 0, length);
         body = grown;
         owned = true;

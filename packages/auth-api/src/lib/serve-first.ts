@@ -49,14 +49,24 @@ export function serveFirst(app: FastifyInstance, path: string, endpoint: TokenEn
         logOf().info({ method: 'POST', path, status: response.statusCode, durationMs: Math.round(performance.now() - startedAt), ...fields }, 'request completed'),
       );
     }
-    endpoint(request, response, {
-      id,
-      ip,
-      startedAt,
-      log: logOf,
-      onFields: (f) => {
-        fields = f;
-      },
-    });
+    try {
+      endpoint(request, response, {
+        id,
+        ip,
+        startedAt,
+        log: logOf,
+        onFields: (f) => {
+          fields = f;
+        },
+      });
+    } catch (err) {
+      // A fault of the endpoint's own (it answers every request error itself): thrown from a
+      // request listener it would end the process, so it is logged and the request refused.
+      logOf().error({ err }, 'token request failed');
+      if (response.headersSent) return void response.destroy();
+      response
+        .writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-request-id': id, connection: 'close' })
+        .end('{"error":"server_error","error_description":"The authorization server encountered an error"}');
+    }
   });
 }
