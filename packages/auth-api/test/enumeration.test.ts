@@ -1,6 +1,9 @@
+import type { KyselyPlugin } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.js';
 import { createBcryptHasher } from '../src/lib/password.js';
-import { bearer, createClient, createTestContext, type TestContext } from './helpers.js';
+import { createAdminUser } from '../src/modules/admin-auth/admin-auth.service.js';
+import { ADMIN, bearer, createClient, createTestContext, createTestDatabase, login, testConfig, type TestContext } from './helpers.js';
 
 /**
  * Unknown client, wrong secret, disabled and revoked credentials, expired and
@@ -82,4 +85,56 @@ describe.each(['bcrypt', 'hmac-sha256'] as const)('client enumeration, secrets s
       expect({ label, withinThreshold: Math.abs(m - reference) / reference < THRESHOLD, medians }).toEqual({ label, withinThreshold: true, medians });
     }
   }, 300_000); // 6 kinds × 30 samples at cost 10, plus the set-up's rotations: minutes on a loaded machine
+});
+
+describe('client enumeration through what the server remembers', () => {
+  it('a wrong secret for a client_id whose state is in memory takes the database read an unknown client_id takes', async () => {
+    // Every query answered 40 ms late, once switched on: a wrong secret that skipped the read
+    // an unknown client_id makes would answer 40 ms sooner (bcrypt at cost 4 takes ~2 ms).
+    let delayMs = 0;
+    const slow: KyselyPlugin = {
+      transformQuery: (args) => args.node,
+      transformResult: async (args) => {
+        if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+        return args.result;
+      },
+    };
+    const database = await createTestDatabase();
+    const config = testConfig({ AUTH_FAILURE_LIMIT: '1000', AUTH_FAILURE_LIMIT_PER_IP: '1000' });
+    const hasher = createBcryptHasher(config.bcryptCost);
+    await createAdminUser(database.db, hasher, ADMIN.email, ADMIN.password, { id: null, label: 'test', ip: null });
+    const app = await buildApp({ logger: false, config, database: { ...database, db: database.db.withPlugin(slow) }, hasher });
+    try {
+      await app.ready();
+      const token = await login(app, ADMIN);
+      const created = await app.inject({ method: 'POST', url: '/api/v1/admin/m2m-clients', headers: bearer(token), payload: { client_id: 'remembered-svc', name: 'Remembered', scopes: ['a:b'] } });
+      const secret = created.json().client_secret as string;
+      const grant = (clientId: string, clientSecret: string) =>
+        app.inject({ method: 'POST', url: '/api/v1/oauth/token', payload: { grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret } });
+      // A grant once the change feed is live: the credential's state is now remembered.
+      for (let i = 0; i < 100 && !app.credentialState.stats().live; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect((await grant('remembered-svc', secret)).statusCode).toBe(200);
+      expect((await grant('remembered-svc', secret)).statusCode).toBe(200);
+      const { hits } = app.credentialState.stats();
+      expect(hits).toBeGreaterThan(0);
+
+      delayMs = 40;
+      const times: Record<'known' | 'unknown', number[]> = { known: [], unknown: [] };
+      for (let i = 0; i < 5; i++) {
+        for (const [label, clientId] of [['known', 'remembered-svc'], ['unknown', 'never-created-svc']] as const) {
+          const started = performance.now();
+          const res = await grant(clientId, `${secret.slice(0, -3)}xyz`);
+          times[label].push(performance.now() - started);
+          expect(res.statusCode).toBe(401);
+        }
+      }
+      const [known, unknown] = [median(times.known), median(times.unknown)];
+      // Both paid the delayed read: each at least 40 ms, and within 20 ms of each other.
+      expect({ known: known >= 40, unknown: unknown >= 40, close: Math.abs(known - unknown) < 20, times }).toEqual({ known: true, unknown: true, close: true, times });
+    } finally {
+      delayMs = 0;
+      await app.close();
+      await database.close();
+    }
+  });
 });

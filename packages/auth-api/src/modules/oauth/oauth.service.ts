@@ -60,7 +60,8 @@ const invalidClient = () => new OAuthError('invalid_client', 'Client authenticat
 /** The client_credentials grant (RFC 6749 §4.4). */
 export function createOAuthService(deps: OAuthDeps) {
   const { db, secrets, budget, tokens, secretCache, throttle, clock, serviceTokenTtlSec, defaultAudience } = deps;
-  const readClient = deps.readClient ?? coalesceReads((clientId) => findClientForGrant(db, clientId));
+  const readStored = coalesceReads((clientId: string) => findClientForGrant(db, clientId));
+  const readClient = deps.readClient ?? readStored;
   // Slow (bcrypt) checks under way, by a keyed hash of (client_id, address, secret): never the plaintext.
   const flights = new Map<string, Promise<VerifiedSecret | undefined>>();
   const flightMacKey = randomBytes(32);
@@ -147,11 +148,14 @@ export function createOAuthService(deps: OAuthDeps) {
       throw new OAuthError('slow_down', 'Too many failed authentication attempts; retry later', 429, { retryAfterSec: attempt.retryAfterSec, ...counted });
     }
     // The read happens inside the budget too: a flood's reads are bounded by its concurrency, and
-    // cannot queue ahead of cached grants on the database.
+    // cannot queue ahead of cached grants on the database. It always goes to the database, even for
+    // a client_id whose state `readClient` remembers: unknown ids are never remembered, so a wrong
+    // secret for a known id would otherwise answer one database read sooner, and the time would
+    // tell which client_ids exist (attacker review 6).
     let checked: { candidate: GrantSecret | undefined; ok: boolean; expiredMatch: boolean };
     try {
       checked = await budget.run(networkKey(ip), async () => {
-        const row = wellFormed ? await readClient(clientId) : undefined;
+        const row = wellFormed ? await readStored(clientId) : undefined;
         const found = row ? candidateFor(row, secretHint(clientSecret)) : undefined;
         const candidate = found?.secret;
         const matches = candidate ? await secrets.verify(clientSecret, { secret_hash: candidate.hash, hash_alg: candidate.alg }) : false;
