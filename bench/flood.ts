@@ -55,7 +55,9 @@ async function probe(base: string, cred: { clientId: string; secret: string }, t
 
 /** Junk grants from one source address, `IN_FLIGHT_PER_ADDRESS` at a time, until `untilMs`. */
 async function flood(base: string, address: string, untilMs: number, statuses: Map<number, number>) {
-  const agent = new Agent({ connections: IN_FLIGHT_PER_ADDRESS, connect: { localAddress: address } });
+  // undici takes the source address as an Agent option: as a `connect` option it is overridden, and
+  // every flooder came from 127.0.0.1 (the flood then also locked 127.0.0.1 out of cold grants).
+  const agent = new Agent({ connections: IN_FLIGHT_PER_ADDRESS, localAddress: address });
   let n = 0;
   await Promise.all(
     Array.from({ length: IN_FLIGHT_PER_ADDRESS }, async () => {
