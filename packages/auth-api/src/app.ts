@@ -20,7 +20,7 @@ import { createClientSecretHasher } from './lib/client-secret-hash.js';
 import { metadataRoutes } from './modules/oauth/metadata.routes.js';
 import { oauthRoutes } from './modules/oauth/oauth.routes.js';
 import { createTokenEndpoint } from './modules/oauth/token-endpoint.js';
-import { clientAddressOf, serveFirst } from './lib/serve-first.js';
+import { clientAddressOf, logRequestLine, serveFirst, writesRequestLines } from './lib/serve-first.js';
 import { boundedJsonParser } from './lib/read-body.js';
 import { jwksRoutes, signingKeysRoutes } from './modules/signing-keys/signing-keys.routes.js';
 import { createSigningKeyService, type SigningKeyService } from './modules/signing-keys/signing-keys.service.js';
@@ -194,17 +194,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
-  // One line per request; request.log already carries reqId. No query string, headers or body;
-  // token requests add client_id (as sent, bounded), auth method, outcome and address (never the secret).
+  // One line per request (lib/serve-first.ts, logRequestLine); request.log already carries reqId.
   app.decorateRequest('tokenRequest', null);
   app.addHook('onResponse', (request, reply, done) => {
-    // Built only when it is written: at LOG_LEVEL=warn (production's usual) a request costs no line object.
-    const log = request.log as FastifyBaseLogger & { isLevelEnabled?(level: string): boolean };
-    if (log.isLevelEnabled?.('info') === false) return done();
-    log.info(
-      { method: request.method, path: request.url.split('?')[0], status: reply.statusCode, durationMs: Math.round(reply.elapsedTime), ...request.tokenRequest },
-      'request completed',
-    );
+    if (writesRequestLines(request.log)) logRequestLine(request.log, request.method, request.url.split('?')[0]!, reply.statusCode, reply.elapsedTime, request.tokenRequest);
     done();
   });
   registerErrorHandlers(app);

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import proxyAddr from '@fastify/proxy-addr';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import type { TokenEndpoint, TokenRequestFields } from '../modules/oauth/token-endpoint.js';
+import { SERVER_ERROR_BODY, type TokenEndpoint, type TokenRequestFields } from '../modules/oauth/token-endpoint.js';
 
 /**
  * The client's address as Fastify's `request.ip` reads it with `trustProxy: trusted` (the same
@@ -19,6 +19,20 @@ export function clientAddressOf(trusted: string[] | undefined): (request: Incomi
   };
 }
 
+/** Whether `log` writes the request line (info): at LOG_LEVEL=warn, production's usual, a request builds no line object. */
+export function writesRequestLines(log: FastifyBaseLogger): boolean {
+  return (log as FastifyBaseLogger & { isLevelEnabled?(level: string): boolean }).isLevelEnabled?.('info') !== false;
+}
+
+/**
+ * The one line per request (`log` carries the request id): method, path without the query string
+ * (it could carry a secret sent by mistake), status and duration; a token request adds its client_id
+ * (as sent, bounded), auth method, outcome and address, never the secret.
+ */
+export function logRequestLine(log: FastifyBaseLogger, method: string, path: string, status: number, elapsedMs: number, token: TokenRequestFields | null | undefined): void {
+  log.info({ method, path, status, durationMs: Math.round(elapsedMs), ...token }, 'request completed');
+}
+
 /**
  * Hands `POST <path>` (with or without a query string) straight from Node to `endpoint`, and every
  * other request to Fastify. The endpoint gets what Fastify would give a route: a request id, the
@@ -31,7 +45,6 @@ export function serveFirst(app: FastifyInstance, path: string, endpoint: TokenEn
   if (listeners.length !== 1) throw new Error(`expected Fastify to be the server's one request listener, found ${listeners.length}`);
   const fastify = listeners[0] as (request: IncomingMessage, response: ServerResponse) => void;
   const withQuery = `${path}?`;
-  const log = app.log as FastifyBaseLogger & { isLevelEnabled?(level: string): boolean };
 
   app.server.removeListener('request', fastify);
   app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
@@ -44,11 +57,7 @@ export function serveFirst(app: FastifyInstance, path: string, endpoint: TokenEn
     let requestLog: FastifyBaseLogger | undefined;
     let fields: TokenRequestFields | undefined;
     const logOf = () => (requestLog ??= app.log.child({ reqId: id }));
-    if (log.isLevelEnabled?.('info') !== false) {
-      response.once('finish', () =>
-        logOf().info({ method: 'POST', path, status: response.statusCode, durationMs: Math.round(performance.now() - startedAt), ...fields }, 'request completed'),
-      );
-    }
+    if (writesRequestLines(app.log)) response.once('finish', () => logRequestLine(logOf(), 'POST', path, response.statusCode, performance.now() - startedAt, fields));
     try {
       endpoint(request, response, {
         id,
@@ -66,7 +75,7 @@ export function serveFirst(app: FastifyInstance, path: string, endpoint: TokenEn
       if (response.headersSent) return void response.destroy();
       response
         .writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-request-id': id, connection: 'close' })
-        .end('{"error":"server_error","error_description":"The authorization server encountered an error"}');
+        .end(SERVER_ERROR_BODY);
     }
   });
 }

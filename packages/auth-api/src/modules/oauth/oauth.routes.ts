@@ -9,15 +9,13 @@ import type { OAuthService } from './oauth.service.js';
 import type { RevocationsService } from '../revocations/revocations.service.js';
 import { tokenLifecycleRoutes } from '../revocations/revocations.routes.js';
 import {
-  failureAnswer,
+  failureFor,
   failureHeaders,
-  logFailure,
   TOKEN_BODY_LIMIT,
   tokenBodyParser,
   type TokenEndpoint,
   type TokenRequestFields,
   tokenRequestFields,
-  toOAuthError,
 } from './token-endpoint.js';
 
 declare module 'fastify' {
@@ -50,12 +48,11 @@ export const oauthRoutes: FastifyPluginAsyncZod<OAuthRoutesOptions> = async (app
     // The client closed its connection before its request was read (a reset mid-body): no one to
     // answer, and no address to count or record.
     if (ip === undefined) return reply.hijack();
-    const oauthError = await failureAnswer(toOAuthError(err), ip, throttle);
+    const oauthError = await failureFor(err, ip, throttle, () => request.log);
     const fields = tokenRequestFields(undefined, request.body, request.headers.authorization, oauthError.outcome, ip);
     request.tokenRequest = fields;
     authEvents.record(fields.client_id, addressKey(ip), fields.outcome);
     count?.(oauthError.outcome, reply.elapsedTime);
-    logFailure(request.log, err, oauthError);
     return reply.status(oauthError.status).headers(failureHeaders(oauthError)).send({ error: oauthError.code, error_description: oauthError.description });
   };
   app.setErrorHandler(answerError(onOutcome));

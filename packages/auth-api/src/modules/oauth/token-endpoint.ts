@@ -28,6 +28,9 @@ const TOO_LARGE = () => new OAuthError('invalid_request', 'The request body is t
 const MALFORMED = () => new OAuthError('invalid_request', 'The request is malformed');
 const UNSUPPORTED_TYPE = () => new OAuthError('invalid_request', `Unsupported Content-Type: send the parameters as ${TOKEN_MEDIA_TYPES.join(' or ')}`, 415);
 
+/** The answer to a fault of the server's own, as RFC 6749 §5.2 writes it: no internals (the log has them). */
+export const SERVER_ERROR_BODY = JSON.stringify({ error: 'server_error', error_description: 'The authorization server encountered an error' });
+
 /** Any error on the OAuth endpoints → RFC 6749 §5.2 `{error, error_description}` (no internals: the log has them). */
 export function toOAuthError(err: unknown): OAuthError {
   if (err instanceof OAuthError) return err;
@@ -71,14 +74,25 @@ export function tokenRequestFields(
 }
 
 /**
- * The answer to a failed OAuth request (RFC 6749 §5.2): the error, after counting a failure the
- * throttle did not see (malformed, wrong grant type, a scope not held) against the address, so
- * that past its limit the address gets 429 whatever it sends.
+ * The answer to a failed OAuth request (RFC 6749 §5.2), for the token endpoint and for revocation
+ * and introspection alike: the error mapped (toOAuthError); a failure the throttle did not see
+ * (malformed, wrong grant type, a scope not held) counted against the address, so that past its
+ * limit the address gets 429 whatever it sends; and a server-side failure logged (without the
+ * request's secrets; a shed request, bcrypt budget full, only on its request line).
  */
-export async function failureAnswer(error: OAuthError, address: string, throttle: FailureThrottle): Promise<OAuthError> {
+export async function failureFor(err: unknown, address: string, throttle: FailureThrottle, log: () => FastifyBaseLogger): Promise<OAuthError> {
+  let error = toOAuthError(err);
   if (error.status >= 400 && error.status < 500 && !error.counted) {
-    const retryAfterSec = await throttle.failed(address);
-    if (retryAfterSec !== undefined) return new OAuthError('slow_down', 'Too many failed requests; retry later', 429, { retryAfterSec });
+    try {
+      const retryAfterSec = await throttle.failed(address);
+      if (retryAfterSec !== undefined) error = new OAuthError('slow_down', 'Too many failed requests; retry later', 429, { retryAfterSec });
+    } catch (throttleErr) {
+      error = toOAuthError(throttleErr);
+    }
+  }
+  if (error.status >= 500 && error.outcome !== 'shed') {
+    if (error.code === 'temporarily_unavailable') log().warn({ code: (err as { code?: unknown }).code }, 'database unavailable');
+    else log().error({ err }, 'token request failed');
   }
   return error;
 }
@@ -92,13 +106,6 @@ export function failureHeaders(error: OAuthError): Record<string, string> {
   // RFC 9110 §15.5.16: a 415 may say, in Accept, which media types would have been accepted.
   if (error.status === 415) headers.accept = TOKEN_MEDIA_TYPES.join(', ');
   return headers;
-}
-
-/** A server-side failure is logged (without the request's secrets); a shed request (bcrypt budget full) only on its request line. */
-export function logFailure(log: FastifyBaseLogger, err: unknown, error: OAuthError): void {
-  if (error.status < 500 || error.outcome === 'shed') return;
-  if (error.code === 'temporarily_unavailable') log.warn({ code: (err as { code?: unknown }).code }, 'database unavailable');
-  else log.error({ err }, 'token request failed');
 }
 
 /** One token request as its server hands it over. */
@@ -168,14 +175,8 @@ export function createTokenEndpoint(options: TokenEndpointOptions): TokenEndpoin
     }
 
     async function fail(err: unknown, closeAfter: boolean) {
-      let error = toOAuthError(err);
-      try {
-        error = await failureAnswer(error, exchange.ip, throttle);
-      } catch (throttleErr) {
-        error = toOAuthError(throttleErr);
-      }
+      const error = await failureFor(err, exchange.ip, throttle, exchange.log);
       record(error.outcome);
-      logFailure(exchange.log(), err, error);
       answer(error.status, failureHeaders(error), JSON.stringify({ error: error.code, error_description: error.description }), closeAfter);
     }
 
@@ -217,7 +218,7 @@ export function createTokenEndpoint(options: TokenEndpointOptions): TokenEndpoin
     /** A fault of this handler itself: logged, and answered 500 if still possible. */
     function unexpected(err: unknown) {
       exchange.log().error({ err }, 'token request failed');
-      answer(500, { 'cache-control': 'no-store' }, JSON.stringify({ error: 'server_error', error_description: 'The authorization server encountered an error' }), true);
+      answer(500, { 'cache-control': 'no-store' }, SERVER_ERROR_BODY, true);
     }
   };
 }
