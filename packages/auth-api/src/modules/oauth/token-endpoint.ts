@@ -83,12 +83,9 @@ export function tokenRequestFields(
 export async function failureFor(err: unknown, address: string, throttle: FailureThrottle, log: () => FastifyBaseLogger): Promise<OAuthError> {
   let error = toOAuthError(err);
   if (error.status >= 400 && error.status < 500 && !error.counted) {
-    try {
-      const retryAfterSec = await throttle.failed(address);
-      if (retryAfterSec !== undefined) error = new OAuthError('slow_down', 'Too many failed requests; retry later', 429, { retryAfterSec });
-    } catch (throttleErr) {
-      error = toOAuthError(throttleErr);
-    }
+    // Never throws: a store that fails answers "over the limit" (the throttle fails closed).
+    const retryAfterSec = await throttle.failed(address);
+    if (retryAfterSec !== undefined) error = new OAuthError('slow_down', 'Too many failed requests; retry later', 429, { retryAfterSec });
   }
   if (error.status >= 500 && error.outcome !== 'shed') {
     if (error.code === 'temporarily_unavailable') log().warn({ code: (err as { code?: unknown }).code }, 'database unavailable');
